@@ -1,0 +1,259 @@
+package herald
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Channel is a way of reaching a user.
+type Channel string
+
+// Channels Herald delivers on.
+const (
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
+	ChannelPush  Channel = "push"
+)
+
+// Channels lists every channel in a stable order.
+var Channels = []Channel{ChannelPush, ChannelEmail, ChannelSMS}
+
+// Valid reports whether c is a known channel.
+func (c Channel) Valid() bool {
+	return c == ChannelEmail || c == ChannelSMS || c == ChannelPush
+}
+
+// Platform is the kind of device a push goes to.
+type Platform string
+
+// Device platforms.
+const (
+	PlatformIOS     Platform = "ios"
+	PlatformAndroid Platform = "android"
+	PlatformWeb     Platform = "web"
+)
+
+// Valid reports whether p is a known platform.
+func (p Platform) Valid() bool {
+	return p == PlatformIOS || p == PlatformAndroid || p == PlatformWeb
+}
+
+// Priority orders work within a channel: high never waits behind normal.
+type Priority string
+
+// Priorities.
+const (
+	PriorityNormal Priority = "normal"
+	PriorityHigh   Priority = "high"
+)
+
+// Valid reports whether p is a known priority.
+func (p Priority) Valid() bool { return p == PriorityNormal || p == PriorityHigh }
+
+// Scope is what an API key may do.
+type Scope string
+
+// Key scopes.
+const (
+	ScopeAdmin Scope = "admin" // everything in the app
+	ScopeSend  Scope = "send"  // send notifications and read their status
+)
+
+// Valid reports whether s is a known scope.
+func (s Scope) Valid() bool { return s == ScopeAdmin || s == ScopeSend }
+
+// Allows reports whether a key of scope s may act with scope need.
+func (s Scope) Allows(need Scope) bool { return s == ScopeAdmin || s == need }
+
+// App is a tenant: every other object belongs to exactly one app.
+type App struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// APIKey is a stored key. The secret itself is never stored, only its hash.
+type APIKey struct {
+	ID        string
+	AppID     string
+	Name      string
+	Scope     Scope
+	Prefix    string // the first characters of the key, to recognise it in lists and logs
+	Hash      []byte // SHA-256 of the whole key
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// User is a recipient of an app, identified by the app's own id for it.
+type User struct {
+	AppID      string
+	ID         string
+	Email      string // empty when unknown
+	Phone      string // E.164, empty when unknown
+	Locale     string // BCP 47, empty when unknown
+	Timezone   string // IANA, empty when unknown
+	Attributes map[string]any
+	// EmailStatus and PhoneStatus are "" (usable) or DeviceInvalid when a provider rejected the contact.
+	EmailStatus string
+	PhoneStatus string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Device statuses.
+const (
+	DeviceActive  = "active"
+	DeviceInvalid = "invalid"
+)
+
+// WebPushSubscription is a browser's push subscription (the PushSubscription JSON).
+type WebPushSubscription struct {
+	Endpoint string `json:"endpoint"`
+	Keys     struct {
+		P256dh string `json:"p256dh"`
+		Auth   string `json:"auth"`
+	} `json:"keys"`
+}
+
+// Device is one push target of a user.
+type Device struct {
+	AppID        string
+	ID           string
+	UserID       string
+	Platform     Platform
+	Token        string               // APNs or FCM token; for web, the subscription endpoint
+	Subscription *WebPushSubscription // web only
+	Status       string               // DeviceActive or DeviceInvalid
+	CreatedAt    time.Time
+}
+
+// QuietHours is a daily window, in the user's timezone, for holding back non-critical notifications.
+type QuietHours struct {
+	Start string `json:"start"` // "22:00"
+	End   string `json:"end"`   // "07:00"
+}
+
+// Preferences are a user's choices. A channel missing from Channels is allowed.
+type Preferences struct {
+	Channels   map[Channel]bool            `json:"channels,omitempty"`
+	Categories map[string]map[Channel]bool `json:"categories,omitempty"`
+	QuietHours *QuietHours                 `json:"quiet_hours,omitempty"`
+}
+
+// Allows reports whether the user accepts channel c for category.
+func (p Preferences) Allows(c Channel, category string) bool {
+	if on, ok := p.Channels[c]; ok && !on {
+		return false
+	}
+	if cat, ok := p.Categories[category]; ok {
+		if on, ok := cat[c]; ok && !on {
+			return false
+		}
+	}
+	return true
+}
+
+// Content is what a notification says, before it is shaped for a channel.
+type Content struct {
+	Title   string            `json:"title,omitempty"`   // push
+	Body    string            `json:"body,omitempty"`    // every channel's plain text
+	Subject string            `json:"subject,omitempty"` // email
+	HTML    string            `json:"html,omitempty"`    // email
+	URL     string            `json:"url,omitempty"`     // where a tap or click leads
+	Data    map[string]string `json:"data,omitempty"`    // push key/values
+}
+
+// Notification is one accepted send request.
+type Notification struct {
+	AppID     string
+	ID        string
+	Category  string
+	Priority  Priority
+	Content   Content
+	CreatedAt time.Time
+}
+
+// Status is the state of a delivery.
+type Status string
+
+// Delivery statuses, in the order a delivery usually passes them.
+const (
+	StatusAccepted   Status = "accepted"
+	StatusScheduled  Status = "scheduled"
+	StatusQueued     Status = "queued"
+	StatusSending    Status = "sending"
+	StatusSent       Status = "sent"
+	StatusDelivered  Status = "delivered"
+	StatusOpened     Status = "opened"
+	StatusClicked    Status = "clicked"
+	StatusFailed     Status = "failed"
+	StatusSuppressed Status = "suppressed"
+	StatusCanceled   Status = "canceled"
+	StatusDead       Status = "dead"
+)
+
+// Done reports whether no more sending will happen for a delivery in status s.
+func (s Status) Done() bool {
+	switch s {
+	case StatusSent, StatusDelivered, StatusOpened, StatusClicked,
+		StatusFailed, StatusSuppressed, StatusCanceled, StatusDead:
+		return true
+	}
+	return false
+}
+
+// Reasons explain a suppressed, failed or retried delivery.
+const (
+	ReasonOptedOut         = "opted_out"
+	ReasonNoAddress        = "no_address"
+	ReasonInvalidRecipient = "invalid_recipient"
+	ReasonProviderRejected = "provider_rejected"
+	ReasonNoProvider       = "no_provider"
+	ReasonRetriesExhausted = "retries_exhausted"
+)
+
+// Delivery is one message of a notification to one address on one channel.
+type Delivery struct {
+	AppID          string
+	ID             string
+	NotificationID string
+	UserID         string // empty for direct addresses
+	Channel        Channel
+	Priority       Priority
+	// Address is the email address, the E.164 phone number, or the device token or endpoint.
+	Address           string
+	DeviceID          string
+	Platform          Platform
+	Status            Status
+	Reason            string
+	Provider          string
+	ProviderMessageID string
+	Attempts          int
+	NextAttemptAt     time.Time // when the delivery is due; zero means now
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Event is one step in a delivery's timeline.
+type Event struct {
+	AppID          string
+	NotificationID string
+	DeliveryID     string
+	Channel        Channel
+	Status         Status
+	Reason         string
+	Attempt        int
+	Provider       string
+	Detail         string
+	At             time.Time
+}
+
+// Idempotency is the stored first answer to a request with an Idempotency-Key.
+type Idempotency struct {
+	AppID          string
+	Key            string
+	RequestHash    []byte
+	NotificationID string
+	Response       json.RawMessage
+	CreatedAt      time.Time
+}

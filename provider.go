@@ -1,0 +1,78 @@
+package herald
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Message is one rendered delivery, ready for a provider.
+type Message struct {
+	AppID          string
+	NotificationID string
+	DeliveryID     string
+	Channel        Channel
+	Platform       Platform // push only
+	// To is the email address, the E.164 number, or the device token.
+	To           string
+	Subscription *WebPushSubscription // web push only
+	Category     string
+	Priority     Priority
+	Content      Content
+	Attempt      int
+}
+
+// OutcomeKind classifies what a provider made of a message.
+type OutcomeKind int
+
+// Outcome kinds.
+const (
+	// OutcomeSent: the provider accepted the message.
+	OutcomeSent OutcomeKind = iota + 1
+	// OutcomeRetry: a passing failure (5xx, timeout, throttling); try again after RetryAfter.
+	OutcomeRetry
+	// OutcomePermanent: the message will never be accepted as it is.
+	OutcomePermanent
+	// OutcomeInvalidRecipient: the address or device is gone; disable it.
+	OutcomeInvalidRecipient
+)
+
+func (k OutcomeKind) String() string {
+	switch k {
+	case OutcomeSent:
+		return "sent"
+	case OutcomeRetry:
+		return "retry"
+	case OutcomePermanent:
+		return "permanent"
+	case OutcomeInvalidRecipient:
+		return "invalid_recipient"
+	}
+	return "unknown"
+}
+
+// Outcome is the classified result of one provider call.
+type Outcome struct {
+	Kind              OutcomeKind
+	ProviderMessageID string
+	// RetryAfter is the least wait before the next attempt (the provider's Retry-After), zero when none.
+	RetryAfter time.Duration
+	// Detail says what happened, for the timeline (an error text or a provider's code).
+	Detail string
+}
+
+// Provider delivers messages through one third-party service with one
+// configuration. Workers call Send concurrently; an implementation must be
+// safe for that. Send never panics on bad input: it classifies it.
+type Provider interface {
+	// Kind names the provider kind ("smtp", "apns", …).
+	Kind() string
+	// Send delivers one message and classifies the result. It honours ctx's deadline.
+	Send(ctx context.Context, m Message) Outcome
+}
+
+// ProviderEntry is one element of an app's provider list for a channel.
+type ProviderEntry struct {
+	Kind     string          `json:"kind"`
+	Settings json.RawMessage `json:"settings,omitempty"`
+}

@@ -1,0 +1,171 @@
+package herald
+
+import (
+	"context"
+	"time"
+)
+
+// Store is Herald's data and notification log. SQLite (embedded) and
+// Postgres (scaled out) implement it and pass one conformance suite
+// (internal/store/storetest). Every method that takes an appID only ever
+// sees that app's objects: another app's object is ErrNotFound.
+//
+// Errors: methods return errors wrapping *Error with CodeNotFound when the
+// object does not exist in the app, CodeConflict on a unique violation, and
+// CodeUnavailable when the database cannot be reached; anything else is
+// CodeInternal.
+type Store interface {
+	AppStore
+	ContactStore
+	ProviderConfigStore
+	LogStore
+	LeaseStore
+	// Ping checks that the database answers. Called by /readyz.
+	Ping(ctx context.Context) error
+	// Close releases the connections. Safe to call twice.
+	Close() error
+}
+
+// AppStore keeps apps and their API keys.
+type AppStore interface {
+	// CreateApp stores a new app. CodeConflict when the id exists.
+	CreateApp(ctx context.Context, app App) error
+	// GetApp returns the app. CodeNotFound when it does not exist.
+	GetApp(ctx context.Context, id string) (App, error)
+	// CreateKey stores a key. CodeConflict when the id or hash exists.
+	CreateKey(ctx context.Context, key APIKey) error
+	// KeyByHash returns the live (not revoked) key with this hash; called on
+	// every authenticated request. CodeNotFound when none.
+	KeyByHash(ctx context.Context, hash []byte) (APIKey, error)
+	// RevokeKey marks the app's key revoked at the given time. CodeNotFound
+	// when the app has no such live key.
+	RevokeKey(ctx context.Context, appID, keyID string, at time.Time) error
+}
+
+// ContactStore keeps users, their devices and their preferences.
+type ContactStore interface {
+	// PutUser creates or replaces the user's profile (keeping CreatedAt and
+	// contact statuses of an existing one) and reports whether it was created.
+	PutUser(ctx context.Context, u User) (User, bool, error)
+	// GetUser returns the user. CodeNotFound when the app has no such user.
+	GetUser(ctx context.Context, appID, userID string) (User, error)
+	// DeleteUser erases the user with its devices and preferences. CodeNotFound when absent.
+	DeleteUser(ctx context.Context, appID, userID string) error
+	// SetContactStatus marks the user's email or SMS contact usable ("") or DeviceInvalid.
+	SetContactStatus(ctx context.Context, appID, userID string, c Channel, status string) error
+
+	// AddDevice registers a device. Registering the same token for the same
+	// user again returns the existing device, reactivated. CodeNotFound when
+	// the user does not exist.
+	AddDevice(ctx context.Context, d Device) (Device, error)
+	// ListDevices returns the user's devices, oldest first.
+	ListDevices(ctx context.Context, appID, userID string) ([]Device, error)
+	// DeleteDevice removes one device. CodeNotFound when absent.
+	DeleteDevice(ctx context.Context, appID, userID, deviceID string) error
+	// SetDeviceStatus marks a device DeviceActive or DeviceInvalid.
+	SetDeviceStatus(ctx context.Context, appID, deviceID, status string) error
+
+	// GetPreferences returns the user's preferences (empty when never set).
+	// CodeNotFound when the user does not exist.
+	GetPreferences(ctx context.Context, appID, userID string) (Preferences, error)
+	// PutPreferences replaces the user's preferences. CodeNotFound when the user does not exist.
+	PutPreferences(ctx context.Context, appID, userID string, p Preferences) error
+}
+
+// ProviderConfigStore keeps each app's provider list per channel, sealed
+// (encrypted) by the caller: the store never sees credentials in the clear.
+type ProviderConfigStore interface {
+	// PutProviderConfig replaces the sealed provider list of a channel.
+	PutProviderConfig(ctx context.Context, appID string, c Channel, sealed []byte) error
+	// GetProviderConfig returns the sealed list. CodeNotFound when none was put.
+	GetProviderConfig(ctx context.Context, appID string, c Channel) ([]byte, error)
+}
+
+// LogStore is the notification log: the source of truth for what must
+// still be delivered. Writes go through Apply, one transaction per batch,
+// which the group-commit writer calls with many requests' writes at once.
+type LogStore interface {
+	// Apply writes the batch in one transaction and sets Applied on each
+	// transition that matched its guard. CodeConflict when an idempotency
+	// key or id already exists (nothing of the batch is written then).
+	Apply(ctx context.Context, b *Batch) error
+
+	// GetNotification returns the notification. CodeNotFound when the app has none with this id.
+	GetNotification(ctx context.Context, appID, id string) (Notification, error)
+	// ListNotifications returns notifications newest first, matching the filter.
+	// next is the cursor of the following page, empty on the last page.
+	ListNotifications(ctx context.Context, appID string, f NotificationFilter) (list []Notification, next string, err error)
+	// ListDeliveries returns the notification's deliveries in creation order.
+	ListDeliveries(ctx context.Context, appID, notificationID string) ([]Delivery, error)
+	// ListEvents returns the notification's events, oldest first.
+	ListEvents(ctx context.Context, appID, notificationID string) ([]Event, error)
+	// GetDelivery returns one delivery. CodeNotFound when absent.
+	GetDelivery(ctx context.Context, appID, id string) (Delivery, error)
+	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
+	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
+	// StaleDeliveries returns up to limit deliveries of any app that are still
+	// to be sent (accepted, queued or sending) and whose due time is before
+	// the given time, oldest due first. The reconciler republishes them.
+	StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
+	// PostponeDeliveries moves the due time of the given deliveries (any app)
+	// to until, without changing their status or timeline.
+	PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error
+}
+
+// NotificationFilter selects notifications in ListNotifications. Zero fields match everything.
+type NotificationFilter struct {
+	UserID  string
+	Status  Status // a delivery of the notification has this status
+	Channel Channel
+	Since   time.Time
+	Cursor  string // from a previous page
+	Limit   int    // 1..500
+}
+
+// Batch is what one log transaction writes.
+type Batch struct {
+	Notifications []NewNotification
+	Transitions   []Transition
+}
+
+// NewNotification is an accepted notification with its deliveries, their
+// first events, and the idempotency record of the request, if any.
+type NewNotification struct {
+	Notification Notification
+	Deliveries   []Delivery
+	Events       []Event
+	Idempotency  *Idempotency
+}
+
+// Transition moves one delivery to a new status, if its guard holds, and
+// appends Event to its timeline in the same transaction.
+type Transition struct {
+	AppID      string
+	DeliveryID string
+	// From lists the statuses the delivery may be in; empty means any status that is not Done.
+	From []Status
+	// IfAttempts, when not nil, also requires the stored attempt count to equal it.
+	IfAttempts *int
+
+	To                Status
+	Reason            string
+	Attempts          int // the new attempt count; kept when zero
+	Provider          string
+	ProviderMessageID string
+	// DueAt is when the delivery is next due (a retry's time); now when zero.
+	DueAt time.Time
+	Event Event
+
+	// Applied is set by Apply when the guard held and the change was written.
+	Applied bool
+}
+
+// LeaseStore gives one holder at a time a named lease, so that exactly
+// one reconciler or scheduler acts.
+type LeaseStore interface {
+	// AcquireLease takes or renews the lease for holder until now+ttl and
+	// reports whether holder has it. It fails over when the lease expired.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder has it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
