@@ -1,0 +1,51 @@
+package herald
+
+import "context"
+
+// Recipient is one addressee of a send request: a known user of the app,
+// or a direct email address or phone number. Exactly one field is set.
+type Recipient struct {
+	UserID string `json:"user_id,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Phone  string `json:"phone,omitempty"`
+}
+
+// SendRequest asks Herald to notify recipients.
+type SendRequest struct {
+	To []Recipient `json:"to"`
+	// Channels to use; empty means every channel the recipient can be reached on.
+	Channels []Channel `json:"channels,omitempty"`
+	Category string    `json:"category,omitempty"`
+	Priority Priority  `json:"priority,omitempty"`
+	Content  Content   `json:"content"`
+	// IdempotencyKey, when set, makes a repeat of the same request return the first answer.
+	IdempotencyKey string `json:"-"`
+}
+
+// Accepted is the answer to an accepted send request, stored as it was
+// first given so that an idempotent replay returns the same answer.
+type Accepted struct {
+	ID         string             `json:"id"`
+	Status     string             `json:"status"`
+	Deliveries []AcceptedDelivery `json:"deliveries"`
+}
+
+// AcceptedDelivery is one delivery in an Accepted answer.
+type AcceptedDelivery struct {
+	ID      string  `json:"id"`
+	UserID  string  `json:"user_id,omitempty"`
+	Channel Channel `json:"channel"`
+	Status  Status  `json:"status"`
+	Reason  string  `json:"reason,omitempty"`
+}
+
+// Sender accepts notifications: validates, resolves recipients, writes the
+// log and queues the deliveries. Called by the HTTP API and the CLI.
+//
+// Errors: CodeInvalid naming the field (JSON path, e.g. "to[0].email"),
+// CodeConflict when the idempotency key was used with another body or its
+// first request is still in flight (RetryAfterSeconds set), CodeUnavailable
+// when the log cannot be written.
+type Sender interface {
+	Send(ctx context.Context, appID string, req SendRequest) (a Accepted, replayed bool, err error)
+}
