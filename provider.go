@@ -3,6 +3,8 @@ package herald
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -75,4 +77,16 @@ type Provider interface {
 type ProviderEntry struct {
 	Kind     string          `json:"kind"`
 	Settings json.RawMessage `json:"settings,omitempty"`
+}
+
+// ProviderEnv is what Herald hands a provider constructor besides the
+// entry's settings.
+type ProviderEnv struct {
+	Logger *slog.Logger
+	// HTTPClient is the base client for HTTP providers (timeouts set); a
+	// provider that needs its own TLS roots (settings.ca_pem) clones its transport.
+	HTTPClient *http.Client
+	// PublicURL is where the outside world reaches Herald (callback URLs).
+	PublicURL string
+	Now       func() time.Time
 }
