@@ -1,0 +1,152 @@
+// Package storeutil holds the few rules both store dialects must apply
+// identically (cursor format, page limits, status sets, time precision),
+// so that the SQLite and Postgres stores cannot drift apart on them.
+package storeutil
+
+import (
+	"encoding/base64"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Page limits of ListNotifications.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+	// DefaultStaleLimit bounds StaleDeliveries when the caller gives no limit.
+	DefaultStaleLimit = 100
+)
+
+// Limit normalises a requested page size: zero or negative means the
+// default, and anything above MaxLimit is capped.
+func Limit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+// EncodeCursor makes the opaque cursor that follows the notification with
+// this id. It is opaque so that callers cannot come to rely on its shape.
+func EncodeCursor(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(lastID))
+}
+
+// DecodeCursor returns the id a cursor points after. A cursor that is not
+// ours is the caller's mistake: CodeInvalid naming the "cursor" field.
+func DecodeCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) == 0 {
+		return "", herald.Invalid("cursor", "is not a cursor returned by a previous page")
+	}
+	return string(b), nil
+}
+
+// OpenStatuses returns the statuses that are not Done, which a transition
+// with an empty From may leave.
+func OpenStatuses() []herald.Status {
+	all := []herald.Status{
+		herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued, herald.StatusSending,
+		herald.StatusSent, herald.StatusDelivered, herald.StatusOpened, herald.StatusClicked,
+		herald.StatusFailed, herald.StatusSuppressed, herald.StatusCanceled, herald.StatusDead,
+	}
+	open := all[:0]
+	for _, s := range all {
+		if !s.Done() {
+			open = append(open, s)
+		}
+	}
+	return open
+}
+
+// GuardStatuses returns the statuses a transition may start from.
+func GuardStatuses(from []herald.Status) []string {
+	if len(from) == 0 {
+		from = OpenStatuses()
+	}
+	out := make([]string, len(from))
+	for i, s := range from {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// Time is the form in which every time is stored: UTC, truncated to the
+// microsecond (both dialects keep microseconds; Postgres would round
+// instead of truncating, so we truncate first to behave the same).
+func Time(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// DueAt is when a new delivery is first due: its NextAttemptAt, or its
+// creation when that is zero ("now").
+func DueAt(d herald.Delivery) time.Time {
+	if d.NextAttemptAt.IsZero() {
+		return d.CreatedAt
+	}
+	return d.NextAttemptAt
+}
+
+// Fill completes a new notification's deliveries, events and idempotency
+// record with the notification's app and id where the caller left them
+// empty, so a batch cannot write rows that no query would ever find.
+func Fill(n *herald.NewNotification) {
+	app, id := n.Notification.AppID, n.Notification.ID
+	for i := range n.Deliveries {
+		d := &n.Deliveries[i]
+		if d.AppID == "" {
+			d.AppID = app
+		}
+		if d.NotificationID == "" {
+			d.NotificationID = id
+		}
+	}
+	for i := range n.Events {
+		e := &n.Events[i]
+		if e.AppID == "" {
+			e.AppID = app
+		}
+		if e.NotificationID == "" {
+			e.NotificationID = id
+		}
+	}
+	if n.Idempotency != nil {
+		if n.Idempotency.AppID == "" {
+			n.Idempotency.AppID = app
+		}
+		if n.Idempotency.NotificationID == "" {
+			n.Idempotency.NotificationID = id
+		}
+	}
+}
+
+// UserTimes fills a user's missing CreatedAt or UpdatedAt from the other,
+// and both from now when the caller gave neither.
+func UserTimes(u *herald.User, now func() time.Time) {
+	switch {
+	case u.CreatedAt.IsZero() && u.UpdatedAt.IsZero():
+		u.CreatedAt = now()
+		u.UpdatedAt = u.CreatedAt
+	case u.CreatedAt.IsZero():
+		u.CreatedAt = u.UpdatedAt
+	case u.UpdatedAt.IsZero():
+		u.UpdatedAt = u.CreatedAt
+	}
+	u.CreatedAt, u.UpdatedAt = Time(u.CreatedAt), Time(u.UpdatedAt)
+}
+
+// ContactColumn names the users column holding the status of channel c's
+// contact; CodeInvalid for channels without a contact (push has devices).
+func ContactColumn(c herald.Channel) (string, error) {
+	switch c {
+	case herald.ChannelEmail:
+		return "email_status", nil
+	case herald.ChannelSMS:
+		return "phone_status", nil
+	}
+	return "", herald.Invalid("channel", "only email and sms have a contact status")
+}

@@ -1,0 +1,372 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store/internal/storeutil"
+	"github.com/jackc/pgx/v5"
+)
+
+// Apply writes the batch in one transaction and sets Applied on each
+// transition that matched its guard. CodeConflict when an idempotency key
+// or id already exists; nothing of the batch is written then.
+//
+// The whole batch is one pgx.Batch: one array INSERT per table for the new
+// notifications, then one statement per transition (an UPDATE whose
+// RETURNING feeds the INSERT of its event), all pipelined in one round trip.
+func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
+	if len(b.Notifications) == 0 && len(b.Transitions) == 0 {
+		return nil
+	}
+	var batch pgx.Batch
+	queueInserts(&batch, b.Notifications)
+	first := batch.Len() // the results before this one are the inserts'
+	for _, t := range b.Transitions {
+		queueTransition(&batch, t)
+	}
+
+	applied := make([]bool, len(b.Transitions))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, &batch)
+		for i := range batch.Len() {
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				return err
+			}
+			if i >= first {
+				applied[i-first] = tag.RowsAffected() == 1
+			}
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return wrap(err, "apply batch of %d notifications, %d transitions", len(b.Notifications), len(b.Transitions))
+	}
+	// Only a committed batch reports its transitions applied.
+	for i := range b.Transitions {
+		b.Transitions[i].Applied = applied[i]
+	}
+	return nil
+}
+
+// queueInserts adds one array INSERT per table for the new notifications,
+// in the order notifications, deliveries, events, idempotency records.
+func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
+	if len(nns) == 0 {
+		return
+	}
+	var (
+		n struct {
+			app, id, category, priority, content []string
+			created                              []time.Time
+		}
+		d struct {
+			app, id, nid, user, channel, priority, address, device, platform, status, reason, provider, pmid []string
+			attempts                                                                                         []int32
+			due, created                                                                                     []time.Time
+		}
+		ev events
+		k  struct {
+			app, key, nid, response []string
+			hash                    [][]byte
+			created                 []time.Time
+		}
+	)
+	for _, nn := range nns {
+		storeutil.Fill(&nn)
+		x := nn.Notification
+		content, _ := json.Marshal(x.Content) // Content has only strings and a map of strings: it cannot fail
+		n.app, n.id, n.category, n.priority = append(n.app, x.AppID), append(n.id, x.ID), append(n.category, x.Category), append(n.priority, string(x.Priority))
+		n.content, n.created = append(n.content, string(content)), append(n.created, storeutil.Time(x.CreatedAt))
+		for _, y := range nn.Deliveries {
+			d.app, d.id, d.nid, d.user = append(d.app, y.AppID), append(d.id, y.ID), append(d.nid, y.NotificationID), append(d.user, y.UserID)
+			d.channel, d.priority, d.address = append(d.channel, string(y.Channel)), append(d.priority, string(y.Priority)), append(d.address, y.Address)
+			d.device, d.platform, d.status = append(d.device, y.DeviceID), append(d.platform, string(y.Platform)), append(d.status, string(y.Status))
+			d.reason, d.provider, d.pmid = append(d.reason, y.Reason), append(d.provider, y.Provider), append(d.pmid, y.ProviderMessageID)
+			d.attempts = append(d.attempts, int32(y.Attempts))
+			d.due, d.created = append(d.due, storeutil.Time(storeutil.DueAt(y))), append(d.created, storeutil.Time(y.CreatedAt))
+		}
+		for _, e := range nn.Events {
+			ev.add(e)
+		}
+		if r := nn.Idempotency; r != nil {
+			k.app, k.key, k.nid = append(k.app, r.AppID), append(k.key, r.Key), append(k.nid, r.NotificationID)
+			k.response, k.hash = append(k.response, string(r.Response)), append(k.hash, r.RequestHash)
+			k.created = append(k.created, storeutil.Time(r.CreatedAt))
+		}
+	}
+	batch.Queue(`INSERT INTO notifications (app_id, id, category, priority, content, created_at)
+		SELECT a, i, c, p, x::jsonb, t
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u (a, i, c, p, x, t)`,
+		n.app, n.id, n.category, n.priority, n.content, n.created)
+	if len(d.id) > 0 {
+		batch.Queue(`INSERT INTO deliveries (app_id, id, notification_id, user_id, channel, priority, address, device_id,
+			platform, status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at)
+			SELECT *, created FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
+				$16::timestamptz[]) AS u (a, i, n, us, c, pr, ad, dv, pl, st, re, pv, pm, at, du, created)`,
+			d.app, d.id, d.nid, d.user, d.channel, d.priority, d.address, d.device, d.platform, d.status, d.reason,
+			d.provider, d.pmid, d.attempts, d.due, d.created)
+	}
+	if len(ev.app) > 0 {
+		batch.Queue(`INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
+			SELECT a, n, d, c, s, r, t, p, x, w FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+				$8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS u (a, n, d, c, s, r, t, p, x, w, o) ORDER BY o`,
+			ev.app, ev.nid, ev.did, ev.channel, ev.status, ev.reason, ev.attempt, ev.provider, ev.detail, ev.at)
+	}
+	if len(k.app) > 0 {
+		batch.Queue(`INSERT INTO idempotency (app_id, key, request_hash, notification_id, response, created_at)
+			SELECT a, k, h, n, NULLIF(r, '')::json, t
+			FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::timestamptz[]) AS u (a, k, h, n, r, t)`,
+			k.app, k.key, k.hash, k.nid, k.response, k.created)
+	}
+}
+
+// events gathers event columns for one array INSERT.
+type events struct {
+	app, nid, did, channel, status, reason, provider, detail []string
+	attempt                                                  []int32
+	at                                                       []time.Time
+}
+
+func (ev *events) add(e herald.Event) {
+	ev.app, ev.nid, ev.did = append(ev.app, e.AppID), append(ev.nid, e.NotificationID), append(ev.did, e.DeliveryID)
+	ev.channel, ev.status, ev.reason = append(ev.channel, string(e.Channel)), append(ev.status, string(e.Status)), append(ev.reason, e.Reason)
+	ev.attempt, ev.provider, ev.detail = append(ev.attempt, int32(e.Attempt)), append(ev.provider, e.Provider), append(ev.detail, e.Detail)
+	ev.at = append(ev.at, storeutil.Time(e.At))
+}
+
+// queueTransition adds t as one statement whose command tag says whether
+// the guard held: the UPDATE's RETURNING feeds the INSERT of the event, so
+// the event exists exactly when the update happened. The event's missing
+// ids and channel come from the delivery row.
+func queueTransition(batch *pgx.Batch, t herald.Transition) {
+	due := t.DueAt
+	if due.IsZero() {
+		due = t.Event.At
+	}
+	var ifAttempts *int32
+	if t.IfAttempts != nil {
+		v := int32(*t.IfAttempts)
+		ifAttempts = &v
+	}
+	e := t.Event
+	batch.Queue(`WITH u AS (
+			UPDATE deliveries SET status = $3, reason = $4,
+				attempts = CASE WHEN $5::int = 0 THEN attempts ELSE $5::int END,
+				provider = CASE WHEN $6::text = '' THEN provider ELSE $6::text END,
+				provider_message_id = CASE WHEN $7::text = '' THEN provider_message_id ELSE $7::text END,
+				due_at = $8, updated_at = $9
+			WHERE app_id = $1 AND id = $2 AND status = ANY($10::text[]) AND ($11::int IS NULL OR attempts = $11::int)
+			RETURNING app_id, id, notification_id, channel
+		)
+		INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
+		SELECT COALESCE(NULLIF($12::text, ''), u.app_id), COALESCE(NULLIF($13::text, ''), u.notification_id),
+			COALESCE(NULLIF($14::text, ''), u.id), COALESCE(NULLIF($15::text, ''), u.channel),
+			$16, $17, $18, $19, $20, $21
+		FROM u`,
+		t.AppID, t.DeliveryID, string(t.To), t.Reason, int32(t.Attempts), t.Provider, t.ProviderMessageID,
+		storeutil.Time(due), storeutil.Time(e.At), storeutil.GuardStatuses(t.From), ifAttempts,
+		e.AppID, e.NotificationID, e.DeliveryID, string(e.Channel),
+		string(e.Status), e.Reason, int32(e.Attempt), e.Provider, e.Detail, storeutil.Time(e.At))
+}
+
+const notificationColumns = `app_id, id, category, priority, content, created_at`
+
+func scanNotification(row pgx.Row) (herald.Notification, error) {
+	var n herald.Notification
+	var priority string
+	var content []byte
+	if err := row.Scan(&n.AppID, &n.ID, &n.Category, &priority, &content, &n.CreatedAt); err != nil {
+		return herald.Notification{}, err
+	}
+	if err := json.Unmarshal(content, &n.Content); err != nil {
+		return herald.Notification{}, err
+	}
+	n.Priority, n.CreatedAt = herald.Priority(priority), n.CreatedAt.UTC()
+	return n, nil
+}
+
+// GetNotification returns the notification. CodeNotFound when the app has none with this id.
+func (s *Store) GetNotification(ctx context.Context, appID, id string) (herald.Notification, error) {
+	n, err := scanNotification(s.pool.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE app_id = $1 AND id = $2`, appID, id))
+	if err != nil {
+		return herald.Notification{}, wrap(err, "get notification %q of app %q", id, appID)
+	}
+	return n, nil
+}
+
+// ListNotifications returns the app's notifications newest first (by id:
+// UUIDv7 ids are time-ordered), one page at a time.
+func (s *Store) ListNotifications(ctx context.Context, appID string, f herald.NotificationFilter) ([]herald.Notification, string, error) {
+	limit := storeutil.Limit(f.Limit)
+	args := []any{appID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	q := `SELECT ` + notificationColumns + ` FROM notifications n WHERE n.app_id = $1`
+	if f.Cursor != "" {
+		after, err := storeutil.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", wrap(err, "list notifications of app %q", appID)
+		}
+		q += ` AND n.id < ` + arg(after)
+	}
+	if !f.Since.IsZero() {
+		q += ` AND n.created_at >= ` + arg(storeutil.Time(f.Since))
+	}
+	if f.UserID != "" || f.Status != "" || f.Channel != "" {
+		q += ` AND EXISTS (SELECT 1 FROM deliveries d WHERE d.app_id = n.app_id AND d.notification_id = n.id`
+		if f.UserID != "" {
+			q += ` AND d.user_id = ` + arg(f.UserID)
+		}
+		if f.Status != "" {
+			q += ` AND d.status = ` + arg(string(f.Status))
+		}
+		if f.Channel != "" {
+			q += ` AND d.channel = ` + arg(string(f.Channel))
+		}
+		q += `)`
+	}
+	q += ` ORDER BY n.id DESC LIMIT ` + arg(limit+1)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", wrap(err, "list notifications of app %q", appID)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Notification, error) { return scanNotification(r) })
+	if err != nil {
+		return nil, "", wrap(err, "list notifications of app %q", appID)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = storeutil.EncodeCursor(out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
+const deliveryColumns = `app_id, id, notification_id, user_id, channel, priority, address, device_id, platform,
+	status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at`
+
+func scanDelivery(row pgx.Row) (herald.Delivery, error) {
+	var d herald.Delivery
+	var channel, priority, platform, status string
+	if err := row.Scan(&d.AppID, &d.ID, &d.NotificationID, &d.UserID, &channel, &priority, &d.Address, &d.DeviceID,
+		&platform, &status, &d.Reason, &d.Provider, &d.ProviderMessageID, &d.Attempts, &d.NextAttemptAt,
+		&d.CreatedAt, &d.UpdatedAt); err != nil {
+		return herald.Delivery{}, err
+	}
+	d.Channel, d.Priority, d.Platform, d.Status = herald.Channel(channel), herald.Priority(priority), herald.Platform(platform), herald.Status(status)
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = d.NextAttemptAt.UTC(), d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return d, nil
+}
+
+func (s *Store) deliveries(ctx context.Context, q string, args ...any) ([]herald.Delivery, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Delivery, error) { return scanDelivery(r) })
+}
+
+// ListDeliveries returns the notification's deliveries in creation order.
+func (s *Store) ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error) {
+	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE app_id = $1 AND notification_id = $2
+		ORDER BY created_at, id`, appID, notificationID)
+	return out, wrap(err, "list deliveries of notification %q of app %q", notificationID, appID)
+}
+
+// GetDelivery returns one delivery. CodeNotFound when absent.
+func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Delivery, error) {
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE app_id = $1 AND id = $2`, appID, id))
+	if err != nil {
+		return herald.Delivery{}, wrap(err, "get delivery %q of app %q", id, appID)
+	}
+	return d, nil
+}
+
+// ListEvents returns the notification's events in the order they were written.
+func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,
+		provider, detail, at FROM events WHERE app_id = $1 AND notification_id = $2 ORDER BY seq`, appID, notificationID)
+	if err != nil {
+		return nil, wrap(err, "list events of notification %q of app %q", notificationID, appID)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Event, error) {
+		var e herald.Event
+		var channel, status string
+		err := r.Scan(&e.AppID, &e.NotificationID, &e.DeliveryID, &channel, &status, &e.Reason, &e.Attempt,
+			&e.Provider, &e.Detail, &e.At)
+		e.Channel, e.Status, e.At = herald.Channel(channel), herald.Status(status), e.At.UTC()
+		return e, err
+	})
+	return out, wrap(err, "list events of notification %q of app %q", notificationID, appID)
+}
+
+// GetIdempotency returns the stored answer for key. CodeNotFound when none.
+func (s *Store) GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error) {
+	k := herald.Idempotency{AppID: appID, Key: key}
+	var response *string
+	err := s.pool.QueryRow(ctx, `SELECT request_hash, notification_id, response::text, created_at FROM idempotency
+		WHERE app_id = $1 AND key = $2`, appID, key).Scan(&k.RequestHash, &k.NotificationID, &response, &k.CreatedAt)
+	if err != nil {
+		return herald.Idempotency{}, wrap(err, "get idempotency key %q of app %q", key, appID)
+	}
+	if response != nil {
+		k.Response = json.RawMessage(*response)
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	return k, nil
+}
+
+// StaleDeliveries returns up to limit deliveries of any app still to be
+// sent whose due time is before the given time, oldest due first.
+func (s *Store) StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+	if limit <= 0 {
+		limit = storeutil.DefaultStaleLimit
+	}
+	// A literal status list, so that the planner can prove the partial
+	// index deliveries_due applies.
+	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < $1
+		ORDER BY due_at LIMIT $2`, storeutil.Time(before), limit)
+	return out, wrap(err, "stale deliveries before %s", before)
+}
+
+// PostponeDeliveries moves the due time of the given deliveries (any app)
+// to until, without changing their status or timeline.
+func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET due_at = $1 WHERE id = ANY($2::text[])`, storeutil.Time(until), ids)
+	return wrap(err, "postpone %d deliveries", len(ids))
+}
+
+// AcquireLease takes or renews the lease for holder until now+ttl and
+// reports whether holder has it: it succeeds when the lease is free,
+// expired, or already holder's.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	now = storeutil.Time(now)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+		WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= $4`,
+		name, holder, now.Add(ttl), now)
+	if err != nil {
+		return false, wrap(err, "acquire lease %q for %q", name, holder)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ReleaseLease gives the lease up if holder has it.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
+	return wrap(err, "release lease %q for %q", name, holder)
+}

@@ -1,0 +1,785 @@
+// Package storetest is the conformance suite every herald.Store runs: the
+// SQLite and Postgres stores must behave identically, and this suite is
+// where "identically" is written down (riverdrivertest is the model).
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/heraldhq/herald"
+)
+
+// Run runs the suite. open must return a fresh, empty, migrated store for
+// each call and close it (and drop what it created) in t.Cleanup; subtests
+// call it in parallel.
+func Run(t *testing.T, open func(t *testing.T) herald.Store) {
+	groups := []struct {
+		name string
+		test func(t *testing.T, s herald.Store)
+	}{
+		{"Apps", testApps},
+		{"Keys", testKeys},
+		{"Users", testUsers},
+		{"Devices", testDevices},
+		{"Preferences", testPreferences},
+		{"ProviderConfigs", testProviderConfigs},
+		{"ApplyRoundTrip", testApplyRoundTrip},
+		{"ApplyConflict", testApplyConflict},
+		{"Transitions", testTransitions},
+		{"LogIsolation", testLogIsolation},
+		{"ListNotifications", testListNotifications},
+		{"StaleAndPostpone", testStaleAndPostpone},
+		{"ConcurrentApply", testConcurrentApply},
+		{"Leases", testLeases},
+		{"PingClose", testPingClose},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			g.test(t, open(t))
+		})
+	}
+}
+
+// now is the current time as callers hand it to a store: UTC, truncated to
+// the microsecond that both dialects keep.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func wantCode(t *testing.T, err error, code herald.Code) {
+	t.Helper()
+	if got := herald.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q, want %q (err: %v)", got, code, err)
+	}
+	if code == herald.CodeNotFound && !errors.Is(err, herald.ErrNotFound) {
+		t.Fatalf("errors.Is(%v, herald.ErrNotFound) = false", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func diff(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", what, d)
+	}
+}
+
+func createApp(t *testing.T, s herald.Store) herald.App {
+	t.Helper()
+	a := herald.App{ID: newID(), Name: "app", CreatedAt: now()}
+	must(t, s.CreateApp(t.Context(), a))
+	return a
+}
+
+func putUser(t *testing.T, s herald.Store, appID, userID string) herald.User {
+	t.Helper()
+	at := now()
+	u, _, err := s.PutUser(t.Context(), herald.User{AppID: appID, ID: userID, Email: userID + "@example.com", CreatedAt: at, UpdatedAt: at})
+	must(t, err)
+	return u
+}
+
+func testApps(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := herald.App{ID: newID(), Name: "Acme", CreatedAt: now()}
+	must(t, s.CreateApp(ctx, a))
+	got, err := s.GetApp(ctx, a.ID)
+	must(t, err)
+	diff(t, "app", got, a)
+	if got.CreatedAt.Location() != time.UTC {
+		t.Errorf("created_at location = %v, want UTC", got.CreatedAt.Location())
+	}
+	wantCode(t, s.CreateApp(ctx, herald.App{ID: a.ID, Name: "again", CreatedAt: now()}), herald.CodeConflict)
+	_, err = s.GetApp(ctx, newID())
+	wantCode(t, err, herald.CodeNotFound)
+}
+
+func testKeys(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	k := herald.APIKey{ID: newID(), AppID: a.ID, Name: "ci", Scope: herald.ScopeSend, Prefix: "hk_12345",
+		Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: now()}
+	must(t, s.CreateKey(ctx, k))
+	got, err := s.KeyByHash(ctx, k.Hash)
+	must(t, err)
+	diff(t, "key", got, k)
+
+	dupID := k
+	dupID.Hash = []byte("another hash")
+	wantCode(t, s.CreateKey(ctx, dupID), herald.CodeConflict)
+	dupHash := k
+	dupHash.ID = newID()
+	wantCode(t, s.CreateKey(ctx, dupHash), herald.CodeConflict)
+	_, err = s.KeyByHash(ctx, []byte("unknown"))
+	wantCode(t, err, herald.CodeNotFound)
+
+	// Another app can neither see nor revoke the key.
+	wantCode(t, s.RevokeKey(ctx, b.ID, k.ID, now()), herald.CodeNotFound)
+	if _, err := s.KeyByHash(ctx, k.Hash); err != nil {
+		t.Fatalf("key revoked through another app: %v", err)
+	}
+	must(t, s.RevokeKey(ctx, a.ID, k.ID, now()))
+	_, err = s.KeyByHash(ctx, k.Hash)
+	wantCode(t, err, herald.CodeNotFound)
+	wantCode(t, s.RevokeKey(ctx, a.ID, k.ID, now()), herald.CodeNotFound)
+	wantCode(t, s.RevokeKey(ctx, a.ID, newID(), now()), herald.CodeNotFound)
+
+	// A key stored already revoked is never live.
+	at := now()
+	dead := herald.APIKey{ID: newID(), AppID: a.ID, Name: "old", Scope: herald.ScopeAdmin, Prefix: "hk_dead",
+		Hash: []byte("dead"), CreatedAt: at, RevokedAt: &at}
+	must(t, s.CreateKey(ctx, dead))
+	_, err = s.KeyByHash(ctx, dead.Hash)
+	wantCode(t, err, herald.CodeNotFound)
+}
+
+func testUsers(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now()
+	u := herald.User{AppID: a.ID, ID: "user-1", Email: "ada@example.com", Phone: "+14155550100", Locale: "en-GB",
+		Timezone: "Europe/London", Attributes: map[string]any{"plan": "pro", "seats": 3.0, "beta": true},
+		CreatedAt: t0, UpdatedAt: t0}
+	got, created, err := s.PutUser(ctx, u)
+	must(t, err)
+	if !created {
+		t.Error("created = false for a new user")
+	}
+	diff(t, "put user", got, u)
+	stored, err := s.GetUser(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "get user", stored, u)
+
+	// Contact statuses and CreatedAt survive a replace.
+	must(t, s.SetContactStatus(ctx, a.ID, u.ID, herald.ChannelEmail, herald.DeviceInvalid))
+	must(t, s.SetContactStatus(ctx, a.ID, u.ID, herald.ChannelSMS, herald.DeviceInvalid))
+	must(t, s.SetContactStatus(ctx, a.ID, u.ID, herald.ChannelSMS, ""))
+	wantCode(t, s.SetContactStatus(ctx, a.ID, u.ID, herald.ChannelPush, herald.DeviceInvalid), herald.CodeInvalid)
+	wantCode(t, s.SetContactStatus(ctx, b.ID, u.ID, herald.ChannelEmail, ""), herald.CodeNotFound)
+	t1 := t0.Add(time.Minute)
+	u2 := herald.User{AppID: a.ID, ID: u.ID, Email: "ada@lovelace.example", CreatedAt: t1, UpdatedAt: t1}
+	got, created, err = s.PutUser(ctx, u2)
+	must(t, err)
+	if created {
+		t.Error("created = true for an existing user")
+	}
+	want := u2
+	want.CreatedAt, want.EmailStatus = t0, herald.DeviceInvalid
+	diff(t, "replaced user", got, want)
+	stored, err = s.GetUser(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "get replaced user", stored, want)
+
+	// Another app sees nothing, and its user of the same id is its own.
+	_, err = s.GetUser(ctx, b.ID, u.ID)
+	wantCode(t, err, herald.CodeNotFound)
+	wantCode(t, s.DeleteUser(ctx, b.ID, u.ID), herald.CodeNotFound)
+	other := putUser(t, s, b.ID, u.ID)
+	if other.Email == want.Email {
+		t.Error("the other app's user shares the first app's profile")
+	}
+
+	// Delete takes devices and preferences with it.
+	_, err = s.AddDevice(ctx, herald.Device{AppID: a.ID, ID: newID(), UserID: u.ID, Platform: herald.PlatformIOS,
+		Token: "tok", Status: herald.DeviceActive, CreatedAt: now()})
+	must(t, err)
+	must(t, s.PutPreferences(ctx, a.ID, u.ID, herald.Preferences{Channels: map[herald.Channel]bool{herald.ChannelSMS: false}}))
+	must(t, s.DeleteUser(ctx, a.ID, u.ID))
+	_, err = s.GetUser(ctx, a.ID, u.ID)
+	wantCode(t, err, herald.CodeNotFound)
+	wantCode(t, s.DeleteUser(ctx, a.ID, u.ID), herald.CodeNotFound)
+	putUser(t, s, a.ID, u.ID)
+	devs, err := s.ListDevices(ctx, a.ID, u.ID)
+	must(t, err)
+	if len(devs) != 0 {
+		t.Errorf("devices survived their user's deletion: %v", devs)
+	}
+	p, err := s.GetPreferences(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "preferences after delete", p, herald.Preferences{})
+	if _, err := s.GetUser(ctx, b.ID, u.ID); err != nil {
+		t.Errorf("deleting app A's user touched app B's: %v", err)
+	}
+}
+
+func testDevices(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	u := putUser(t, s, a.ID, "user-1")
+	_, err := s.AddDevice(ctx, herald.Device{AppID: a.ID, ID: newID(), UserID: "nobody", Platform: herald.PlatformIOS,
+		Token: "t", Status: herald.DeviceActive, CreatedAt: now()})
+	wantCode(t, err, herald.CodeNotFound)
+	// The user exists, but in another app.
+	_, err = s.AddDevice(ctx, herald.Device{AppID: b.ID, ID: newID(), UserID: u.ID, Platform: herald.PlatformIOS,
+		Token: "t", Status: herald.DeviceActive, CreatedAt: now()})
+	wantCode(t, err, herald.CodeNotFound)
+
+	t0 := now()
+	ios := herald.Device{AppID: a.ID, ID: newID(), UserID: u.ID, Platform: herald.PlatformIOS, Token: "apns-token",
+		Status: herald.DeviceActive, CreatedAt: t0}
+	sub := &herald.WebPushSubscription{Endpoint: "https://push.example/abc"}
+	sub.Keys.P256dh, sub.Keys.Auth = "p256", "auth"
+	web := herald.Device{AppID: a.ID, ID: newID(), UserID: u.ID, Platform: herald.PlatformWeb, Token: sub.Endpoint,
+		Subscription: sub, Status: herald.DeviceActive, CreatedAt: t0.Add(time.Second)}
+	for _, d := range []herald.Device{ios, web} {
+		got, err := s.AddDevice(ctx, d)
+		must(t, err)
+		diff(t, "added device", got, d)
+	}
+
+	// The same token again is the same device, reactivated.
+	must(t, s.SetDeviceStatus(ctx, a.ID, ios.ID, herald.DeviceInvalid))
+	again, err := s.AddDevice(ctx, herald.Device{AppID: a.ID, ID: newID(), UserID: u.ID, Platform: herald.PlatformIOS,
+		Token: ios.Token, Status: herald.DeviceActive, CreatedAt: now()})
+	must(t, err)
+	diff(t, "re-added device", again, ios)
+
+	must(t, s.SetDeviceStatus(ctx, a.ID, web.ID, herald.DeviceInvalid))
+	list, err := s.ListDevices(ctx, a.ID, u.ID)
+	must(t, err)
+	wantWeb := web
+	wantWeb.Status = herald.DeviceInvalid
+	diff(t, "devices", list, []herald.Device{ios, wantWeb})
+
+	// Another app sees and touches nothing.
+	list, err = s.ListDevices(ctx, b.ID, u.ID)
+	must(t, err)
+	if len(list) != 0 {
+		t.Errorf("another app lists %d devices", len(list))
+	}
+	wantCode(t, s.DeleteDevice(ctx, b.ID, u.ID, ios.ID), herald.CodeNotFound)
+	wantCode(t, s.SetDeviceStatus(ctx, b.ID, ios.ID, herald.DeviceInvalid), herald.CodeNotFound)
+	wantCode(t, s.SetDeviceStatus(ctx, a.ID, newID(), herald.DeviceInvalid), herald.CodeNotFound)
+
+	must(t, s.DeleteDevice(ctx, a.ID, u.ID, ios.ID))
+	wantCode(t, s.DeleteDevice(ctx, a.ID, u.ID, ios.ID), herald.CodeNotFound)
+	list, err = s.ListDevices(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "devices after delete", list, []herald.Device{wantWeb})
+}
+
+func testPreferences(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	u := putUser(t, s, a.ID, "user-1")
+	_, err := s.GetPreferences(ctx, a.ID, "nobody")
+	wantCode(t, err, herald.CodeNotFound)
+	wantCode(t, s.PutPreferences(ctx, a.ID, "nobody", herald.Preferences{}), herald.CodeNotFound)
+	wantCode(t, s.PutPreferences(ctx, b.ID, u.ID, herald.Preferences{}), herald.CodeNotFound)
+
+	p, err := s.GetPreferences(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "default preferences", p, herald.Preferences{})
+
+	want := herald.Preferences{
+		Channels:   map[herald.Channel]bool{herald.ChannelSMS: false, herald.ChannelEmail: true},
+		Categories: map[string]map[herald.Channel]bool{"marketing": {herald.ChannelPush: false}},
+		QuietHours: &herald.QuietHours{Start: "22:00", End: "07:00"},
+	}
+	must(t, s.PutPreferences(ctx, a.ID, u.ID, want))
+	p, err = s.GetPreferences(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "preferences", p, want)
+
+	replaced := herald.Preferences{Channels: map[herald.Channel]bool{herald.ChannelPush: false}}
+	must(t, s.PutPreferences(ctx, a.ID, u.ID, replaced))
+	p, err = s.GetPreferences(ctx, a.ID, u.ID)
+	must(t, err)
+	diff(t, "replaced preferences", p, replaced)
+
+	_, err = s.GetPreferences(ctx, b.ID, u.ID)
+	wantCode(t, err, herald.CodeNotFound)
+}
+
+func testProviderConfigs(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	_, err := s.GetProviderConfig(ctx, a.ID, herald.ChannelEmail)
+	wantCode(t, err, herald.CodeNotFound)
+	must(t, s.PutProviderConfig(ctx, a.ID, herald.ChannelEmail, []byte{0, 1, 2, 0xff}))
+	got, err := s.GetProviderConfig(ctx, a.ID, herald.ChannelEmail)
+	must(t, err)
+	diff(t, "sealed", got, []byte{0, 1, 2, 0xff})
+	must(t, s.PutProviderConfig(ctx, a.ID, herald.ChannelEmail, []byte("v2")))
+	got, err = s.GetProviderConfig(ctx, a.ID, herald.ChannelEmail)
+	must(t, err)
+	diff(t, "replaced sealed", got, []byte("v2"))
+	_, err = s.GetProviderConfig(ctx, a.ID, herald.ChannelSMS)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.GetProviderConfig(ctx, b.ID, herald.ChannelEmail)
+	wantCode(t, err, herald.CodeNotFound)
+}
+
+// notification builds an accepted notification with one delivery per
+// channel for userID, each with its "accepted" event.
+func notification(appID, userID string, at time.Time, channels ...herald.Channel) herald.NewNotification {
+	n := herald.Notification{AppID: appID, ID: newID(), Category: "billing", Priority: herald.PriorityHigh,
+		Content: herald.Content{Title: "Invoice", Body: "Your invoice is ready", Subject: "Invoice",
+			HTML: "<p>ready</p>", URL: "https://example.com/i/1", Data: map[string]string{"invoice": "1"}},
+		CreatedAt: at}
+	nn := herald.NewNotification{Notification: n}
+	for _, c := range channels {
+		d := herald.Delivery{AppID: appID, ID: newID(), NotificationID: n.ID, UserID: userID, Channel: c,
+			Priority: n.Priority, Address: userID + "@example.com", Status: herald.StatusAccepted, CreatedAt: at}
+		if c == herald.ChannelPush {
+			d.Address, d.DeviceID, d.Platform = "apns-token", newID(), herald.PlatformIOS
+		}
+		nn.Deliveries = append(nn.Deliveries, d)
+		nn.Events = append(nn.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID, Channel: c,
+			Status: herald.StatusAccepted, At: at})
+	}
+	return nn
+}
+
+// wantDelivery is d as a store returns it after inserting it.
+func wantDelivery(d herald.Delivery) herald.Delivery {
+	if d.NextAttemptAt.IsZero() {
+		d.NextAttemptAt = d.CreatedAt
+	}
+	d.UpdatedAt = d.CreatedAt
+	return d
+}
+
+func testApplyRoundTrip(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	at := now()
+	nn := notification(a.ID, "user-1", at, herald.ChannelEmail, herald.ChannelPush, herald.ChannelSMS)
+	nn.Deliveries[2].NextAttemptAt = at.Add(time.Hour) // a scheduled delivery keeps its due time
+	nn.Deliveries[2].Status = herald.StatusScheduled
+	nn.Events[2].Status = herald.StatusScheduled
+	nn.Idempotency = &herald.Idempotency{AppID: a.ID, Key: "key-1", RequestHash: []byte{1, 2, 3},
+		NotificationID: nn.Notification.ID, Response: json.RawMessage(`{"id":"x",  "status":"accepted"}`), CreatedAt: at}
+	// A second notification in the same batch, without idempotency and with ids left to be filled.
+	other := notification(a.ID, "user-2", at.Add(time.Millisecond), herald.ChannelEmail)
+	other.Events[0].AppID, other.Events[0].NotificationID = "", ""
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn, other}}))
+
+	n, err := s.GetNotification(ctx, a.ID, nn.Notification.ID)
+	must(t, err)
+	diff(t, "notification", n, nn.Notification)
+	ds, err := s.ListDeliveries(ctx, a.ID, nn.Notification.ID)
+	must(t, err)
+	var want []herald.Delivery
+	for _, d := range nn.Deliveries {
+		want = append(want, wantDelivery(d))
+	}
+	diff(t, "deliveries", ds, want)
+	d, err := s.GetDelivery(ctx, a.ID, nn.Deliveries[1].ID)
+	must(t, err)
+	diff(t, "delivery", d, want[1])
+	evs, err := s.ListEvents(ctx, a.ID, nn.Notification.ID)
+	must(t, err)
+	diff(t, "events", evs, nn.Events)
+	k, err := s.GetIdempotency(ctx, a.ID, "key-1")
+	must(t, err)
+	diff(t, "idempotency", k, *nn.Idempotency)
+	if string(k.Response) != string(nn.Idempotency.Response) {
+		t.Errorf("response = %s, want the exact bytes %s", k.Response, nn.Idempotency.Response)
+	}
+	_, err = s.GetIdempotency(ctx, a.ID, "key-2")
+	wantCode(t, err, herald.CodeNotFound)
+
+	evs, err = s.ListEvents(ctx, a.ID, other.Notification.ID)
+	must(t, err)
+	wantEv := other.Events[0]
+	wantEv.AppID, wantEv.NotificationID = a.ID, other.Notification.ID
+	diff(t, "filled event", evs, []herald.Event{wantEv})
+
+	// An empty batch is fine.
+	must(t, s.Apply(ctx, &herald.Batch{}))
+}
+
+func testApplyConflict(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	first := notification(a.ID, "user-1", now(), herald.ChannelEmail)
+	first.Idempotency = &herald.Idempotency{AppID: a.ID, Key: "k", RequestHash: []byte("h1"), NotificationID: first.Notification.ID,
+		Response: json.RawMessage(`{}`), CreatedAt: now()}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{first}}))
+
+	// A batch with a good notification, a transition and a reused key fails whole.
+	good := notification(a.ID, "user-2", now(), herald.ChannelEmail)
+	dup := notification(a.ID, "user-3", now(), herald.ChannelSMS)
+	dup.Idempotency = &herald.Idempotency{AppID: a.ID, Key: "k", RequestHash: []byte("h2"), NotificationID: dup.Notification.ID, CreatedAt: now()}
+	b := &herald.Batch{
+		Notifications: []herald.NewNotification{good, dup},
+		Transitions: []herald.Transition{{AppID: a.ID, DeliveryID: first.Deliveries[0].ID, To: herald.StatusQueued,
+			Event: herald.Event{Status: herald.StatusQueued, At: now()}}},
+	}
+	wantCode(t, s.Apply(ctx, b), herald.CodeConflict)
+	if b.Transitions[0].Applied {
+		t.Error("transition of a failed batch reported applied")
+	}
+	for _, nn := range []herald.NewNotification{good, dup} {
+		_, err := s.GetNotification(ctx, a.ID, nn.Notification.ID)
+		wantCode(t, err, herald.CodeNotFound)
+		ds, err := s.ListDeliveries(ctx, a.ID, nn.Notification.ID)
+		must(t, err)
+		evs, err := s.ListEvents(ctx, a.ID, nn.Notification.ID)
+		must(t, err)
+		if len(ds)+len(evs) != 0 {
+			t.Errorf("failed batch left %d deliveries and %d events of %s", len(ds), len(evs), nn.Notification.ID)
+		}
+	}
+	d, err := s.GetDelivery(ctx, a.ID, first.Deliveries[0].ID)
+	must(t, err)
+	if d.Status != herald.StatusAccepted {
+		t.Errorf("failed batch moved delivery to %s", d.Status)
+	}
+	k, err := s.GetIdempotency(ctx, a.ID, "k")
+	must(t, err)
+	diff(t, "first idempotency record", k.RequestHash, []byte("h1"))
+
+	// The same notification id again, and the same delivery id again.
+	wantCode(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{first}}), herald.CodeConflict)
+	again := notification(a.ID, "user-1", now(), herald.ChannelEmail)
+	again.Deliveries[0].ID = first.Deliveries[0].ID
+	wantCode(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{again}}), herald.CodeConflict)
+	_, err = s.GetNotification(ctx, a.ID, again.Notification.ID)
+	wantCode(t, err, herald.CodeNotFound)
+
+	// The same key in another app is another key.
+	b2 := createApp(t, s)
+	same := notification(b2.ID, "user-1", now(), herald.ChannelEmail)
+	same.Idempotency = &herald.Idempotency{AppID: b2.ID, Key: "k", RequestHash: []byte("h1"), NotificationID: same.Notification.ID, CreatedAt: now()}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{same}}))
+}
+
+func intp(n int) *int { return &n }
+
+func testTransitions(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, other := createApp(t, s), createApp(t, s)
+	t0 := now()
+	nn := notification(a.ID, "user-1", t0, herald.ChannelEmail)
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}}))
+	id, nid := nn.Deliveries[0].ID, nn.Notification.ID
+	ev := func(st herald.Status, at time.Time) herald.Event {
+		return herald.Event{NotificationID: nid, Channel: herald.ChannelEmail, Status: st, At: at}
+	}
+	apply := func(ts ...herald.Transition) []bool {
+		t.Helper()
+		b := &herald.Batch{Transitions: ts}
+		must(t, s.Apply(ctx, b))
+		var got []bool
+		for _, tr := range b.Transitions {
+			got = append(got, tr.Applied)
+		}
+		return got
+	}
+
+	t1, t2, t3 := t0.Add(time.Second), t0.Add(2*time.Second), t0.Add(3*time.Second)
+	got := apply(
+		herald.Transition{AppID: a.ID, DeliveryID: id, From: []herald.Status{herald.StatusQueued}, To: herald.StatusSending,
+			Event: ev(herald.StatusSending, t1)},
+		herald.Transition{AppID: a.ID, DeliveryID: id, From: []herald.Status{herald.StatusAccepted, herald.StatusScheduled},
+			To: herald.StatusQueued, Event: ev(herald.StatusQueued, t1)},
+		herald.Transition{AppID: a.ID, DeliveryID: id, IfAttempts: intp(1), To: herald.StatusSending,
+			Event: ev(herald.StatusSending, t1)},
+		herald.Transition{AppID: other.ID, DeliveryID: id, To: herald.StatusCanceled, Event: ev(herald.StatusCanceled, t1)},
+	)
+	diff(t, "applied flags of batch 1", got, []bool{false, true, false, false})
+
+	retryAt := t0.Add(time.Hour)
+	got = apply(
+		herald.Transition{AppID: a.ID, DeliveryID: id, IfAttempts: intp(0), To: herald.StatusSending, Attempts: 1,
+			Provider: "smtp", Event: herald.Event{Status: herald.StatusSending, Attempt: 1, Provider: "smtp", At: t2}},
+		// Attempts 0 and an empty provider keep what is stored; the due time is the retry's.
+		herald.Transition{AppID: a.ID, DeliveryID: id, From: []herald.Status{herald.StatusSending}, To: herald.StatusQueued,
+			Reason: "timeout", DueAt: retryAt, Event: herald.Event{Status: herald.StatusQueued, Reason: "timeout", Detail: "i/o timeout", At: t2}},
+	)
+	diff(t, "applied flags of batch 2", got, []bool{true, true})
+	d, err := s.GetDelivery(ctx, a.ID, id)
+	must(t, err)
+	want := wantDelivery(nn.Deliveries[0])
+	want.Status, want.Reason, want.Attempts, want.Provider = herald.StatusQueued, "timeout", 1, "smtp"
+	want.NextAttemptAt, want.UpdatedAt = retryAt, t2
+	diff(t, "delivery after retry", d, want)
+
+	got = apply(
+		herald.Transition{AppID: a.ID, DeliveryID: id, IfAttempts: intp(1), To: herald.StatusSent, Attempts: 2,
+			ProviderMessageID: "msg-1", Event: ev(herald.StatusSent, t3)},
+		// sent is Done: an empty From no longer matches.
+		herald.Transition{AppID: a.ID, DeliveryID: id, To: herald.StatusFailed, Event: ev(herald.StatusFailed, t3)},
+		// An explicit From may still move a done delivery on.
+		herald.Transition{AppID: a.ID, DeliveryID: id, From: []herald.Status{herald.StatusSent}, To: herald.StatusDelivered,
+			Event: ev(herald.StatusDelivered, t3)},
+		herald.Transition{AppID: a.ID, DeliveryID: newID(), To: herald.StatusSent, Event: ev(herald.StatusSent, t3)},
+	)
+	diff(t, "applied flags of batch 3", got, []bool{true, false, true, false})
+	d, err = s.GetDelivery(ctx, a.ID, id)
+	must(t, err)
+	want.Status, want.Reason, want.Attempts, want.ProviderMessageID = herald.StatusDelivered, "", 2, "msg-1"
+	want.NextAttemptAt, want.UpdatedAt = t3, t3
+	diff(t, "delivered delivery", d, want)
+
+	evs, err := s.ListEvents(ctx, a.ID, nid)
+	must(t, err)
+	var statuses []herald.Status
+	for _, e := range evs {
+		statuses = append(statuses, e.Status)
+		if e.AppID != a.ID || e.DeliveryID != id || e.NotificationID != nid || e.Channel != herald.ChannelEmail {
+			t.Errorf("event %+v lacks its app, delivery, notification or channel", e)
+		}
+	}
+	diff(t, "timeline", statuses, []herald.Status{herald.StatusAccepted, herald.StatusQueued, herald.StatusSending,
+		herald.StatusQueued, herald.StatusSent, herald.StatusDelivered})
+	diff(t, "sending event", evs[2], herald.Event{AppID: a.ID, NotificationID: nid, DeliveryID: id, Channel: herald.ChannelEmail,
+		Status: herald.StatusSending, Attempt: 1, Provider: "smtp", At: t2})
+	evs, err = s.ListEvents(ctx, other.ID, nid)
+	must(t, err)
+	if len(evs) != 0 {
+		t.Errorf("the other app's transition wrote %d events", len(evs))
+	}
+}
+
+func testLogIsolation(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	nn := notification(a.ID, "user-1", now(), herald.ChannelEmail)
+	nn.Idempotency = &herald.Idempotency{AppID: a.ID, Key: "k", NotificationID: nn.Notification.ID, CreatedAt: now()}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}}))
+
+	_, err := s.GetNotification(ctx, b.ID, nn.Notification.ID)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.GetDelivery(ctx, b.ID, nn.Deliveries[0].ID)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.GetIdempotency(ctx, b.ID, "k")
+	wantCode(t, err, herald.CodeNotFound)
+	ds, err := s.ListDeliveries(ctx, b.ID, nn.Notification.ID)
+	must(t, err)
+	evs, err := s.ListEvents(ctx, b.ID, nn.Notification.ID)
+	must(t, err)
+	list, next, err := s.ListNotifications(ctx, b.ID, herald.NotificationFilter{})
+	must(t, err)
+	if len(ds)+len(evs)+len(list) != 0 || next != "" {
+		t.Errorf("another app sees %d deliveries, %d events, %d notifications", len(ds), len(evs), len(list))
+	}
+	_, err = s.GetNotification(ctx, a.ID, newID())
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.GetDelivery(ctx, a.ID, newID())
+	wantCode(t, err, herald.CodeNotFound)
+}
+
+func ids(ns []herald.Notification) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.ID
+	}
+	return out
+}
+
+func testListNotifications(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	base := now().Add(-time.Hour)
+	var all []herald.NewNotification // oldest first
+	for i := range 7 {
+		c := herald.ChannelEmail
+		if i%2 == 1 {
+			c = herald.ChannelSMS
+		}
+		all = append(all, notification(a.ID, fmt.Sprintf("user-%d", i%3), base.Add(time.Duration(i)*time.Second), c))
+	}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: all}))
+	must(t, s.Apply(ctx, &herald.Batch{Transitions: []herald.Transition{{AppID: a.ID, DeliveryID: all[3].Deliveries[0].ID,
+		To: herald.StatusSent, Event: herald.Event{Status: herald.StatusSent, At: now()}}}}))
+	// newest first, picking by index into all
+	pick := func(idx ...int) []string {
+		var out []string
+		for _, i := range idx {
+			out = append(out, all[i].Notification.ID)
+		}
+		return out
+	}
+
+	var pages [][]string
+	f := herald.NotificationFilter{Limit: 3}
+	for range 5 {
+		list, next, err := s.ListNotifications(ctx, a.ID, f)
+		must(t, err)
+		pages = append(pages, ids(list))
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	diff(t, "pages", pages, [][]string{pick(6, 5, 4), pick(3, 2, 1), pick(0)})
+	list, next, err := s.ListNotifications(ctx, a.ID, herald.NotificationFilter{})
+	must(t, err)
+	diff(t, "default page", ids(list), pick(6, 5, 4, 3, 2, 1, 0))
+	if next != "" {
+		t.Errorf("next = %q on the only page", next)
+	}
+	diff(t, "listed notification", list[6], all[0].Notification)
+	list, next, err = s.ListNotifications(ctx, a.ID, herald.NotificationFilter{Limit: 7})
+	must(t, err)
+	if len(list) != 7 || next != "" {
+		t.Errorf("an exactly full page: %d items, next %q; want 7 and none", len(list), next)
+	}
+
+	for _, tc := range []struct {
+		name string
+		f    herald.NotificationFilter
+		want []string
+	}{
+		{"user", herald.NotificationFilter{UserID: "user-1"}, pick(4, 1)},
+		{"status", herald.NotificationFilter{Status: herald.StatusSent}, pick(3)},
+		{"channel", herald.NotificationFilter{Channel: herald.ChannelSMS}, pick(5, 3, 1)},
+		{"since", herald.NotificationFilter{Since: base.Add(4 * time.Second)}, pick(6, 5, 4)},
+		{"user and channel", herald.NotificationFilter{UserID: "user-0", Channel: herald.ChannelSMS}, pick(3)},
+		{"status accepted", herald.NotificationFilter{Status: herald.StatusAccepted}, pick(6, 5, 4, 2, 1, 0)},
+		{"nothing", herald.NotificationFilter{UserID: "nobody"}, nil},
+	} {
+		list, next, err := s.ListNotifications(ctx, a.ID, tc.f)
+		must(t, err)
+		var got []string
+		if len(list) > 0 {
+			got = ids(list)
+		}
+		diff(t, "filter "+tc.name, got, tc.want)
+		if next != "" {
+			t.Errorf("filter %s: next = %q on the only page", tc.name, next)
+		}
+	}
+	list, next, err = s.ListNotifications(ctx, a.ID, herald.NotificationFilter{Channel: herald.ChannelEmail, Limit: 2})
+	must(t, err)
+	diff(t, "filtered page 1", ids(list), pick(6, 4))
+	list, _, err = s.ListNotifications(ctx, a.ID, herald.NotificationFilter{Channel: herald.ChannelEmail, Limit: 2, Cursor: next})
+	must(t, err)
+	diff(t, "filtered page 2", ids(list), pick(2, 0))
+
+	_, _, err = s.ListNotifications(ctx, a.ID, herald.NotificationFilter{Cursor: "not a cursor!"})
+	wantCode(t, err, herald.CodeInvalid)
+}
+
+func testStaleAndPostpone(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now()
+	mk := func(appID string, st herald.Status, due time.Duration) herald.NewNotification {
+		nn := notification(appID, "user-1", t0.Add(-time.Hour), herald.ChannelEmail)
+		nn.Deliveries[0].Status, nn.Deliveries[0].NextAttemptAt = st, t0.Add(due)
+		return nn
+	}
+	accepted := mk(a.ID, herald.StatusAccepted, -10*time.Second)
+	queued := mk(b.ID, herald.StatusQueued, -5*time.Second)
+	sending := mk(a.ID, herald.StatusSending, -time.Second)
+	batch := []herald.NewNotification{
+		sending, queued, accepted,
+		mk(a.ID, herald.StatusScheduled, -20*time.Second),
+		mk(a.ID, herald.StatusSent, -30*time.Second),
+		mk(a.ID, herald.StatusDead, -30*time.Second),
+		mk(b.ID, herald.StatusAccepted, time.Hour),
+		mk(b.ID, herald.StatusQueued, 0), // due exactly at t0: not before it
+	}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: batch}))
+	stale := func(limit int) []string {
+		t.Helper()
+		ds, err := s.StaleDeliveries(ctx, t0, limit)
+		must(t, err)
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return out
+	}
+	diff(t, "stale", stale(10), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
+	diff(t, "stale, limit 2", stale(2), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID})
+
+	until := t0.Add(time.Minute)
+	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID}, until))
+	must(t, s.PostponeDeliveries(ctx, nil, until))
+	diff(t, "stale after postpone", stale(10), []string{sending.Deliveries[0].ID})
+	d, err := s.GetDelivery(ctx, b.ID, queued.Deliveries[0].ID)
+	must(t, err)
+	want := wantDelivery(queued.Deliveries[0])
+	want.NextAttemptAt = until
+	diff(t, "postponed delivery", d, want)
+	evs, err := s.ListEvents(ctx, b.ID, queued.Notification.ID)
+	must(t, err)
+	if len(evs) != 1 {
+		t.Errorf("postpone wrote events: %v", evs)
+	}
+}
+
+// testConcurrentApply checks that concurrent writers (the group committer
+// and the CLI, say) all get their batches in.
+func testConcurrentApply(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	const writers, batches = 4, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*batches)
+	for range writers {
+		wg.Go(func() {
+			for range batches {
+				nn := notification(a.ID, "user-1", now(), herald.ChannelEmail, herald.ChannelSMS)
+				errs <- s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	list, _, err := s.ListNotifications(ctx, a.ID, herald.NotificationFilter{Limit: 500})
+	must(t, err)
+	if len(list) != writers*batches {
+		t.Errorf("%d notifications stored, want %d", len(list), writers*batches)
+	}
+}
+
+func testLeases(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	t0 := now()
+	ttl := 10 * time.Second
+	acquire := func(name, holder string, at time.Duration, want bool) {
+		t.Helper()
+		got, err := s.AcquireLease(ctx, name, holder, t0.Add(at), ttl)
+		must(t, err)
+		if got != want {
+			t.Fatalf("AcquireLease(%s, %s, t0+%s) = %v, want %v", name, holder, at, got, want)
+		}
+	}
+	acquire("reconciler", "a", 0, true)
+	acquire("reconciler", "b", time.Second, false)
+	acquire("scheduler", "b", time.Second, true)    // another lease is independent
+	acquire("reconciler", "a", 5*time.Second, true) // renew: now held until t0+15s
+	acquire("reconciler", "b", 12*time.Second, false)
+	acquire("reconciler", "b", 15*time.Second, true) // expired: fail over
+	acquire("reconciler", "a", 16*time.Second, false)
+	must(t, s.ReleaseLease(ctx, "reconciler", "a")) // not a's to release
+	acquire("reconciler", "a", 17*time.Second, false)
+	must(t, s.ReleaseLease(ctx, "reconciler", "b"))
+	acquire("reconciler", "a", 17*time.Second, true)
+	must(t, s.ReleaseLease(ctx, "nothing", "a"))
+}
+
+func testPingClose(t *testing.T, s herald.Store) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	must(t, s.Ping(ctx))
+	must(t, s.Close())
+	must(t, s.Close())
+	if err := s.Ping(ctx); err == nil {
+		t.Error("Ping after Close succeeded")
+	}
+}
