@@ -1,0 +1,295 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delivery is one job handed to a worker, with what JetStream knows of it.
+// Exactly one of Ack, NakWithDelay and Term should end it; InProgress may
+// precede them to extend the ack wait.
+type Delivery struct {
+	Job
+	// NumDelivered counts the deliveries of this message, this one included.
+	NumDelivered uint64
+	// StoredAt is when the message was stored in the stream.
+	StoredAt time.Time
+
+	msg jetstream.Msg
+}
+
+// Ack removes the job from the queue and waits for the server to confirm,
+// so that a lost ack cannot make a sent delivery look pending.
+func (d *Delivery) Ack(ctx context.Context) error {
+	return translate(fmt.Sprintf("queue: ack delivery %q", d.DeliveryID), d.msg.DoubleAck(ctx))
+}
+
+// NakWithDelay hands the job back for redelivery after delay.
+func (d *Delivery) NakWithDelay(delay time.Duration) error {
+	return translate(fmt.Sprintf("queue: nak delivery %q", d.DeliveryID), d.msg.NakWithDelay(delay))
+}
+
+// Term removes the job without sending it again.
+func (d *Delivery) Term() error {
+	return translate(fmt.Sprintf("queue: term delivery %q", d.DeliveryID), d.msg.Term())
+}
+
+// InProgress restarts the ack wait, for a send that takes longer than expected.
+func (d *Delivery) InProgress() error {
+	return translate(fmt.Sprintf("queue: extend delivery %q", d.DeliveryID), d.msg.InProgress())
+}
+
+// Consumer runs handlers for the messages of one durable consumer until
+// Stopped.
+type Consumer struct {
+	stopping chan struct{} // closed by Stop: pull no more
+	done     chan struct{} // closed when the loop ended and every handler returned
+	once     sync.Once
+	stopPull context.CancelFunc // abandons the pull request in flight
+	cancel   context.CancelFunc // cancels the handlers' context
+}
+
+// Stop stops pulling messages and waits for the handlers in flight to
+// return. When ctx ends first their context is canceled and Stop returns
+// CodeUnavailable; unacknowledged messages are then redelivered after the
+// ack wait. Safe to call more than once and concurrently.
+func (c *Consumer) Stop(ctx context.Context) error {
+	c.once.Do(func() {
+		close(c.stopping)
+		c.stopPull()
+	})
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		c.cancel()
+		return &herald.Error{Code: herald.CodeUnavailable, Message: "queue: stop consumer: handlers still running", Err: ctx.Err()}
+	}
+}
+
+// ConsumeJobs runs handle for the jobs of channel ch and priority p, at most
+// concurrency at a time. It pulls only as many messages as it has free
+// handlers, so no job waits in a local buffer while its ack wait runs out.
+// handle gets a context that carries ctx's values and is canceled only when
+// a Stop gives up waiting; handle must end the delivery (Ack, NakWithDelay
+// or Term). A message that is not a valid job is logged and terminated.
+//
+// Errors: CodeInternal for a bad channel, priority or concurrency, or when
+// the consumer does not exist (Open creates it); CodeUnavailable when the
+// server does not answer.
+func (q *Queue) ConsumeJobs(ctx context.Context, ch herald.Channel, p herald.Priority, concurrency int, handle func(context.Context, *Delivery)) (*Consumer, error) {
+	name := jobConsumerName(ch, p)
+	if !ch.Valid() || !p.Valid() || concurrency < 1 || handle == nil {
+		return nil, herald.Errorf(herald.CodeInternal, "queue: consume jobs %q: needs a known channel and priority, concurrency >= 1 and a handler (got %d)", name, concurrency)
+	}
+	cons, err := q.js.Consumer(ctx, q.notify, name)
+	if err != nil {
+		return nil, translate(fmt.Sprintf("queue: consume jobs: consumer %q on %q", name, q.notify), err)
+	}
+	log := q.log.With("consumer", name)
+	return q.run(ctx, cons, concurrency, log, func(hctx context.Context, m jetstream.Msg) {
+		d, err := q.decodeJob(m, ch, p)
+		if err != nil {
+			log.Error("terminating malformed job", "subject", m.Subject(), "err", err)
+			if err := m.Term(); err != nil {
+				log.Warn("term of malformed job failed", "err", err)
+			}
+			return
+		}
+		handle(hctx, d)
+	}), nil
+}
+
+func (q *Queue) decodeJob(m jetstream.Msg, ch herald.Channel, p herald.Priority) (*Delivery, error) {
+	var j Job
+	if err := json.Unmarshal(m.Data(), &j); err != nil {
+		return nil, fmt.Errorf("decode job: %w", err)
+	}
+	if j.DeliveryID == "" || j.Channel != ch || j.Priority != p {
+		return nil, fmt.Errorf("job of delivery %q for %s/%s on the %s/%s consumer", j.DeliveryID, j.Channel, j.Priority, ch, p)
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("job of delivery %q: metadata: %w", j.DeliveryID, err)
+	}
+	j.MsgID = m.Headers().Get(jetstream.MsgIDHeader)
+	return &Delivery{Job: j, NumDelivered: md.NumDelivered, StoredAt: md.Timestamp, msg: m}, nil
+}
+
+// ConsumeEvents runs handle for every event on EVENTS, one at a time and
+// in stream order except for redeliveries, through the durable consumer named durable (created or
+// updated here; each reader of events, such as the tracker, has its own).
+// An event is acked when handle returns nil and redelivered after a
+// growing delay otherwise; a malformed one is logged and terminated. The
+// lifetime rules are those of ConsumeJobs.
+func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(context.Context, herald.Event) error) (*Consumer, error) {
+	if durable == "" || handle == nil {
+		return nil, herald.Errorf(herald.CodeInternal, "queue: consume events: needs a durable name and a handler")
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   "Herald event reader " + durable,
+		FilterSubject: q.prefix + "events.>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.o.AckWait,
+		MaxAckPending: q.o.MaxAckPending,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if err := q.ensureConsumer(ctx, q.events, cfg); err != nil {
+		return nil, err
+	}
+	cons, err := q.js.Consumer(ctx, q.events, durable)
+	if err != nil {
+		return nil, translate(fmt.Sprintf("queue: consume events: consumer %q on %q", durable, q.events), err)
+	}
+	log := q.log.With("consumer", durable)
+	return q.run(ctx, cons, 1, log, func(hctx context.Context, m jetstream.Msg) {
+		var w wireEvent
+		if err := json.Unmarshal(m.Data(), &w); err != nil {
+			log.Error("terminating malformed event", "subject", m.Subject(), "err", err)
+			if err := m.Term(); err != nil {
+				log.Warn("term of malformed event failed", "err", err)
+			}
+			return
+		}
+		if err := handle(hctx, w.event()); err != nil {
+			var n uint64 = 1
+			if md, mdErr := m.Metadata(); mdErr == nil {
+				n = md.NumDelivered
+			}
+			delay := retryDelay(n)
+			log.Warn("event handler failed; redelivering", "delivery_id", w.DeliveryID, "attempt", n, "delay", delay, "err", err)
+			if err := m.NakWithDelay(delay); err != nil {
+				log.Warn("nak of event failed", "err", err)
+			}
+			return
+		}
+		if err := m.Ack(); err != nil {
+			log.Warn("ack of event failed; it will be redelivered", "delivery_id", w.DeliveryID, "err", err)
+		}
+	}), nil
+}
+
+// retryDelay backs off the redelivery of an event whose handler failed:
+// 100ms doubling up to 30s, so a broken dependency is not hammered.
+func retryDelay(numDelivered uint64) time.Duration {
+	d := 100 * time.Millisecond
+	for i := uint64(1); i < numDelivered && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// Pull loop timing. fetchWait bounds one pull request: an idle consumer
+// sends one request per fetchWait. Stop abandons the request in flight;
+// the server drops a request whose requester lost interest, so at worst a
+// message caught in that instant is redelivered after the ack wait.
+const (
+	fetchWait      = 5 * time.Second
+	minPullBackoff = 100 * time.Millisecond
+	maxPullBackoff = 30 * time.Second
+)
+
+// run pulls from cons and hands each message to process in its own
+// goroutine, never more than concurrency at a time.
+func (q *Queue) run(ctx context.Context, cons jetstream.Consumer, concurrency int, log *slog.Logger, process func(context.Context, jetstream.Msg)) *Consumer {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pullCtx, stopPull := context.WithCancel(context.Background())
+	c := &Consumer{stopping: make(chan struct{}), done: make(chan struct{}), stopPull: stopPull, cancel: cancel}
+	slots := make(chan struct{}, concurrency) // a token per running handler
+	var handlers sync.WaitGroup
+
+	release := func(n int) {
+		for range n {
+			<-slots
+		}
+	}
+	dispatch := func(m jetstream.Msg) {
+		handlers.Go(func() {
+			defer release(1)
+			defer func() {
+				if r := recover(); r != nil {
+					// A panicking handler must not take the worker down;
+					// the message is redelivered after the ack wait.
+					log.Error("handler panicked", "subject", m.Subject(), "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
+			process(hctx, m)
+		})
+	}
+
+	go func() {
+		defer close(c.done)
+		defer cancel()
+		defer handlers.Wait()
+		backoff := minPullBackoff
+		for {
+			// Wait for one free handler, then take every other free one.
+			select {
+			case slots <- struct{}{}:
+			case <-c.stopping:
+				return
+			}
+			n := 1
+		take:
+			for n < concurrency {
+				select {
+				case slots <- struct{}{}:
+					n++
+				default:
+					break take
+				}
+			}
+
+			fctx, fcancel := context.WithTimeout(pullCtx, fetchWait)
+			batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+			got := 0
+			if err == nil {
+				for m := range batch.Messages() {
+					got++
+					select {
+					case <-c.stopping:
+						// Pulled after Stop: hand it straight back so that
+						// another worker need not wait for the ack wait.
+						if err := m.Nak(); err != nil {
+							log.Warn("nak after stop failed", "err", err)
+						}
+						release(1)
+					default:
+						dispatch(m)
+					}
+				}
+				err = batch.Error()
+			}
+			fcancel()
+			release(n - got)
+			select {
+			case <-c.stopping:
+				return
+			default:
+			}
+			if err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				backoff = minPullBackoff
+				continue
+			}
+			log.Warn("pull failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-c.stopping:
+				return
+			}
+			backoff = min(2*backoff, maxPullBackoff)
+		}
+	}()
+	return c
+}
