@@ -1,0 +1,250 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Notification statuses derived from the deliveries; documented in openapi.yaml.
+const (
+	notificationAccepted   = "accepted"   // no delivery has moved past accepted, queued or scheduled
+	notificationProcessing = "processing" // some delivery has moved on, some are not done
+	notificationCompleted  = "completed"  // every delivery is done (or there is none)
+)
+
+// List limits of GET /v1/notifications.
+const (
+	defaultListLimit = 50
+	maxListLimit     = 500
+	maxCursor        = 512
+)
+
+func notificationStatus(ds []herald.Delivery) string {
+	allDone, started := true, false
+	for _, d := range ds {
+		if !d.Status.Done() {
+			allDone = false
+		}
+		switch d.Status {
+		case herald.StatusAccepted, herald.StatusQueued, herald.StatusScheduled:
+		default:
+			started = true
+		}
+	}
+	switch {
+	case allDone:
+		return notificationCompleted
+	case !started:
+		return notificationAccepted
+	}
+	return notificationProcessing
+}
+
+type notificationResponse struct {
+	ID         string             `json:"id"`
+	Status     string             `json:"status"`
+	Category   string             `json:"category,omitempty"`
+	Priority   string             `json:"priority"`
+	CreatedAt  time.Time          `json:"created_at"`
+	Deliveries []deliveryResponse `json:"deliveries"`
+}
+
+type deliveryResponse struct {
+	ID      string `json:"id"`
+	UserID  string `json:"user_id,omitempty"`
+	Channel string `json:"channel"`
+	// Address is the email address or phone number, masked: a send key may
+	// read statuses but should not learn users' contact details.
+	Address string `json:"address,omitempty"`
+	// Platform replaces the address for push: a device token is a credential.
+	Platform          string          `json:"platform,omitempty"`
+	Status            string          `json:"status"`
+	Reason            string          `json:"reason,omitempty"`
+	Provider          string          `json:"provider,omitempty"`
+	ProviderMessageID string          `json:"provider_message_id,omitempty"`
+	Attempts          int             `json:"attempts"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+	Timeline          []eventResponse `json:"timeline"`
+}
+
+type eventResponse struct {
+	Status   string    `json:"status"`
+	At       time.Time `json:"at"`
+	Detail   string    `json:"detail,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Attempt  int       `json:"attempt"`
+	Provider string    `json:"provider,omitempty"`
+}
+
+type notificationListResponse struct {
+	Data       []notificationSummary `json:"data"`
+	NextCursor string                `json:"next_cursor,omitempty"`
+}
+
+type notificationSummary struct {
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Category  string    `json:"category,omitempty"`
+	Priority  string    `json:"priority"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func priorityOrNormal(p herald.Priority) string {
+	if p == "" {
+		return string(herald.PriorityNormal)
+	}
+	return string(p)
+}
+
+// maskAddress keeps enough of an email address or phone number to
+// recognise it and hides the rest.
+func maskAddress(c herald.Channel, addr string) string {
+	switch c {
+	case herald.ChannelEmail:
+		local, domain, ok := strings.Cut(addr, "@")
+		if !ok || local == "" {
+			return "***"
+		}
+		return local[:1] + "***@" + domain
+	case herald.ChannelSMS:
+		if len(addr) <= 6 {
+			return "***"
+		}
+		return addr[:4] + strings.Repeat("*", len(addr)-6) + addr[len(addr)-2:]
+	}
+	return ""
+}
+
+func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
+	id := r.PathValue("id")
+	ctx := r.Context()
+	n, err := s.store.GetNotification(ctx, caller.AppID, id)
+	if err != nil {
+		return fmt.Errorf("httpapi: get notification %q: %w", id, err)
+	}
+	ds, err := s.store.ListDeliveries(ctx, caller.AppID, id)
+	if err != nil {
+		return fmt.Errorf("httpapi: list deliveries of %q: %w", id, err)
+	}
+	events, err := s.store.ListEvents(ctx, caller.AppID, id)
+	if err != nil {
+		return fmt.Errorf("httpapi: list events of %q: %w", id, err)
+	}
+	timelines := map[string][]eventResponse{}
+	for _, e := range events {
+		timelines[e.DeliveryID] = append(timelines[e.DeliveryID], eventResponse{
+			Status: string(e.Status), At: e.At.UTC(), Detail: e.Detail, Reason: e.Reason,
+			Attempt: e.Attempt, Provider: e.Provider,
+		})
+	}
+	out := notificationResponse{
+		ID: n.ID, Status: notificationStatus(ds), Category: n.Category, Priority: priorityOrNormal(n.Priority),
+		CreatedAt: n.CreatedAt.UTC(), Deliveries: make([]deliveryResponse, 0, len(ds)),
+	}
+	for _, d := range ds {
+		dr := deliveryResponse{
+			ID: d.ID, UserID: d.UserID, Channel: string(d.Channel), Address: maskAddress(d.Channel, d.Address),
+			Status: string(d.Status), Reason: d.Reason, Provider: d.Provider, ProviderMessageID: d.ProviderMessageID,
+			Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Timeline: timelines[d.ID],
+		}
+		if d.Channel == herald.ChannelPush {
+			dr.Platform = string(d.Platform)
+		}
+		if dr.Timeline == nil {
+			dr.Timeline = []eventResponse{}
+		}
+		out.Deliveries = append(out.Deliveries, dr)
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+	return nil
+}
+
+// validStatus reports whether s is a delivery status of the contract.
+func validStatus(s herald.Status) bool {
+	switch s {
+	case herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued, herald.StatusSending,
+		herald.StatusSent, herald.StatusDelivered, herald.StatusOpened, herald.StatusClicked,
+		herald.StatusFailed, herald.StatusSuppressed, herald.StatusCanceled, herald.StatusDead:
+		return true
+	}
+	return false
+}
+
+// notificationFilter reads the list's query parameters; errors name the parameter.
+func notificationFilter(q url.Values) (herald.NotificationFilter, error) {
+	var v herald.Validation
+	f := herald.NotificationFilter{Limit: defaultListLimit}
+	if id := q.Get("user_id"); id != "" {
+		if !validUserID(id) {
+			v.Add("user_id", "must be 1 to %d printable characters without a slash", maxUserID)
+		}
+		f.UserID = id
+	}
+	if st := q.Get("status"); st != "" {
+		if !validStatus(herald.Status(st)) {
+			v.Add("status", "is not a delivery status")
+		}
+		f.Status = herald.Status(st)
+	}
+	if c := q.Get("channel"); c != "" {
+		if !herald.Channel(c).Valid() {
+			v.Add("channel", "must be push, email or sms")
+		}
+		f.Channel = herald.Channel(c)
+	}
+	if since := q.Get("since"); since != "" {
+		t, err := time.Parse(time.RFC3339, since)
+		if err != nil {
+			v.Add("since", "must be an RFC 3339 time like 2026-01-02T15:04:05Z")
+		}
+		f.Since = t
+	}
+	if c := q.Get("cursor"); c != "" {
+		if len(c) > maxCursor {
+			v.Add("cursor", "is not a cursor from a previous page")
+		}
+		f.Cursor = c
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxListLimit {
+			v.Add("limit", "must be an integer from 1 to %d", maxListLimit)
+		}
+		f.Limit = n
+	}
+	return f, v.Err()
+}
+
+func (s *server) listNotifications(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
+	f, err := notificationFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	list, next, err := s.store.ListNotifications(ctx, caller.AppID, f)
+	if err != nil {
+		return fmt.Errorf("httpapi: list notifications: %w", err)
+	}
+	out := notificationListResponse{Data: make([]notificationSummary, 0, len(list)), NextCursor: next}
+	for _, n := range list {
+		// One query per item: fine at 500 items for now; a store method
+		// that summarises statuses can replace it when it shows up in profiles.
+		ds, err := s.store.ListDeliveries(ctx, caller.AppID, n.ID)
+		if err != nil {
+			return fmt.Errorf("httpapi: list deliveries of %q: %w", n.ID, err)
+		}
+		out.Data = append(out.Data, notificationSummary{
+			ID: n.ID, Status: notificationStatus(ds), Category: n.Category,
+			Priority: priorityOrNormal(n.Priority), CreatedAt: n.CreatedAt.UTC(),
+		})
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+	return nil
+}

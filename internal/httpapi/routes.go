@@ -1,0 +1,40 @@
+package httpapi
+
+import (
+	"github.com/heraldhq/herald"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes lists every route of the API. docs/openapi.yaml documents each
+// of them; keep the two in step.
+func (s *server) routes() {
+	m := s.mux
+	admin, send := herald.ScopeAdmin, herald.ScopeSend
+
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /openapi.yaml", s.openAPI)
+
+	m.Handle("POST /v1/keys", s.v1(admin, s.createKey))
+	m.Handle("DELETE /v1/keys/{id}", s.v1(admin, s.revokeKey))
+
+	m.Handle("PUT /v1/users/{user_id}", s.v1(admin, s.putUser))
+	m.Handle("GET /v1/users/{user_id}", s.v1(admin, s.getUser))
+	m.Handle("DELETE /v1/users/{user_id}", s.v1(admin, s.deleteUser))
+	m.Handle("POST /v1/users/{user_id}/devices", s.v1(admin, s.addDevice))
+	m.Handle("GET /v1/users/{user_id}/devices", s.v1(admin, s.listDevices))
+	m.Handle("DELETE /v1/users/{user_id}/devices/{device_id}", s.v1(admin, s.deleteDevice))
+	m.Handle("GET /v1/users/{user_id}/preferences", s.v1(admin, s.getPreferences))
+	m.Handle("PUT /v1/users/{user_id}/preferences", s.v1(admin, s.putPreferences))
+
+	m.Handle("POST /v1/notifications", s.v1(send, s.sendNotification))
+	m.Handle("GET /v1/notifications", s.v1(send, s.listNotifications))
+	m.Handle("GET /v1/notifications/{id}", s.v1(send, s.getNotification))
+	m.Handle("POST /v1/email/send", s.v1(send, s.channelSend(herald.ChannelEmail)))
+	m.Handle("POST /v1/sms/send", s.v1(send, s.channelSend(herald.ChannelSMS)))
+	m.Handle("POST /v1/push/send", s.v1(send, s.channelSend(herald.ChannelPush)))
+
+	m.Handle("PUT /v1/providers/{channel}", s.v1(admin, s.putProviders))
+	m.Handle("GET /v1/providers/{channel}", s.v1(admin, s.getProviders))
+}

@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/docs"
+)
+
+// TestResponsesMatchSchemas checks the response structs of routes whose
+// end-to-end tests need a real store against their schemas in
+// openapi.yaml, so a renamed field shows up here first.
+func TestResponsesMatchSchemas(t *testing.T) {
+	t.Parallel()
+	doc, err := openapi3.NewLoader().LoadFromData(docs.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	sub := &herald.WebPushSubscription{Endpoint: "https://push.example.com/1"}
+	for _, tt := range []struct {
+		schema string
+		value  any
+	}{
+		{"User", toUserResponse(herald.User{ID: "u1", Email: "a@example.com", Phone: "+14155550100", CreatedAt: now, UpdatedAt: now})},
+		{"User", toUserResponse(herald.User{ID: "u2", Attributes: map[string]any{"plan": "pro"}, CreatedAt: now, UpdatedAt: now})},
+		{"Device", toDeviceResponse(herald.Device{ID: "d1", Platform: herald.PlatformIOS, Token: "ab", Status: herald.DeviceInvalid, CreatedAt: now})},
+		{"Device", toDeviceResponse(herald.Device{ID: "d2", Platform: herald.PlatformWeb, Token: sub.Endpoint, Subscription: sub, CreatedAt: now})},
+		{"DeviceList", deviceListResponse{Data: []deviceResponse{}}},
+		{"Preferences", toPreferencesResponse(herald.Preferences{})},
+		{"Preferences", toPreferencesResponse(herald.Preferences{
+			Channels:   map[herald.Channel]bool{herald.ChannelSMS: false},
+			Categories: map[string]map[herald.Channel]bool{"marketing": {herald.ChannelEmail: false}},
+			QuietHours: &herald.QuietHours{Start: "22:00", End: "07:00"},
+		})},
+		{"CreatedKey", keyResponse{ID: "k1", Name: "ci", Scope: "send", Key: "hrd_s_" + "0123456789abcdefghijABCDEFGHIJ01", Prefix: "hrd_s_012345", CreatedAt: now}},
+		{"Accepted", acceptedResponse{ID: "n1", Status: "accepted", Deliveries: []acceptedDeliveryResponse{{ID: "d1", Channel: "sms", Status: "suppressed", Reason: "opted_out"}}}},
+		{"Notification", notificationResponse{ID: "n1", Status: notificationProcessing, Priority: "normal", CreatedAt: now, Deliveries: []deliveryResponse{
+			{ID: "d1", UserID: "u1", Channel: "push", Platform: "ios", Status: "sent", Provider: "apns", ProviderMessageID: "m", Attempts: 1,
+				CreatedAt: now, UpdatedAt: now, Timeline: []eventResponse{{Status: "queued", At: now}, {Status: "sent", At: now, Attempt: 1, Provider: "apns"}}},
+			{ID: "d2", Channel: "email", Address: maskAddress(herald.ChannelEmail, "a@example.com"), Status: "failed", Reason: "provider_rejected",
+				CreatedAt: now, UpdatedAt: now, Timeline: []eventResponse{}},
+		}}},
+		{"NotificationList", notificationListResponse{Data: []notificationSummary{{ID: "n1", Status: "completed", Category: "c", Priority: "high", CreatedAt: now}}, NextCursor: "abc"}},
+		{"ProviderList", toProvidersResponse(herald.ChannelEmail, []string{"sendgrid", "smtp"})},
+		{"Problem", problemFor(herald.CodeInvalid, "bad", []herald.FieldError{{Field: "email", Message: "bad"}})},
+		{"StatusOK", statusResponse{Status: "ok"}},
+	} {
+		ref := doc.Components.Schemas[tt.schema]
+		if ref == nil {
+			t.Fatalf("no schema %s", tt.schema)
+		}
+		b, err := json.Marshal(tt.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := ref.Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.VisitAsResponse()); err != nil {
+			t.Errorf("%s %s: %v", tt.schema, b, err)
+		}
+	}
+}

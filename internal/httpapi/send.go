@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header, which is stored.
+const maxIdempotencyKey = 255
+
+type sendRequestBody struct {
+	To       []recipientBody `json:"to"`
+	Channels []string        `json:"channels"`
+	Category string          `json:"category"`
+	Priority string          `json:"priority"`
+	Content  *contentBody    `json:"content"`
+
+	// Fields of the public contract that this version does not implement
+	// yet. They are decoded so that using one is a clear 422 rather than a
+	// 400 "unknown field" or, worse, silently ignored.
+	Template        json.RawMessage `json:"template"`
+	TemplateVersion json.RawMessage `json:"template_version"`
+	Data            json.RawMessage `json:"data"`
+	SendAt          json.RawMessage `json:"send_at"`
+	SendAtLocal     json.RawMessage `json:"send_at_local"`
+	Fallback        json.RawMessage `json:"fallback"`
+	EventID         json.RawMessage `json:"event_id"`
+}
+
+type recipientBody struct {
+	UserID string          `json:"user_id"`
+	Email  string          `json:"email"`
+	Phone  string          `json:"phone"`
+	Topic  json.RawMessage `json:"topic"` // not supported yet
+}
+
+type contentBody struct {
+	Title   string            `json:"title"`
+	Body    string            `json:"body"`
+	Subject string            `json:"subject"`
+	HTML    string            `json:"html"`
+	URL     string            `json:"url"`
+	Data    map[string]string `json:"data"`
+}
+
+type acceptedResponse struct {
+	ID         string                     `json:"id"`
+	Status     string                     `json:"status"`
+	Deliveries []acceptedDeliveryResponse `json:"deliveries"`
+}
+
+type acceptedDeliveryResponse struct {
+	ID      string `json:"id"`
+	UserID  string `json:"user_id,omitempty"`
+	Channel string `json:"channel"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// present reports whether an optional raw member was given a value.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+const notSupported = "is not supported yet"
+
+func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
+	var body sendRequestBody
+	if err := s.decode(w, r, &body); err != nil {
+		return err
+	}
+	var v herald.Validation
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"template", body.Template}, {"template_version", body.TemplateVersion}, {"data", body.Data},
+		{"send_at", body.SendAt}, {"send_at_local", body.SendAtLocal}, {"fallback", body.Fallback},
+		{"event_id", body.EventID},
+	} {
+		if present(f.raw) {
+			v.Add(f.name, notSupported)
+		}
+	}
+	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority)}
+	s.checkRecipientCount(&v, len(body.To))
+	for i, rc := range body.To {
+		field := "to[" + strconv.Itoa(i) + "]"
+		if present(rc.Topic) {
+			v.Add(field+".topic", notSupported)
+			continue
+		}
+		if rc.UserID != "" && !validUserID(rc.UserID) {
+			v.Add(field+".user_id", "must be 1 to %d printable characters without a slash", maxUserID)
+		}
+		req.To = append(req.To, herald.Recipient{UserID: rc.UserID, Email: rc.Email, Phone: rc.Phone})
+		checkOneAddress(&v, field, req.To[len(req.To)-1])
+	}
+	for i, c := range body.Channels {
+		req.Channels = append(req.Channels, herald.Channel(c))
+		if !herald.Channel(c).Valid() {
+			v.Add("channels["+strconv.Itoa(i)+"]", "must be push, email or sms")
+		}
+	}
+	checkCategoryPriority(&v, body.Category, body.Priority)
+	if body.Content == nil {
+		if !present(body.Template) {
+			v.Add("content", "is required")
+		}
+	} else {
+		req.Content = herald.Content{
+			Title: body.Content.Title, Body: body.Content.Body, Subject: body.Content.Subject,
+			HTML: body.Content.HTML, URL: body.Content.URL, Data: body.Content.Data,
+		}
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	return s.send(w, r, caller, req)
+}
+
+func (s *server) checkRecipientCount(v *herald.Validation, n int) {
+	switch {
+	case n == 0:
+		v.Add("to", "must list at least one recipient")
+	case n > s.maxRecipients:
+		v.Add("to", "must list at most %d recipients", s.maxRecipients)
+	}
+}
+
+func checkOneAddress(v *herald.Validation, field string, rc herald.Recipient) {
+	n := 0
+	for _, s := range []string{rc.UserID, rc.Email, rc.Phone} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		v.Add(field, "must have exactly one of user_id, email or phone")
+	}
+}
+
+func checkCategoryPriority(v *herald.Validation, category, priority string) {
+	if category != "" && (utf8.RuneCountInString(category) > maxCategory || !printable(category)) {
+		v.Add("category", "must be at most %d printable characters", maxCategory)
+	}
+	if priority != "" && !herald.Priority(priority).Valid() {
+		v.Add("priority", "must be normal or high")
+	}
+}
+
+// send hands the request to the Sender with the Idempotency-Key header and
+// answers 202 with what it accepted (the first answer on a replay).
+func (s *server) send(w http.ResponseWriter, r *http.Request, caller herald.APIKey, req herald.SendRequest) error {
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > maxIdempotencyKey || !visibleASCII(key) {
+			return herald.Invalid("Idempotency-Key", fmt.Sprintf("must be 1 to %d visible ASCII characters", maxIdempotencyKey))
+		}
+		req.IdempotencyKey = key
+	}
+	a, replayed, err := s.sender.Send(r.Context(), caller.AppID, req)
+	if err != nil {
+		return fmt.Errorf("httpapi: send: %w", err)
+	}
+	out := acceptedResponse{ID: a.ID, Status: a.Status, Deliveries: make([]acceptedDeliveryResponse, 0, len(a.Deliveries))}
+	for _, d := range a.Deliveries {
+		out.Deliveries = append(out.Deliveries, acceptedDeliveryResponse{
+			ID: d.ID, UserID: d.UserID, Channel: string(d.Channel), Status: string(d.Status), Reason: d.Reason,
+		})
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	s.writeJSON(w, r, http.StatusAccepted, out)
+	return nil
+}
+
+func visibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
