@@ -1,0 +1,263 @@
+// Package accept is the API role's core: it validates a send request,
+// resolves its recipients to addresses and devices, applies opt-outs, and
+// writes the notification and its deliveries to the log through the group
+// commit, which then queues them. A 202 leaves here only after the log
+// commit.
+package accept
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/validate"
+)
+
+// Store is what accepting needs to read.
+type Store interface {
+	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
+	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
+	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
+	GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error)
+}
+
+// LogWriter commits log batches: the group-commit writer, which also
+// queues the committed deliveries for the workers.
+type LogWriter interface {
+	Write(ctx context.Context, b *herald.Batch) error
+}
+
+// Limits bound a request.
+type Limits struct {
+	MaxRecipients int // default 1000
+	MaxBodyChars  int // per content field, default 100_000
+}
+
+// Service accepts notifications. It implements herald.Sender.
+type Service struct {
+	store  Store
+	log    LogWriter
+	now    func() time.Time
+	logger *slog.Logger
+	limits Limits
+	// OnAccepted, when set, is called with the channel of every accepted delivery (metrics).
+	onAccepted func(herald.Channel, herald.Status)
+
+	mu       sync.Mutex
+	inFlight map[string]bool // app id + idempotency key of requests being accepted
+}
+
+// Options configure a Service.
+type Options struct {
+	Logger     *slog.Logger
+	Now        func() time.Time
+	Limits     Limits
+	OnAccepted func(herald.Channel, herald.Status)
+}
+
+// New returns a Service.
+func New(store Store, log LogWriter, o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Limits.MaxRecipients <= 0 {
+		o.Limits.MaxRecipients = 1000
+	}
+	if o.Limits.MaxBodyChars <= 0 {
+		o.Limits.MaxBodyChars = 100_000
+	}
+	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
+		limits: o.Limits, onAccepted: o.OnAccepted, inFlight: map[string]bool{}}
+}
+
+var _ herald.Sender = (*Service)(nil)
+
+// Send implements herald.Sender.
+func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest) (herald.Accepted, bool, error) {
+	if err := s.normalize(&req); err != nil {
+		return herald.Accepted{}, false, err
+	}
+	var hash []byte
+	if key := req.IdempotencyKey; key != "" {
+		hash = requestHash(req)
+		if a, ok, err := s.replay(ctx, appID, key, hash); err != nil || ok {
+			return a, ok, err
+		}
+		flight := appID + "\x00" + key
+		s.mu.Lock()
+		busy := s.inFlight[flight]
+		s.inFlight[flight] = true
+		s.mu.Unlock()
+		if busy {
+			return herald.Accepted{}, false, &herald.Error{Code: herald.CodeConflict,
+				Message: "a request with this Idempotency-Key is still being processed", RetryAfterSeconds: 1}
+		}
+		defer func() {
+			s.mu.Lock()
+			delete(s.inFlight, flight)
+			s.mu.Unlock()
+		}()
+	}
+
+	now := s.now().UTC().Truncate(time.Microsecond)
+	n := herald.Notification{AppID: appID, ID: uuid.Must(uuid.NewV7()).String(), Category: req.Category,
+		Priority: req.Priority, Content: req.Content, CreatedAt: now}
+	deliveries, err := s.resolve(ctx, n, req)
+	if err != nil {
+		return herald.Accepted{}, false, err
+	}
+
+	rec := herald.NewNotification{Notification: n, Deliveries: deliveries}
+	acc := herald.Accepted{ID: n.ID, Status: "accepted", Deliveries: make([]herald.AcceptedDelivery, len(deliveries))}
+	for i, d := range deliveries {
+		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
+		rec.Events = append(rec.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID,
+			Channel: d.Channel, Status: d.Status, Reason: d.Reason, At: now})
+	}
+	if req.IdempotencyKey != "" {
+		body, err := json.Marshal(acc)
+		if err != nil {
+			return herald.Accepted{}, false, fmt.Errorf("accept: encode answer: %w", err)
+		}
+		rec.Idempotency = &herald.Idempotency{AppID: appID, Key: req.IdempotencyKey, RequestHash: hash,
+			NotificationID: n.ID, Response: body, CreatedAt: now}
+	}
+
+	if err := s.log.Write(ctx, &herald.Batch{Notifications: []herald.NewNotification{rec}}); err != nil {
+		if herald.ErrorCode(err) == herald.CodeConflict && req.IdempotencyKey != "" {
+			// Another process accepted the same key first.
+			if a, ok, rerr := s.replay(ctx, appID, req.IdempotencyKey, hash); rerr != nil || ok {
+				return a, ok, rerr
+			}
+		}
+		return herald.Accepted{}, false, fmt.Errorf("accept: write notification %s: %w", n.ID, err)
+	}
+	for _, d := range deliveries {
+		if s.onAccepted != nil {
+			s.onAccepted(d.Channel, d.Status)
+		}
+	}
+	return acc, false, nil
+}
+
+func (s *Service) replay(ctx context.Context, appID, key string, hash []byte) (herald.Accepted, bool, error) {
+	idem, err := s.store.GetIdempotency(ctx, appID, key)
+	if herald.IsNotFound(err) {
+		return herald.Accepted{}, false, nil
+	}
+	if err != nil {
+		return herald.Accepted{}, false, fmt.Errorf("accept: look up idempotency key: %w", err)
+	}
+	if string(idem.RequestHash) != string(hash) {
+		return herald.Accepted{}, false, &herald.Error{Code: herald.CodeConflict,
+			Message: "this Idempotency-Key was already used with a different request body"}
+	}
+	var a herald.Accepted
+	if err := json.Unmarshal(idem.Response, &a); err != nil {
+		return herald.Accepted{}, false, fmt.Errorf("accept: decode stored answer for key %q: %w", key, err)
+	}
+	return a, true, nil
+}
+
+// requestHash identifies a request's meaning, independent of JSON layout.
+func requestHash(req herald.SendRequest) []byte {
+	b, _ := json.Marshal(req) // plain data: cannot fail
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// normalize validates the request and fills defaults in place.
+func (s *Service) normalize(req *herald.SendRequest) error {
+	var v herald.Validation
+	if len(req.To) == 0 {
+		v.Add("to", "at least one recipient is required")
+	}
+	if len(req.To) > s.limits.MaxRecipients {
+		v.Add("to", "at most %d recipients per request", s.limits.MaxRecipients)
+	}
+	for i := range req.To {
+		r := &req.To[i]
+		field := fmt.Sprintf("to[%d]", i)
+		set := 0
+		for _, f := range []string{r.UserID, r.Email, r.Phone} {
+			if f != "" {
+				set++
+			}
+		}
+		if set != 1 {
+			v.Add(field, "give exactly one of user_id, email or phone")
+			continue
+		}
+		switch {
+		case r.UserID != "":
+			if len(r.UserID) > 128 {
+				v.Add(field+".user_id", "at most 128 characters")
+			}
+		case r.Email != "":
+			if err := validate.Email(r.Email); err != nil {
+				v.Add(field+".email", "%v", err)
+			}
+		case r.Phone != "":
+			e164, err := validate.Phone(r.Phone)
+			if err != nil {
+				v.Add(field+".phone", "%v", err)
+			}
+			r.Phone = e164
+		}
+	}
+	seen := map[herald.Channel]bool{}
+	for i, c := range req.Channels {
+		if !c.Valid() {
+			v.Add(fmt.Sprintf("channels[%d]", i), "unknown channel %q: use push, email or sms", c)
+		} else if seen[c] {
+			v.Add(fmt.Sprintf("channels[%d]", i), "channel %q is listed twice", c)
+		}
+		seen[c] = true
+	}
+	if req.Category == "" {
+		req.Category = "transactional"
+	} else if !validName(req.Category) {
+		v.Add("category", "use 1-64 letters, digits, '_' or '-'")
+	}
+	if req.Priority == "" {
+		req.Priority = herald.PriorityNormal
+	} else if !req.Priority.Valid() {
+		v.Add("priority", "use normal or high")
+	}
+	c := req.Content
+	if c.Body == "" && c.HTML == "" && c.Title == "" {
+		v.Add("content", "give at least a body, an html part or a title")
+	}
+	for name, val := range map[string]string{"title": c.Title, "body": c.Body, "subject": c.Subject, "html": c.HTML, "url": c.URL} {
+		if len(val) > s.limits.MaxBodyChars {
+			v.Add("content."+name, "at most %d characters", s.limits.MaxBodyChars)
+		}
+	}
+	if strings.ContainsAny(c.Subject, "\r\n") {
+		v.Add("content.subject", "must be one line")
+	}
+	return v.Err()
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

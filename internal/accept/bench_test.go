@@ -1,0 +1,151 @@
+package accept_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/accept"
+	"github.com/heraldhq/herald/internal/logwriter"
+	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/queue"
+	"github.com/heraldhq/herald/internal/store/sqlite"
+)
+
+// pipeline is the accept path on the embedded default: the real SQLite
+// store behind the group-commit writer, and embedded JetStream.
+type pipeline struct {
+	svc   *accept.Service
+	store *sqlite.Store
+	appID string
+}
+
+func newPipeline(tb testing.TB) *pipeline {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "herald.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ns, err := natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(dir, "js")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nc, err := ns.Connect()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q, err := queue.Open(ctx, nc, queue.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var commits, reqs, took atomic.Int64
+	w := logwriter.New(st, logwriter.Options{Publisher: benchPublisher(q), Observe: func(n int, d time.Duration, _ error) { commits.Add(1); reqs.Add(int64(n)); took.Add(int64(d)) }})
+	tb.Cleanup(func() {
+		tb.Logf("commits %d, requests %d, commit time %v", commits.Load(), reqs.Load(), time.Duration(took.Load()))
+	})
+	if err := w.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = w.Stop(ctx)
+		nc.Close()
+		_ = ns.Stop(ctx)
+		_ = st.Close()
+	})
+	appID := "bench-app"
+	if err := st.CreateApp(ctx, herald.App{ID: appID, Name: "bench", CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}); err != nil {
+		tb.Fatal(err)
+	}
+	return &pipeline{svc: accept.New(st, w, accept.Options{}), store: st, appID: appID}
+}
+
+var seq atomic.Int64
+
+func request() herald.SendRequest {
+	n := seq.Add(1)
+	return herald.SendRequest{
+		To:       []herald.Recipient{{Email: fmt.Sprintf("user%d@example.com", n)}},
+		Channels: []herald.Channel{herald.ChannelEmail},
+		Content:  herald.Content{Subject: "Your code", Body: fmt.Sprintf("Code %d", n)},
+	}
+}
+
+// BenchmarkAccept measures accepted notifications per second (each one
+// durable in SQLite with synchronous=FULL, and published) with one sender
+// at a time and with 64 concurrent senders, whose writes the group commit
+// shares out over one transaction and one fsync.
+func BenchmarkAccept(b *testing.B) {
+	for _, senders := range []int{1, 64} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			p := newPipeline(b)
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if _, _, err := p.svc.Send(ctx, p.appID, request()); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "notifications/s")
+		})
+	}
+}
+
+// TestAcceptIsDurableAndQueued checks the pipeline the benchmark measures:
+// concurrent sends all land in the log with their deliveries.
+func TestAcceptIsDurableAndQueued(t *testing.T) {
+	p := newPipeline(t)
+	ctx := context.Background()
+	ids := make(chan string, 64)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, _, err := p.svc.Send(ctx, p.appID, request())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- a.ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	n := 0
+	for id := range ids {
+		ds, err := p.store.ListDeliveries(ctx, p.appID, id)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("notification %s: %d deliveries, %v", id, len(ds), err)
+		}
+		n++
+	}
+	if n != 64 {
+		t.Fatalf("%d notifications accepted, want 64", n)
+	}
+}
+
+func benchPublisher(q *queue.Queue) logwriter.Publisher {
+	if os.Getenv("BENCH_NO_QUEUE") != "" {
+		return nil
+	}
+	return q
+}

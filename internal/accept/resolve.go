@@ -1,0 +1,140 @@
+package accept
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhq/herald"
+)
+
+// resolve turns the request's recipients into deliveries: one per
+// (recipient, channel), one per device for push. A channel that was asked
+// for but cannot be used gives a suppressed delivery with a reason, never
+// silence.
+func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest) ([]herald.Delivery, error) {
+	asked := map[herald.Channel]bool{}
+	for _, c := range req.Channels {
+		asked[c] = true
+	}
+	wants := func(c herald.Channel) bool { return len(asked) == 0 || asked[c] }
+
+	var out []herald.Delivery
+	seen := map[string]bool{}
+	add := func(d herald.Delivery) {
+		key := string(d.Channel) + "|" + d.UserID + "|" + d.Address + "|" + d.Reason
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		d.ID = deliveryID(n.ID, key)
+		d.AppID, d.NotificationID, d.Priority = n.AppID, n.ID, n.Priority
+		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = n.CreatedAt, n.CreatedAt, n.CreatedAt
+		if d.Status == "" {
+			d.Status = herald.StatusAccepted
+		}
+		out = append(out, d)
+	}
+
+	var v herald.Validation
+	for i, r := range req.To {
+		switch {
+		case r.Email != "":
+			if wants(herald.ChannelEmail) {
+				add(herald.Delivery{Channel: herald.ChannelEmail, Address: r.Email})
+			}
+		case r.Phone != "":
+			if wants(herald.ChannelSMS) {
+				add(herald.Delivery{Channel: herald.ChannelSMS, Address: r.Phone})
+			}
+		case r.UserID != "":
+			if err := s.resolveUser(ctx, n, r.UserID, asked, add); err != nil {
+				if herald.IsNotFound(err) {
+					v.Add(fmt.Sprintf("to[%d].user_id", i), "no user %q in this app: create it with PUT /v1/users/{user_id}", r.UserID)
+					continue
+				}
+				return nil, err
+			}
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, herald.Invalid("channels", "no recipient can be reached on the requested channels")
+	}
+	return out, nil
+}
+
+// deliveryID derives a delivery's id from its notification's id and what
+// it addresses: deterministic, so that a repeated accept of the same
+// notification names the same deliveries, and time-ordered like the
+// notification's UUIDv7, so that the log's indexes grow at their end
+// instead of at random pages. It is a UUIDv8: the notification id's first
+// eight bytes (its millisecond timestamp and random bits), then eight
+// bytes of a SHA-1 over the notification id and the key.
+func deliveryID(notificationID, key string) string {
+	nid := uuid.MustParse(notificationID)
+	h := uuid.NewSHA1(nid, []byte(key))
+	var id uuid.UUID
+	copy(id[:8], nid[:8])
+	copy(id[8:], h[8:])
+	id[6] = id[6]&0x0f | 0x80 // version 8
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id.String()
+}
+
+func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID string, asked map[herald.Channel]bool, add func(herald.Delivery)) error {
+	u, err := s.store.GetUser(ctx, n.AppID, userID)
+	if err != nil {
+		return fmt.Errorf("accept: resolve user %q: %w", userID, err)
+	}
+	prefs, err := s.store.GetPreferences(ctx, n.AppID, userID)
+	if err != nil {
+		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
+	}
+	explicit := len(asked) > 0
+	for _, c := range herald.Channels {
+		if explicit && !asked[c] {
+			continue
+		}
+		var targets []herald.Delivery
+		switch c {
+		case herald.ChannelEmail:
+			if u.Email != "" && u.EmailStatus == "" {
+				targets = append(targets, herald.Delivery{Address: u.Email})
+			}
+		case herald.ChannelSMS:
+			if u.Phone != "" && u.PhoneStatus == "" {
+				targets = append(targets, herald.Delivery{Address: u.Phone})
+			}
+		case herald.ChannelPush:
+			devices, err := s.store.ListDevices(ctx, n.AppID, userID)
+			if err != nil {
+				return fmt.Errorf("accept: devices of user %q: %w", userID, err)
+			}
+			for _, d := range devices {
+				if d.Status == herald.DeviceInvalid {
+					continue
+				}
+				targets = append(targets, herald.Delivery{Address: d.Token, DeviceID: d.ID, Platform: d.Platform})
+			}
+		}
+		if len(targets) == 0 {
+			if explicit {
+				add(herald.Delivery{UserID: userID, Channel: c, Status: herald.StatusSuppressed, Reason: herald.ReasonNoAddress})
+			}
+			continue
+		}
+		allowed := prefs.Allows(c, n.Category)
+		for _, t := range targets {
+			t.UserID, t.Channel = userID, c
+			if !allowed {
+				t.Status, t.Reason = herald.StatusSuppressed, herald.ReasonOptedOut
+			}
+			add(t)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,354 @@
+// Package app is Herald's composition root: it turns a Config into running
+// roles, choosing the embedded or the scaled-out implementation of each
+// part. It is the only package that imports concrete adapters.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/accept"
+	"github.com/heraldhq/herald/internal/deliver"
+	"github.com/heraldhq/herald/internal/httpapi"
+	"github.com/heraldhq/herald/internal/logwriter"
+	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/queue"
+	"github.com/heraldhq/herald/internal/reconcile"
+	"github.com/heraldhq/herald/internal/secret"
+	"github.com/heraldhq/herald/internal/store/postgres"
+	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/track"
+)
+
+// App is one Herald process: the roles of its Config over one store and one queue.
+type App struct {
+	cfg    Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	store      herald.Store
+	ns         *natsembed.Server
+	nc         *nats.Conn
+	q          *queue.Queue
+	writer     *logwriter.Writer
+	consumers  []*queue.Consumer
+	reconciler *reconcile.Reconciler
+	srv        *http.Server
+	ln         net.Listener
+	serveErr   chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New returns an App for cfg, which must have passed Validate.
+func New(cfg Config, logger *slog.Logger) *App {
+	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+}
+
+// OpenStore opens the configured store (Postgres when DatabaseURL is set,
+// else SQLite in the data dir) and applies pending migrations.
+func OpenStore(ctx context.Context, cfg Config) (herald.Store, error) {
+	if cfg.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "herald.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	return s, nil
+}
+
+func (a *App) secretBox() (*secret.Box, error) {
+	var key []byte
+	var err error
+	switch {
+	case a.cfg.SecretKey != "":
+		key, err = secret.ParseKey(a.cfg.SecretKey)
+	case a.cfg.DatabaseURL != "":
+		return nil, errors.New("HERALD_SECRET_KEY is required with a shared database: every process must seal provider credentials with the same key")
+	default:
+		key, err = secret.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "secret.key"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	return secret.NewBox(key)
+}
+
+// Start opens the store and the queue and starts the configured roles.
+// On error, what was started is stopped again.
+func (a *App) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = a.Stop(sctx)
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(a.reg)
+
+	if a.store, err = OpenStore(ctx, a.cfg); err != nil {
+		return err
+	}
+	if err = a.connectQueue(ctx); err != nil {
+		return err
+	}
+	box, err := a.secretBox()
+	if err != nil {
+		return err
+	}
+	a.writer = logwriter.New(a.store, logwriter.Options{Linger: a.cfg.CommitLinger, Publisher: a.q, Logger: a.logger,
+		Observe: m.observeCommit})
+	if err = a.writer.Start(ctx); err != nil {
+		return err
+	}
+	env := herald.ProviderEnv{Logger: a.logger, HTTPClient: &http.Client{Timeout: a.cfg.SendTimeout},
+		PublicURL: a.cfg.PublicURL, Now: time.Now}
+	providers := newProviderSet(a.store, box, env)
+
+	if a.cfg.HasRole(RoleWorker) {
+		if err = a.startWorkers(ctx, providers, m); err != nil {
+			return err
+		}
+	}
+	if a.cfg.HasRole(RoleTracker) {
+		tr, err := track.New(a.logger, a.reg)
+		if err != nil {
+			return err
+		}
+		c, err := a.q.ConsumeEvents(ctx, "tracker", tr.Handle)
+		if err != nil {
+			return fmt.Errorf("start tracker: %w", err)
+		}
+		a.consumers = append(a.consumers, c)
+	}
+	if a.cfg.HasRole(RoleScheduler) {
+		host, _ := os.Hostname()
+		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
+			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
+			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile})
+		if err = a.reconciler.Start(ctx); err != nil {
+			return err
+		}
+	}
+
+	var sender herald.Sender
+	if a.cfg.HasRole(RoleAPI) {
+		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
+			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted})
+	}
+	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers,
+		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients})
+	if !a.cfg.HasRole(RoleAPI) {
+		handler = opsOnly(handler)
+	}
+	a.ln, err = net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	a.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
+	a.serveErr = make(chan error, 1)
+	go func() { a.serveErr <- a.srv.Serve(a.ln) }()
+	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
+		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
+	return nil
+}
+
+// opsOnly limits a process without the api role to health, readiness and metrics.
+func opsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+			h.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+func storeKind(c Config) string {
+	if c.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func queueKind(c Config) string {
+	if c.NATSURL != "" {
+		return "external-jetstream"
+	}
+	return "embedded-jetstream"
+}
+
+func (a *App) connectQueue(ctx context.Context) error {
+	var err error
+	if a.cfg.NATSURL != "" {
+		a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				a.logger.Warn("nats error", "err", err)
+			}))
+		if err != nil {
+			return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
+		}
+	} else {
+		a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(a.cfg.DataDir, "jetstream"), Logger: a.logger})
+		if err != nil {
+			return fmt.Errorf("start embedded NATS: %w", err)
+		}
+		if a.nc, err = a.ns.Connect(); err != nil {
+			return fmt.Errorf("connect to embedded NATS: %w", err)
+		}
+	}
+	a.q, err = queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
+		AckWait: a.cfg.SendTimeout*2 + 10*time.Second, Logger: a.logger})
+	if err != nil {
+		return fmt.Errorf("open queue: %w", err)
+	}
+	return nil
+}
+
+func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
+	w := deliver.New(a.store, a.writer, providers, deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
+		MaxAttempts: a.cfg.MaxAttempts, Backoff: a.cfg.RetryBackoff, Observe: m.observeSend})
+	handle := func(ctx context.Context, d *queue.Delivery) {
+		v := w.Handle(ctx, d.AppID, d.DeliveryID, d.StoredAt)
+		var err error
+		switch v.Action {
+		case deliver.Ack:
+			err = d.Ack(ctx)
+		case deliver.Retry:
+			err = d.NakWithDelay(v.Delay)
+		case deliver.Drop:
+			err = d.Term()
+		}
+		if err != nil {
+			// The message comes back after AckWait; the log decides what happens then.
+			a.logger.Warn("answering the queue failed", "delivery", d.DeliveryID, "err", err)
+		}
+	}
+	for _, c := range herald.Channels {
+		for _, p := range []herald.Priority{herald.PriorityHigh, herald.PriorityNormal} {
+			cons, err := a.q.ConsumeJobs(ctx, c, p, a.cfg.Workers, handle)
+			if err != nil {
+				return fmt.Errorf("start %s/%s workers: %w", c, p, err)
+			}
+			a.consumers = append(a.consumers, cons)
+		}
+	}
+	return nil
+}
+
+func (a *App) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		return &herald.Error{Code: herald.CodeUnavailable, Message: "the store does not answer", Err: err}
+	}
+	if err := a.q.Ping(ctx); err != nil {
+		return &herald.Error{Code: herald.CodeUnavailable, Message: "the queue does not answer", Err: err}
+	}
+	return nil
+}
+
+// Addr is the address the HTTP server listens on (useful with port 0).
+func (a *App) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Registry is the process's metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// Store is the process's store (for tests and the CLI).
+func (a *App) Store() herald.Store { return a.store }
+
+// Done is closed with the HTTP server's error if it stops on its own.
+func (a *App) Done() <-chan error { return a.serveErr }
+
+// Stop drains in-flight work in order — HTTP requests, then the workers'
+// sends, then the log writer — and closes everything. Safe to call twice.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		var errs []error
+		if a.srv != nil {
+			errs = append(errs, a.srv.Shutdown(ctx))
+		}
+		for _, c := range a.consumers {
+			errs = append(errs, c.Stop(ctx))
+		}
+		if a.reconciler != nil {
+			errs = append(errs, a.reconciler.Stop(ctx))
+		}
+		if a.writer != nil {
+			errs = append(errs, a.writer.Stop(ctx))
+		}
+		if a.nc != nil {
+			if err := a.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				errs = append(errs, err)
+			}
+			for start := time.Now(); !a.nc.IsClosed() && time.Since(start) < 5*time.Second; {
+				time.Sleep(10 * time.Millisecond)
+			}
+			a.nc.Close()
+		}
+		if a.ns != nil {
+			errs = append(errs, a.ns.Stop(ctx))
+		}
+		if a.store != nil {
+			errs = append(errs, a.store.Close())
+		}
+		a.stopErr = errors.Join(errs...)
+		if a.stopErr == nil {
+			a.logger.Info("herald stopped cleanly")
+		}
+	})
+	return a.stopErr
+}
+
+// CreateApp creates an app with a first admin key, straight in the store,
+// and returns the key (shown once).
+func CreateApp(ctx context.Context, store herald.Store, name string, now time.Time) (herald.App, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return herald.App{}, "", herald.Invalid("name", "give a name of 1 to 100 characters")
+	}
+	app := herald.App{ID: newID(), Name: name, CreatedAt: now.UTC().Truncate(time.Microsecond)}
+	if err := store.CreateApp(ctx, app); err != nil {
+		return herald.App{}, "", fmt.Errorf("create app %q: %w", name, err)
+	}
+	key, err := newKey(app.ID, "initial admin key", herald.ScopeAdmin, app.CreatedAt)
+	if err != nil {
+		return herald.App{}, "", err
+	}
+	if err := store.CreateKey(ctx, key.APIKey); err != nil {
+		return herald.App{}, "", fmt.Errorf("create key of app %q: %w", name, err)
+	}
+	return app, key.secret, nil
+}

@@ -1,0 +1,280 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Roles a process can run.
+const (
+	RoleAPI       = "api"
+	RoleWorker    = "worker"
+	RoleTracker   = "tracker"
+	RoleScheduler = "scheduler"
+)
+
+// AllRoles is what `herald serve` runs by default.
+var AllRoles = []string{RoleAPI, RoleWorker, RoleTracker, RoleScheduler}
+
+// Config is every setting of a Herald process. Each field is a flag (the
+// `flag` tag), a HERALD_* environment variable (the `env` tag) and a key of
+// the optional YAML config file (the flag name). Precedence: flag, then
+// environment, then file, then default.
+type Config struct {
+	DataDir           string        `flag:"data-dir" env:"HERALD_DATA_DIR" help:"directory of the embedded SQLite database, JetStream store and secret key"`
+	HTTPAddr          string        `flag:"http-addr" env:"HERALD_HTTP_ADDR" help:"address the HTTP API listens on"`
+	PublicURL         string        `flag:"public-url" env:"HERALD_PUBLIC_URL" help:"base URL the outside world reaches Herald at (default http://<http-addr>)"`
+	Roles             string        `flag:"roles" env:"HERALD_ROLES" help:"comma-separated roles to run: api,worker,tracker,scheduler"`
+	DatabaseURL       string        `flag:"database-url" env:"HERALD_DATABASE_URL" secret:"url" help:"postgres://… to use PostgreSQL instead of the embedded SQLite"`
+	NATSURL           string        `flag:"nats-url" env:"HERALD_NATS_URL" secret:"url" help:"nats://a:4222,nats://b:4222 to use an external JetStream cluster instead of the embedded server"`
+	NATSReplicas      int           `flag:"nats-replicas" env:"HERALD_NATS_REPLICAS" help:"stream replicas (default 1 embedded, 3 external)"`
+	NATSPrefix        string        `flag:"nats-prefix" env:"HERALD_NATS_PREFIX" help:"prefix of stream, subject and consumer names, to run several deployments on one cluster"`
+	RedisURL          string        `flag:"redis-url" env:"HERALD_REDIS_URL" secret:"url" help:"redis://… for rate limits shared between processes"`
+	SecretKey         string        `flag:"secret-key" env:"HERALD_SECRET_KEY" secret:"all" help:"base64 32-byte key sealing provider credentials (default: a key file in the data dir)"`
+	LogLevel          string        `flag:"log-level" env:"HERALD_LOG_LEVEL" help:"debug, info, warn or error"`
+	LogFormat         string        `flag:"log-format" env:"HERALD_LOG_FORMAT" help:"text or json"`
+	MaxBodyBytes      int64         `flag:"max-body-bytes" env:"HERALD_MAX_BODY_BYTES" help:"largest accepted request body"`
+	MaxRecipients     int           `flag:"max-recipients" env:"HERALD_MAX_RECIPIENTS" help:"most recipients in one send request"`
+	Workers           int           `flag:"workers" env:"HERALD_WORKERS" help:"concurrent sends per channel and priority"`
+	SendTimeout       time.Duration `flag:"send-timeout" env:"HERALD_SEND_TIMEOUT" help:"longest provider call"`
+	MaxAttempts       int           `flag:"max-attempts" env:"HERALD_MAX_ATTEMPTS" help:"attempts before a delivery is dead"`
+	RetryBackoff      time.Duration `flag:"retry-backoff" env:"HERALD_RETRY_BACKOFF" help:"base of the exponential retry backoff"`
+	ReconcileInterval time.Duration `flag:"reconcile-interval" env:"HERALD_RECONCILE_INTERVAL" help:"time between reconciler passes"`
+	ReconcileAfter    time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
+	CommitLinger      time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
+	ShutdownTimeout   time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
+	ConfigFile        string        `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
+}
+
+// Defaults returns the embedded-default configuration.
+func Defaults() Config {
+	return Config{
+		DataDir:           "./herald-data",
+		HTTPAddr:          "127.0.0.1:8080",
+		Roles:             strings.Join(AllRoles, ","),
+		LogLevel:          "info",
+		LogFormat:         "text",
+		MaxBodyBytes:      1 << 20,
+		MaxRecipients:     1000,
+		Workers:           32,
+		SendTimeout:       30 * time.Second,
+		MaxAttempts:       8,
+		RetryBackoff:      2 * time.Second,
+		ReconcileInterval: 10 * time.Second,
+		ReconcileAfter:    60 * time.Second,
+		ShutdownTimeout:   30 * time.Second,
+	}
+}
+
+// Bind registers every field as a flag on fs, with the environment (through
+// getenv) as the default, so that flags win over the environment. It fails
+// on an environment variable that does not parse.
+func (c *Config) Bind(fs *flag.FlagSet, getenv func(string) string) error {
+	var errs []string
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, env := f.Tag.Get("flag"), f.Tag.Get("env")
+		help := f.Tag.Get("help") + " (env " + env + ")"
+		if s := getenv(env); s != "" {
+			if err := setField(v.Field(i), s); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", env, err))
+			}
+		}
+		fs.Var(fieldValue{v.Field(i)}, name, help)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid environment:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+// LoadFile fills fields from the YAML config file, for keys not set by a flag or the environment.
+func (c *Config) LoadFile(set map[string]bool) error {
+	if c.ConfigFile == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+	}
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	byName := map[string]int{}
+	for i := range t.NumField() {
+		byName[t.Field(i).Tag.Get("flag")] = i
+	}
+	for k, val := range m {
+		i, ok := byName[k]
+		if !ok {
+			return fmt.Errorf("config file %s: unknown setting %q", c.ConfigFile, k)
+		}
+		if set[k] {
+			continue
+		}
+		if err := setField(v.Field(i), fmt.Sprint(val)); err != nil {
+			return fmt.Errorf("config file %s: %s: %w", c.ConfigFile, k, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	var problems []string
+	for _, r := range c.RoleList() {
+		if !slices.Contains(AllRoles, r) {
+			problems = append(problems, fmt.Sprintf("roles: unknown role %q (use %s)", r, strings.Join(AllRoles, ",")))
+		}
+	}
+	if len(c.RoleList()) == 0 {
+		problems = append(problems, "roles: at least one role is required")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		problems = append(problems, "database-url: only postgres:// URLs are supported")
+	}
+	if c.DataDir == "" && (c.DatabaseURL == "" || c.NATSURL == "") {
+		problems = append(problems, "data-dir: required for the embedded database or queue")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+	} else if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme == "" || u.Host == "" {
+		problems = append(problems, "public-url: must be an absolute URL")
+	}
+	if c.NATSReplicas == 0 {
+		c.NATSReplicas = 1
+		if c.NATSURL != "" {
+			c.NATSReplicas = 3
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		problems = append(problems, "log-level: use debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		problems = append(problems, "log-format: use text or json")
+	}
+	if c.Workers < 1 || c.MaxAttempts < 1 || c.MaxBodyBytes < 1024 || c.MaxRecipients < 1 {
+		problems = append(problems, "workers, max-attempts, max-recipients must be at least 1 and max-body-bytes at least 1024")
+	}
+	if c.SendTimeout <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
+		problems = append(problems, "durations must be positive")
+	}
+	if c.DataDir != "" {
+		abs, err := filepath.Abs(c.DataDir)
+		if err == nil {
+			c.DataDir = abs
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// RoleList returns the roles to run.
+func (c *Config) RoleList() []string {
+	var out []string
+	for _, r := range strings.Split(c.Roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// HasRole reports whether the process runs role r.
+func (c *Config) HasRole(r string) bool { return slices.Contains(c.RoleList(), r) }
+
+// Redacted returns the configuration as "name=value" lines with secrets hidden.
+func (c Config) Redacted() []string {
+	v := reflect.ValueOf(c)
+	t := v.Type()
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		val := fmt.Sprint(v.Field(i).Interface())
+		switch f.Tag.Get("secret") {
+		case "all":
+			if val != "" {
+				val = "[redacted]"
+			}
+		case "url":
+			val = redactURLs(val)
+		}
+		out = append(out, f.Tag.Get("flag")+"="+val)
+	}
+	return out
+}
+
+func redactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(p)
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "token") {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+type fieldValue struct{ v reflect.Value }
+
+func (f fieldValue) String() string {
+	if !f.v.IsValid() {
+		return ""
+	}
+	return fmt.Sprint(f.v.Interface())
+}
+func (f fieldValue) Set(s string) error { return setField(f.v, s) }
+
+func setField(v reflect.Value, s string) error {
+	switch v.Interface().(type) {
+	case string:
+		v.SetString(s)
+	case int, int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		v.SetInt(n)
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration (like 30s or 5m): %q", s)
+		}
+		v.SetInt(int64(d))
+	default:
+		return fmt.Errorf("unsupported setting type %s", v.Type())
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package app_test
+
+import (
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestTenantIsolation: every /v1 route that takes an id answers 404 to
+// another app's key, and leaves the owner's object untouched. The table is
+// checked against internal/httpapi/routes.go, so a new route with an id
+// cannot be added without a row here.
+func TestTenantIsolation(t *testing.T) {
+	a := start(t, testConfig(t))
+	owner := newAPI(t, a, newApp(t, a, "owner"))
+	other := newAPI(t, a, newApp(t, a, "other"))
+
+	owner.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	var dev struct{ ID string }
+	owner.must(201, "POST", "/v1/users/ada/devices", map[string]any{"platform": "android", "token": strings.Repeat("f", 140)}).decode(t, &dev)
+	owner.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"sms": false}})
+	owner.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "log"}})
+	var key struct{ ID string }
+	owner.must(201, "POST", "/v1/keys", map[string]any{"name": "ci", "scope": "send"}).decode(t, &key)
+	var n struct{ ID string }
+	owner.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"body": "hi"}}).decode(t, &n)
+
+	cases := []struct {
+		route string // as in routes.go
+		path  string
+		body  any
+	}{
+		{"DELETE /v1/keys/{id}", "/v1/keys/" + key.ID, nil},
+		{"GET /v1/users/{user_id}", "/v1/users/ada", nil},
+		{"DELETE /v1/users/{user_id}", "/v1/users/ada", nil},
+		{"POST /v1/users/{user_id}/devices", "/v1/users/ada/devices", map[string]any{"platform": "android", "token": strings.Repeat("e", 140)}},
+		{"GET /v1/users/{user_id}/devices", "/v1/users/ada/devices", nil},
+		{"DELETE /v1/users/{user_id}/devices/{device_id}", "/v1/users/ada/devices/" + dev.ID, nil},
+		{"GET /v1/users/{user_id}/preferences", "/v1/users/ada/preferences", nil},
+		{"PUT /v1/users/{user_id}/preferences", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"email": false}}},
+		{"GET /v1/notifications/{id}", "/v1/notifications/" + n.ID, nil},
+		{"GET /v1/providers/{channel}", "/v1/providers/email", nil},
+		// PUT /v1/users/{user_id} and PUT /v1/providers/{channel} address the caller's own
+		// namespace: they create the caller's object, never touch another app's.
+		{"PUT /v1/users/{user_id}", "", nil},
+		{"PUT /v1/providers/{channel}", "", nil},
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[tc.route] = true
+		if tc.path == "" {
+			continue
+		}
+		method := strings.Fields(tc.route)[0]
+		t.Run(tc.route, func(t *testing.T) {
+			other.t = t
+			if r := other.do(method, tc.path, tc.body); r.status != 404 {
+				t.Fatalf("%s %s with another app's key: %d %s, want 404", method, tc.path, r.status, r.body)
+			}
+		})
+	}
+	other.t = t
+
+	src, err := os.ReadFile("../httpapi/routes.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	for _, m := range regexp.MustCompile(`"((?:GET|PUT|POST|DELETE|PATCH) /v1/[^"]*\{[^"]*)"`).FindAllStringSubmatch(string(src), -1) {
+		if !covered[m[1]] {
+			missing = append(missing, m[1])
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("routes with an id missing from the isolation table: %v", missing)
+	}
+
+	// The other app creating a user with the same id makes its own user.
+	other.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "someone-else@example.com"})
+	// The owner's objects are untouched.
+	var u struct{ Email string }
+	owner.must(200, "GET", "/v1/users/ada", nil).decode(t, &u)
+	if u.Email != "ada@example.com" {
+		t.Errorf("owner's user email = %q", u.Email)
+	}
+	var devs struct{ Data []struct{ ID string } }
+	owner.must(200, "GET", "/v1/users/ada/devices", nil).decode(t, &devs)
+	if len(devs.Data) != 1 || devs.Data[0].ID != dev.ID {
+		t.Errorf("owner's devices = %+v", devs)
+	}
+	var prefs struct{ Channels map[string]bool }
+	owner.must(200, "GET", "/v1/users/ada/preferences", nil).decode(t, &prefs)
+	if prefs.Channels["sms"] != false || len(prefs.Channels) != 1 {
+		t.Errorf("owner's preferences = %+v", prefs)
+	}
+	owner.must(200, "GET", "/v1/notifications/"+n.ID, nil)
+	var list struct{ Data []struct{ ID string } }
+	other.must(200, "GET", "/v1/notifications", nil).decode(t, &list)
+	if len(list.Data) != 0 {
+		t.Errorf("other app lists %d notifications, want 0", len(list.Data))
+	}
+}

@@ -1,0 +1,82 @@
+package app
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/apikey"
+)
+
+// metrics are the counters the roles report through their Observe hooks.
+type metrics struct {
+	accepted      *prometheus.CounterVec
+	sends         *prometheus.CounterVec
+	sendSeconds   *prometheus.HistogramVec
+	commitSeconds prometheus.Histogram
+	commitSize    prometheus.Histogram
+	commitErrors  prometheus.Counter
+	reconciled    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_deliveries_accepted_total",
+			Help: "Deliveries written to the log by the API, by channel and first status (accepted or suppressed)."},
+			[]string{"channel", "status"}),
+		sends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_provider_sends_total",
+			Help: "Provider calls by channel, provider kind and outcome (sent, retry, permanent, invalid_recipient)."},
+			[]string{"channel", "provider", "outcome"}),
+		sendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "herald_provider_send_seconds",
+			Help: "Duration of provider calls.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)},
+			[]string{"channel", "provider"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_log_commit_seconds",
+			Help: "Duration of notification log group commits.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
+		commitSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_log_commit_requests",
+			Help: "Requests merged into one notification log commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_log_commit_errors_total",
+			Help: "Failed notification log commits."}),
+		reconciled: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_reconciled_deliveries_total",
+			Help: "Deliveries the reconciler republished because they made no progress."}),
+	}
+	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled)
+	return m
+}
+
+func (m *metrics) observeAccepted(c herald.Channel, s herald.Status) {
+	m.accepted.WithLabelValues(string(c), string(s)).Inc()
+}
+
+func (m *metrics) observeSend(c herald.Channel, provider string, o herald.OutcomeKind, took time.Duration) {
+	m.sends.WithLabelValues(string(c), provider, o.String()).Inc()
+	m.sendSeconds.WithLabelValues(string(c), provider).Observe(took.Seconds())
+}
+
+func (m *metrics) observeCommit(n int, took time.Duration, err error) {
+	if err != nil {
+		m.commitErrors.Inc()
+		return
+	}
+	m.commitSeconds.Observe(took.Seconds())
+	m.commitSize.Observe(float64(n))
+}
+
+func (m *metrics) observeReconcile(n int) { m.reconciled.Add(float64(n)) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+type newAPIKey struct {
+	herald.APIKey
+	secret string
+}
+
+func newKey(appID, name string, scope herald.Scope, now time.Time) (newAPIKey, error) {
+	secret, prefix, hash, err := apikey.Generate(scope)
+	if err != nil {
+		return newAPIKey{}, err
+	}
+	return newAPIKey{APIKey: herald.APIKey{ID: newID(), AppID: appID, Name: name, Scope: scope, Prefix: prefix,
+		Hash: hash, CreatedAt: now}, secret: secret}, nil
+}

@@ -1,0 +1,304 @@
+// Package logwriter is the group-commit writer of the notification log.
+// Concurrent callers hand it batches; it merges whatever is waiting into
+// one store transaction, so one fsync covers many notifications, and
+// tells each caller when its own writes are durable. After each commit it
+// hands the newly accepted deliveries to the work queue and every state
+// change to the event stream, in bulk and off the callers' path.
+package logwriter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Applier writes one batch in one transaction (herald.LogStore.Apply).
+type Applier interface {
+	Apply(ctx context.Context, b *herald.Batch) error
+}
+
+// Publisher receives what a commit made due, after the commit. Failures
+// are logged, never retried here: the log holds everything, and the
+// reconciler republishes deliveries that make no progress.
+type Publisher interface {
+	// PublishDeliveries queues newly accepted deliveries for the workers.
+	PublishDeliveries(ctx context.Context, ds []herald.Delivery) error
+	// PublishEvents puts state changes on the EVENTS stream.
+	PublishEvents(ctx context.Context, events []herald.Event) error
+}
+
+// Options tune the writer.
+type Options struct {
+	// MaxBatch caps the number of requests merged into one transaction (default 512).
+	MaxBatch int
+	// Linger is how long the writer waits for more requests once it has
+	// fewer than MaxBatch. Default 0: take what is waiting, which batches
+	// well under load because requests pile up during a commit, while the
+	// senders of the next batch prepare theirs (lingering until all of them
+	// wait measured slower).
+	Linger time.Duration
+	// Publisher, when set, gets each committed batch's new deliveries and events.
+	Publisher Publisher
+	Logger    *slog.Logger
+	// Observe, when set, is called after each commit with the number of
+	// requests merged and the commit's duration (metrics).
+	Observe func(requests int, took time.Duration, err error)
+}
+
+type request struct {
+	batch *herald.Batch
+	done  chan error
+}
+
+// Writer is the group-commit writer. Start it before Write; Stop flushes.
+type Writer struct {
+	store Applier
+	opts  Options
+	reqs  chan request
+
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup // the commit loop and the publisher
+	commits chan committed
+}
+
+// committed is what one commit hands to the publisher.
+type committed struct {
+	deliveries []herald.Delivery
+	events     []herald.Event
+}
+
+// New returns a writer over store.
+func New(store Applier, o Options) *Writer {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{store: store, opts: o, reqs: make(chan request, o.MaxBatch*2), commits: make(chan committed, 256)}
+}
+
+// Start runs the commit loop.
+func (w *Writer) Start(context.Context) error {
+	w.wg.Add(2)
+	go w.loop()
+	go w.publishLoop()
+	return nil
+}
+
+// ErrStopped is returned by Write after Stop.
+var ErrStopped = &herald.Error{Code: herald.CodeUnavailable, Message: "the notification log writer is stopped"}
+
+// Write commits b together with whatever other requests are waiting and
+// returns when it is durable (or failed). Transitions' Applied flags are
+// set. Callable from any goroutine.
+func (w *Writer) Write(ctx context.Context, b *herald.Batch) error {
+	done, err := w.submit(ctx, b)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The write may still commit; the caller must treat its outcome as unknown.
+		return fmt.Errorf("logwriter: waiting for commit: %w", ctx.Err())
+	}
+}
+
+func (w *Writer) submit(ctx context.Context, b *herald.Batch) (chan error, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return nil, ErrStopped
+	}
+	r := request{batch: b, done: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+		return r.done, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("logwriter: queueing write: %w", ctx.Err())
+	}
+}
+
+// Stop refuses new writes, commits what is queued and waits for the loop
+// to end, or for ctx. Safe to call twice.
+func (w *Writer) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.stopped {
+		w.stopped = true
+		close(w.reqs)
+	}
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("logwriter: stop: %w", ctx.Err())
+	}
+}
+
+func (w *Writer) loop() {
+	defer w.wg.Done()
+	defer close(w.commits)
+	pending := make([]request, 0, w.opts.MaxBatch)
+	for {
+		first, ok := <-w.reqs
+		if !ok {
+			return
+		}
+		pending = append(pending[:0], first)
+		pending, open := w.gather(pending)
+		w.commit(pending)
+		if !open {
+			// Drain what was queued before the close.
+			for r := range w.reqs {
+				w.commit([]request{r})
+			}
+			return
+		}
+	}
+}
+
+// gather takes every waiting request, up to MaxBatch, lingering if asked.
+func (w *Writer) gather(pending []request) ([]request, bool) {
+	var timer <-chan time.Time
+	if w.opts.Linger > 0 {
+		t := time.NewTimer(w.opts.Linger)
+		defer t.Stop()
+		timer = t.C
+	}
+	for len(pending) < w.opts.MaxBatch {
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return pending, false
+			}
+			pending = append(pending, r)
+			continue
+		default:
+		}
+		if timer == nil {
+			return pending, true
+		}
+		select {
+		case r, ok := <-w.reqs:
+			if !ok {
+				return pending, false
+			}
+			pending = append(pending, r)
+		case <-timer:
+			return pending, true
+		}
+	}
+	return pending, true
+}
+
+func (w *Writer) commit(reqs []request) {
+	if len(reqs) == 1 {
+		err := w.apply(reqs[0].batch, 1)
+		reqs[0].done <- err
+		return
+	}
+	merged := &herald.Batch{}
+	for _, r := range reqs {
+		merged.Notifications = append(merged.Notifications, r.batch.Notifications...)
+		merged.Transitions = append(merged.Transitions, r.batch.Transitions...)
+	}
+	if err := w.apply(merged, len(reqs)); err != nil {
+		// One request's conflict must not fail the others: retry one by one.
+		for _, r := range reqs {
+			r.done <- w.apply(r.batch, 1)
+		}
+		return
+	}
+	i := 0
+	for _, r := range reqs {
+		for j := range r.batch.Transitions {
+			r.batch.Transitions[j].Applied = merged.Transitions[i].Applied
+			i++
+		}
+		r.done <- nil
+	}
+}
+
+// apply runs one transaction. It uses a background context: a caller that
+// gave up must not abort other callers' commit.
+func (w *Writer) apply(b *herald.Batch, n int) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := w.store.Apply(ctx, b)
+	if w.opts.Observe != nil {
+		w.opts.Observe(n, time.Since(start), err)
+	}
+	if err != nil {
+		if herald.ErrorCode(err) != herald.CodeConflict {
+			w.opts.Logger.Error("notification log commit failed", "requests", n, "err", err)
+		}
+		return err
+	}
+	if w.opts.Publisher != nil {
+		// Blocking here when the publisher lags is the back-pressure that keeps memory bounded.
+		w.commits <- committed{deliveries: dueDeliveries(b), events: committedEvents(b)}
+	}
+	return nil
+}
+
+func dueDeliveries(b *herald.Batch) []herald.Delivery {
+	var ds []herald.Delivery
+	for _, n := range b.Notifications {
+		for _, d := range n.Deliveries {
+			if d.Status == herald.StatusAccepted {
+				ds = append(ds, d)
+			}
+		}
+	}
+	return ds
+}
+
+func committedEvents(b *herald.Batch) []herald.Event {
+	var evs []herald.Event
+	for _, n := range b.Notifications {
+		evs = append(evs, n.Events...)
+	}
+	for _, t := range b.Transitions {
+		if t.Applied {
+			ev := t.Event
+			if ev.AppID == "" {
+				ev.AppID = t.AppID
+			}
+			if ev.DeliveryID == "" {
+				ev.DeliveryID = t.DeliveryID
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+func (w *Writer) publishLoop() {
+	defer w.wg.Done()
+	for c := range w.commits {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if len(c.deliveries) > 0 {
+			if err := w.opts.Publisher.PublishDeliveries(ctx, c.deliveries); err != nil && !errors.Is(err, context.Canceled) {
+				w.opts.Logger.Warn("queueing deliveries failed; the reconciler will republish them", "deliveries", len(c.deliveries), "err", err)
+			}
+		}
+		if len(c.events) > 0 {
+			if err := w.opts.Publisher.PublishEvents(ctx, c.events); err != nil && !errors.Is(err, context.Canceled) {
+				w.opts.Logger.Warn("publishing events failed; they stay in the log", "events", len(c.events), "err", err)
+			}
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,156 @@
+// Package reconcile republishes deliveries that the notification log says
+// are due but that made no progress: a publish lost after the commit, a
+// queue that lost data, a worker that died mid-way. The log, not the
+// queue, decides what must still happen.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Store is what the reconciler needs from the log.
+type Store interface {
+	StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error)
+	PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// Publisher republishes deliveries under a fresh message id (the first
+// one may still sit in the queue's duplicate window).
+type Publisher interface {
+	RepublishDeliveries(ctx context.Context, ds []herald.Delivery, round string) error
+}
+
+// Options tune the reconciler.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Holder names this process in the lease (exactly one reconciler acts at a time).
+	Holder string
+	// Interval between passes (default 10s).
+	Interval time.Duration
+	// After is how long a delivery may sit past its due time before it is republished (default 60s).
+	After time.Duration
+	// Batch is the most deliveries republished per pass (default 500).
+	Batch int
+	// Observe, when set, is told how many deliveries each pass republished.
+	Observe func(n int)
+}
+
+// Reconciler is a long-lived part: Start, then Stop.
+type Reconciler struct {
+	store Store
+	pub   Publisher
+	o     Options
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// New returns a Reconciler.
+func New(store Store, pub Publisher, o Options) *Reconciler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Interval <= 0 {
+		o.Interval = 10 * time.Second
+	}
+	if o.After <= 0 {
+		o.After = 60 * time.Second
+	}
+	if o.Batch <= 0 {
+		o.Batch = 500
+	}
+	return &Reconciler{store: store, pub: pub, o: o}
+}
+
+const leaseName = "reconciler"
+
+// Start runs passes every Interval until Stop.
+func (r *Reconciler) Start(ctx context.Context) error {
+	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(r.o.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+				r.o.Logger.Warn("reconcile pass failed", "err", err)
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends the loop and gives the lease up. Safe to call twice.
+func (r *Reconciler) Stop(ctx context.Context) error {
+	var err error
+	r.stopOnce.Do(func() {
+		if r.cancel == nil {
+			return
+		}
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("reconcile: stop: %w", ctx.Err())
+			return
+		}
+		err = r.store.ReleaseLease(ctx, leaseName, r.o.Holder)
+	})
+	return err
+}
+
+// Pass republishes one batch of stale deliveries if this process holds
+// the lease, and reports how many.
+func (r *Reconciler) Pass(ctx context.Context) (int, error) {
+	now := r.o.Now().UTC().Truncate(time.Microsecond)
+	ok, err := r.store.AcquireLease(ctx, leaseName, r.o.Holder, now, 3*r.o.Interval)
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: lease: %w", err)
+	}
+	if !ok {
+		return 0, nil
+	}
+	stale, err := r.store.StaleDeliveries(ctx, now.Add(-r.o.After), r.o.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: find stale deliveries: %w", err)
+	}
+	if len(stale) == 0 {
+		return 0, nil
+	}
+	round := fmt.Sprintf("r%d", now.UnixMicro())
+	if err := r.pub.RepublishDeliveries(ctx, stale, round); err != nil {
+		return 0, fmt.Errorf("reconcile: republish %d deliveries: %w", len(stale), err)
+	}
+	ids := make([]string, len(stale))
+	for i, d := range stale {
+		ids[i] = d.ID
+	}
+	// Give the republished copies time to be worked before looking again.
+	if err := r.store.PostponeDeliveries(ctx, ids, now); err != nil {
+		return 0, fmt.Errorf("reconcile: postpone: %w", err)
+	}
+	r.o.Logger.Info("republished stale deliveries", "count", len(stale))
+	if r.o.Observe != nil {
+		r.o.Observe(len(stale))
+	}
+	return len(stale), nil
+}
