@@ -1,0 +1,179 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/provider/providertest"
+)
+
+// emailSetup starts Herald with an SMTP provider pointing at smtpd and a user ada.
+func emailSetup(t *testing.T, smtpd *providertest.SMTPServer, maxAttempts int) *api {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.MaxAttempts = maxAttempts
+	cfg.RetryBackoff = 20 * time.Millisecond
+	a := start(t, cfg)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "smtp",
+		"settings": map[string]any{"endpoint": smtpd.Addr(), "from": "shop@example.com", "tls": "none"}}})
+	return c
+}
+
+func sendEmail(t *testing.T, c *api) string {
+	t.Helper()
+	var acc struct{ ID string }
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "hello"}}).decode(t, &acc)
+	return acc.ID
+}
+
+func timeline(n notificationView) []string {
+	var out []string
+	for _, e := range n.Deliveries[0].Timeline {
+		out = append(out, e.Status)
+	}
+	return out
+}
+
+func TestOptedOutChannelIsSuppressedNotSilent(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	c := emailSetup(t, smtpd, 3)
+	c.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"email": false}})
+	var acc struct {
+		ID         string
+		Deliveries []struct{ Status, Reason string }
+	}
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"body": "sale!"}}).decode(t, &acc)
+	if len(acc.Deliveries) != 1 || acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "opted_out" {
+		t.Fatalf("deliveries = %+v, want one suppressed, opted_out", acc.Deliveries)
+	}
+	n := c.waitDone(acc.ID, 5*time.Second)
+	if got := timeline(n); len(got) != 1 || got[0] != "suppressed" {
+		t.Errorf("timeline = %v", got)
+	}
+	if len(smtpd.Messages()) != 0 {
+		t.Errorf("an opted-out user got mail")
+	}
+}
+
+func TestRejectedAddressFailsAndIsDisabled(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t, providertest.RejectRecipient("ada@example.com", 550, [3]int{5, 1, 1}, "no such mailbox"))
+	c := emailSetup(t, smtpd, 3)
+	n := c.waitDone(sendEmail(t, c), 20*time.Second)
+	d := n.Deliveries[0]
+	if d.Status != "failed" || d.Reason != "invalid_recipient" || d.Attempts != 1 {
+		t.Fatalf("delivery = %+v, want failed, invalid_recipient, 1 attempt", d)
+	}
+	// The address is now known bad: the next email to ada is suppressed at once.
+	var acc struct{ Deliveries []struct{ Status, Reason string } }
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"body": "again"}}).decode(t, &acc)
+	if acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "no_address" {
+		t.Errorf("next delivery = %+v, want suppressed, no_address", acc.Deliveries[0])
+	}
+}
+
+func TestPassingFailuresRetryThenDie(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t, providertest.FailData(451, "try again later"))
+	c := emailSetup(t, smtpd, 3)
+	n := c.waitDone(sendEmail(t, c), 30*time.Second)
+	d := n.Deliveries[0]
+	if d.Status != "dead" || d.Reason != "retries_exhausted" || d.Attempts != 3 {
+		t.Fatalf("delivery = %+v, want dead after 3 attempts", d)
+	}
+	steps := strings.Join(timeline(n), ",")
+	if strings.Count(steps, "sending") != 3 || !strings.HasSuffix(steps, "sending,dead") {
+		t.Errorf("timeline = %s, want three attempts ending dead", steps)
+	}
+	var sawDetail bool
+	for _, e := range d.Timeline {
+		sawDetail = sawDetail || strings.Contains(e.Detail, "451")
+	}
+	if !sawDetail {
+		t.Errorf("no timeline entry carries the server's 451 reply: %+v", d.Timeline)
+	}
+}
+
+func TestNoProviderRetriesThenDies(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxAttempts = 2
+	cfg.RetryBackoff = 20 * time.Millisecond
+	a := start(t, cfg)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	n := c.waitDone(sendEmail(t, c), 30*time.Second)
+	if d := n.Deliveries[0]; d.Status != "dead" || d.Reason != "no_provider" {
+		t.Fatalf("delivery = %+v, want dead, no_provider", d)
+	}
+}
+
+// TestSeedShapedEndpointsAndPush: the channel endpoints of the original
+// design map onto the same pipeline, and push goes to every device.
+func TestSeedShapedEndpointsAndPush(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	c := emailSetup(t, smtpd, 3)
+	c.must(200, "PUT", "/v1/providers/push", []map[string]any{{"kind": "log"}})
+	c.must(201, "POST", "/v1/users/ada/devices", map[string]any{"platform": "ios", "token": strings.Repeat("ab", 32)})
+	c.must(201, "POST", "/v1/users/ada/devices", map[string]any{"platform": "android", "token": strings.Repeat("x", 152)})
+
+	var acc struct{ ID string }
+	c.must(202, "POST", "/v1/email/send", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"from": map[string]any{"email": "news@example.com"}, "subject": "Seed shape",
+		"content": []any{map[string]any{"type": "text/plain", "value": "plain"}, map[string]any{"type": "text/html", "value": "<p>html</p>"}}}).decode(t, &acc)
+	if n := c.waitDone(acc.ID, 20*time.Second); n.Deliveries[0].Status != "sent" {
+		t.Fatalf("email delivery = %+v", n.Deliveries[0])
+	}
+	if msgs := smtpd.WaitForMessages(t, 1, 5*time.Second); msgs[0].Subject != "Seed shape" {
+		t.Errorf("subject = %q", msgs[0].Subject)
+	}
+
+	c.must(202, "POST", "/v1/push/send", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"title": "Hello", "content": []any{map[string]any{"type": "text/plain", "value": "tap me"}}}).decode(t, &acc)
+	n := c.waitDone(acc.ID, 20*time.Second)
+	if len(n.Deliveries) != 2 {
+		t.Fatalf("push deliveries = %d, want one per device", len(n.Deliveries))
+	}
+	for _, d := range n.Deliveries {
+		if d.Status != "sent" || d.Provider != "log" {
+			t.Errorf("push delivery = %+v, want sent by log", d)
+		}
+	}
+}
+
+func TestListPagination(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	c := emailSetup(t, smtpd, 3)
+	want := map[string]bool{}
+	for range 5 {
+		want[sendEmail(t, c)] = true
+	}
+	got := map[string]bool{}
+	cursor, pages := "", 0
+	for {
+		var page struct {
+			Data       []struct{ ID string }
+			NextCursor string `json:"next_cursor"`
+		}
+		c.must(200, "GET", "/v1/notifications?limit=2&cursor="+cursor, nil).decode(t, &page)
+		pages++
+		for _, n := range page.Data {
+			got[n.ID] = true
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if pages != 3 || len(got) != 5 {
+		t.Errorf("%d pages, %d notifications; want 3 pages of 5", pages, len(got))
+	}
+	for id := range want {
+		if !got[id] {
+			t.Errorf("notification %s missing from the list", id)
+		}
+	}
+}
