@@ -69,7 +69,9 @@ func TestRejectedAddressFailsAndIsDisabled(t *testing.T) {
 		t.Fatalf("delivery = %+v, want failed, invalid_recipient, 1 attempt", d)
 	}
 	// The address is now known bad: the next email to ada is suppressed at once.
-	var acc struct{ Deliveries []struct{ Status, Reason string } }
+	var acc struct {
+		Deliveries []struct{ Status, Reason string }
+	}
 	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"channels": []string{"email"}, "content": map[string]any{"body": "again"}}).decode(t, &acc)
 	if acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "no_address" {
