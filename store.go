@@ -103,13 +103,17 @@ type LogStore interface {
 	GetDelivery(ctx context.Context, appID, id string) (Delivery, error)
 	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
 	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
-	// StaleDeliveries returns up to limit deliveries of any app that are still
-	// to be sent (accepted, queued or sending) and whose due time is before
-	// the given time, oldest due first. The reconciler republishes them.
-	StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
-	// PostponeDeliveries moves the due time of the given deliveries (any app)
-	// to until, without changing their status or timeline.
-	PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error
+	// StaleDeliveries returns up to limit deliveries of any app that should
+	// be on the work queue but may not be, oldest due first: accepted or
+	// sending with a due time before staleBefore (a publish or a worker was
+	// lost), and queued — waiting for a retry — with a due time before
+	// retryBefore (the retry is due). The reconciler republishes them.
+	StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]Delivery, error)
+	// PostponeDeliveries moves the due time of the given deliveries (any
+	// app) to until, without changing their status or timeline, but only
+	// those still unfinished and due before ifDueBefore: a delivery that a
+	// worker claimed or rescheduled since it was read keeps its due time.
+	PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error
 }
 
 // NotificationFilter selects notifications in ListNotifications. Zero fields match everything.

@@ -141,6 +141,10 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 				return a, ok, rerr
 			}
 		}
+		if herald.ErrorCode(err) == herald.CodeConflict {
+			// Fresh ids cannot collide: only a write retried after an unclear outcome can.
+			err = &herald.Error{Code: herald.CodeInternal, Message: "writing the notification failed", Err: err}
+		}
 		return herald.Accepted{}, false, fmt.Errorf("accept: write notification %s: %w", n.ID, err)
 	}
 	for _, d := range deliveries {
@@ -227,8 +231,8 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	}
 	if req.Category == "" {
 		req.Category = "transactional"
-	} else if !validName(req.Category) {
-		v.Add("category", "use 1-64 letters, digits, '_' or '-'")
+	} else if err := validate.Category(req.Category); err != nil {
+		v.Add("category", "%v", err)
 	}
 	if req.Priority == "" {
 		req.Priority = herald.PriorityNormal
@@ -248,16 +252,4 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		v.Add("content.subject", "must be one line")
 	}
 	return v.Err()
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }

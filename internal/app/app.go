@@ -121,7 +121,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.writer = logwriter.New(a.store, logwriter.Options{Linger: a.cfg.CommitLinger, Publisher: a.q, Logger: a.logger,
-		Observe: m.observeCommit})
+		Observe: m.observeCommit, Dropped: m.publishSkipped.Inc})
 	if err = a.writer.Start(ctx); err != nil {
 		return err
 	}
@@ -300,9 +300,19 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.srv != nil {
 			errs = append(errs, a.srv.Shutdown(ctx))
 		}
-		for _, c := range a.consumers {
-			errs = append(errs, c.Stop(ctx))
+		// Stop every consumer at once: stopping them one by one would let the
+		// later ones start new sends while the first ones drain.
+		stopErrs := make([]error, len(a.consumers))
+		var wg sync.WaitGroup
+		for i, c := range a.consumers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				stopErrs[i] = c.Stop(ctx)
+			}()
 		}
+		wg.Wait()
+		errs = append(errs, stopErrs...)
 		if a.reconciler != nil {
 			errs = append(errs, a.reconciler.Stop(ctx))
 		}

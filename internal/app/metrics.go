@@ -19,6 +19,8 @@ type metrics struct {
 	commitSize    prometheus.Histogram
 	commitErrors  prometheus.Counter
 	reconciled    prometheus.Counter
+	// publishSkipped counts commits whose deliveries were left to the reconciler.
+	publishSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +41,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_log_commit_errors_total",
 			Help: "Failed notification log commits."}),
 		reconciled: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_reconciled_deliveries_total",
-			Help: "Deliveries the reconciler republished because they made no progress."}),
+			Help: "Deliveries the reconciler republished: lost work, and retries whose time came."}),
+		publishSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_queue_publish_skipped_total",
+			Help: "Commits whose deliveries were not queued at once because the publisher was behind (the reconciler queues them)."}),
 	}
-	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled)
+	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled, m.publishSkipped)
 	return m
 }
 

@@ -66,6 +66,8 @@ type Options struct {
 	Backoff, MaxBackoff time.Duration
 	// Observe, when set, is told every provider call's result (metrics).
 	Observe func(c herald.Channel, provider string, o herald.OutcomeKind, took time.Duration)
+	// Jitter picks a wait in [0, n) for the full-jitter backoff (default math/rand/v2).
+	Jitter func(n int64) int64
 }
 
 // Worker delivers messages. Handle is safe for concurrent use.
@@ -96,6 +98,9 @@ func New(store Store, log LogWriter, providers Providers, o Options) *Worker {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Hour
 	}
+	if o.Jitter == nil {
+		o.Jitter = rand.Int64N
+	}
 	return &Worker{store: store, log: log, providers: providers, o: o}
 }
 
@@ -122,10 +127,6 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	if d.Status == herald.StatusSending && d.NextAttemptAt.After(now) {
 		// Another worker holds this attempt; look again when its time is up.
 		return Verdict{Action: Retry, Delay: d.NextAttemptAt.Sub(now) + time.Second}
-	}
-	if d.Status == herald.StatusQueued && d.NextAttemptAt.After(now.Add(time.Second)) {
-		// A republished copy arrived before the retry is due.
-		return Verdict{Action: Retry, Delay: d.NextAttemptAt.Sub(now)}
 	}
 	n, err := w.store.GetNotification(ctx, appID, d.NotificationID)
 	if err != nil {
@@ -222,11 +223,17 @@ func (w *Worker) retryOrDie(ctx context.Context, d herald.Delivery, attempt int,
 	}
 	due := w.now().Add(delay)
 	v := w.finish(ctx, d, attempt, herald.StatusQueued, reason, provider, "", due, detail)
-	if v.Action == Ack {
+	if v.Action == Ack && delay <= queueRetryLimit {
 		return Verdict{Action: Retry, Delay: delay}
 	}
+	// A longer wait is kept in the log, not in the queue: a message waiting
+	// in JetStream counts against its consumer's MaxAckPending and would
+	// hold up the whole channel. The reconciler republishes it when due.
 	return v
 }
+
+// queueRetryLimit is the longest retry delay left to the queue's redelivery.
+const queueRetryLimit = 10 * time.Second
 
 // backoff is exponential with full jitter.
 func (w *Worker) backoff(attempt int) time.Duration {
@@ -234,7 +241,7 @@ func (w *Worker) backoff(attempt int) time.Duration {
 	if ceiling <= 0 || ceiling > w.o.MaxBackoff {
 		ceiling = w.o.MaxBackoff
 	}
-	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
+	return time.Duration(w.o.Jitter(int64(ceiling))) + time.Millisecond
 }
 
 // finish writes the attempt's outcome; only then may the message be acked.
@@ -249,7 +256,7 @@ func (w *Worker) finish(ctx context.Context, d herald.Delivery, attempt int, to 
 		t.IfAttempts = &d.Attempts
 	}
 	b := &herald.Batch{Transitions: []herald.Transition{t}}
-	if err := w.log.Write(ctx, b); err != nil {
+	if err := w.writeOutcome(ctx, b); err != nil {
 		w.o.Logger.Error("recording outcome", "delivery", d.ID, "status", to, "err", err)
 		return Verdict{Action: Retry, Delay: 5 * time.Second}
 	}
@@ -257,6 +264,28 @@ func (w *Worker) finish(ctx context.Context, d herald.Delivery, attempt int, to 
 		w.o.Logger.Warn("delivery changed while it was being sent", "delivery", d.ID, "status", to)
 	}
 	return Verdict{Action: Ack}
+}
+
+// writeOutcome commits an outcome, retrying for as long as the attempt's
+// claim holds: once the provider has answered, losing the outcome would
+// mean sending again. It ignores the caller's cancellation (a shutdown
+// waits for it) but not its values.
+func (w *Worker) writeOutcome(ctx context.Context, b *herald.Batch) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := w.log.Write(ctx, b)
+		if err == nil || herald.ErrorCode(err) == herald.CodeConflict {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 func (w *Worker) event(d herald.Delivery, s herald.Status, reason string, attempt int, provider, detail string, at time.Time) herald.Event {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
 )
@@ -112,7 +113,8 @@ func maskAddress(c herald.Channel, addr string) string {
 		if !ok || local == "" {
 			return "***"
 		}
-		return local[:1] + "***@" + domain
+		first, _ := utf8.DecodeRuneInString(local)
+		return string(first) + "***@" + domain
 	case herald.ChannelSMS:
 		if len(addr) <= 6 {
 			return "***"

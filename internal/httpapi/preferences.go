@@ -5,13 +5,10 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/validate"
 )
-
-// maxCategory bounds category names, which are the app's own labels.
-const maxCategory = 64
 
 // validClock accepts a 24-hour "HH:MM" time of day, 00:00 to 23:59.
 func validClock(s string) bool {
@@ -85,8 +82,8 @@ func preferencesFromBody(b preferencesBody) (herald.Preferences, error) {
 	}
 	for _, cat := range slices.Sorted(maps.Keys(b.Categories)) {
 		chans := b.Categories[cat]
-		if cat == "" || utf8.RuneCountInString(cat) > maxCategory || !printable(cat) {
-			v.Add("categories."+cat, "category names are 1 to %d printable characters", maxCategory)
+		if err := validate.Category(cat); err != nil {
+			v.Add("categories."+cat, "category name: %v", err)
 			continue
 		}
 		m := map[herald.Channel]bool{}

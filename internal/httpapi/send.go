@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/validate"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header, which is stored.
@@ -147,8 +147,10 @@ func checkOneAddress(v *herald.Validation, field string, rc herald.Recipient) {
 }
 
 func checkCategoryPriority(v *herald.Validation, category, priority string) {
-	if category != "" && (utf8.RuneCountInString(category) > maxCategory || !printable(category)) {
-		v.Add("category", "must be at most %d printable characters", maxCategory)
+	if category != "" {
+		if err := validate.Category(category); err != nil {
+			v.Add("category", "%v", err)
+		}
 	}
 	if priority != "" && !herald.Priority(priority).Valid() {
 		v.Add("priority", "must be normal or high")

@@ -45,6 +45,9 @@ type Options struct {
 	// Publisher, when set, gets each committed batch's new deliveries and events.
 	Publisher Publisher
 	Logger    *slog.Logger
+	// Dropped, when set, is called when a commit's publishing was skipped
+	// because the publisher is behind (metrics).
+	Dropped func()
 	// Observe, when set, is called after each commit with the number of
 	// requests merged and the commit's duration (metrics).
 	Observe func(requests int, took time.Duration, err error)
@@ -61,7 +64,7 @@ type Writer struct {
 	opts  Options
 	reqs  chan request
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // held shared while queueing a request, exclusively to stop
 	stopped bool
 	wg      sync.WaitGroup // the commit loop and the publisher
 	commits chan committed
@@ -81,7 +84,7 @@ func New(store Applier, o Options) *Writer {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{store: store, opts: o, reqs: make(chan request, o.MaxBatch*2), commits: make(chan committed, 256)}
+	return &Writer{store: store, opts: o, reqs: make(chan request, o.MaxBatch*2), commits: make(chan committed, 4096)}
 }
 
 // Start runs the commit loop.
@@ -113,8 +116,8 @@ func (w *Writer) Write(ctx context.Context, b *herald.Batch) error {
 }
 
 func (w *Writer) submit(ctx context.Context, b *herald.Batch) (chan error, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.mu.RLock()
+	defer w.mu.RUnlock()
 	if w.stopped {
 		return nil, ErrStopped
 	}
@@ -214,6 +217,13 @@ func (w *Writer) commit(reqs []request) {
 		merged.Transitions = append(merged.Transitions, r.batch.Transitions...)
 	}
 	if err := w.apply(merged, len(reqs)); err != nil {
+		if herald.ErrorCode(err) != herald.CodeConflict {
+			// The database failed: every request shares the failure.
+			for _, r := range reqs {
+				r.done <- err
+			}
+			return
+		}
 		// One request's conflict must not fail the others: retry one by one.
 		for _, r := range reqs {
 			r.done <- w.apply(r.batch, 1)
@@ -247,8 +257,16 @@ func (w *Writer) apply(b *herald.Batch, n int) error {
 		return err
 	}
 	if w.opts.Publisher != nil {
-		// Blocking here when the publisher lags is the back-pressure that keeps memory bounded.
-		w.commits <- committed{deliveries: dueDeliveries(b), events: committedEvents(b)}
+		select {
+		case w.commits <- committed{deliveries: dueDeliveries(b), events: committedEvents(b)}:
+		default:
+			// Never let a slow queue stall the log: the reconciler republishes
+			// what makes no progress, and the events stay in the log.
+			w.opts.Logger.Warn("queue publisher is behind; leaving a commit's deliveries to the reconciler")
+			if w.opts.Dropped != nil {
+				w.opts.Dropped()
+			}
+		}
 	}
 	return nil
 }

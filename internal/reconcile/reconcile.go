@@ -1,7 +1,9 @@
 // Package reconcile republishes deliveries that the notification log says
-// are due but that made no progress: a publish lost after the commit, a
-// queue that lost data, a worker that died mid-way. The log, not the
-// queue, decides what must still happen.
+// are due but that made no progress — a publish lost after the commit, a
+// queue that lost data, a worker that died mid-way — and retries whose
+// time has come (workers acknowledge a failed attempt once its retry is in
+// the log, rather than holding the message in the queue for hours). The
+// log, not the queue, decides what must still happen.
 package reconcile
 
 import (
@@ -16,8 +18,8 @@ import (
 
 // Store is what the reconciler needs from the log.
 type Store interface {
-	StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error)
-	PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error
+	StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]herald.Delivery, error)
+	PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
@@ -129,7 +131,7 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if !ok {
 		return 0, nil
 	}
-	stale, err := r.store.StaleDeliveries(ctx, now.Add(-r.o.After), r.o.Batch)
+	stale, err := r.store.StaleDeliveries(ctx, now.Add(-r.o.After), now, r.o.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("reconcile: find stale deliveries: %w", err)
 	}
@@ -140,12 +142,21 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if err := r.pub.RepublishDeliveries(ctx, stale, round); err != nil {
 		return 0, fmt.Errorf("reconcile: republish %d deliveries: %w", len(stale), err)
 	}
-	ids := make([]string, len(stale))
-	for i, d := range stale {
-		ids[i] = d.ID
-	}
 	// Give the republished copies time to be worked before looking again.
-	if err := r.store.PostponeDeliveries(ctx, ids, now); err != nil {
+	// Lost work becomes stale again After from now; a due retry, whose
+	// marker is its due time itself, is looked at again After from now.
+	var lost, retries []string
+	for _, d := range stale {
+		if d.Status == herald.StatusQueued {
+			retries = append(retries, d.ID)
+		} else {
+			lost = append(lost, d.ID)
+		}
+	}
+	if err := r.store.PostponeDeliveries(ctx, lost, now, now); err != nil {
+		return 0, fmt.Errorf("reconcile: postpone: %w", err)
+	}
+	if err := r.store.PostponeDeliveries(ctx, retries, now, now.Add(r.o.After)); err != nil {
 		return 0, fmt.Errorf("reconcile: postpone: %w", err)
 	}
 	r.o.Logger.Info("republished stale deliveries", "count", len(stale))

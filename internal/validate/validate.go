@@ -215,3 +215,21 @@ func decodeBase64URL(s string) ([]byte, error) {
 	}
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
+
+// MaxCategoryLength bounds a category name.
+const MaxCategoryLength = 64
+
+// Category checks a notification category name (marketing, product,
+// transactional, or the app's own): 1 to 64 ASCII letters, digits, '_',
+// '-' or '.', so that names match exactly between sends and preferences.
+func Category(name string) error {
+	if name == "" || len(name) > MaxCategoryLength {
+		return fmt.Errorf("must be 1 to %d characters", MaxCategoryLength)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("use only letters, digits, '_', '-' and '.'")
+		}
+	}
+	return nil
+}

@@ -328,25 +328,28 @@ func (s *Store) GetIdempotency(ctx context.Context, appID, key string) (herald.I
 
 // StaleDeliveries returns up to limit deliveries of any app still to be
 // sent whose due time is before the given time, oldest due first.
-func (s *Store) StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]herald.Delivery, error) {
 	if limit <= 0 {
 		limit = storeutil.DefaultStaleLimit
 	}
 	// A literal status list, so that the planner can prove the partial
 	// index deliveries_due applies.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < $1
-		ORDER BY due_at LIMIT $2`, storeutil.Time(before), limit)
-	return out, wrap(err, "stale deliveries before %s", before)
+		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < GREATEST($1::timestamptz, $2::timestamptz)
+		AND (status = 'queued' AND due_at < $2 OR status <> 'queued' AND due_at < $1)
+		ORDER BY due_at LIMIT $3`, storeutil.Time(staleBefore), storeutil.Time(retryBefore), limit)
+	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
 
 // PostponeDeliveries moves the due time of the given deliveries (any app)
 // to until, without changing their status or timeline.
-func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error {
+func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET due_at = $1 WHERE id = ANY($2::text[])`, storeutil.Time(until), ids)
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET due_at = $1 WHERE id = ANY($2::text[])
+		AND status IN ('accepted', 'queued', 'sending') AND due_at < $3`,
+		storeutil.Time(until), ids, storeutil.Time(ifDueBefore))
 	return wrap(err, "postpone %d deliveries", len(ids))
 }
 

@@ -433,34 +433,37 @@ func (s *Store) GetIdempotency(ctx context.Context, appID, key string) (herald.I
 	return k, nil
 }
 
-// StaleDeliveries returns up to limit deliveries of any app still to be
-// sent whose due time is before the given time, oldest due first.
-func (s *Store) StaleDeliveries(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+// StaleDeliveries returns up to limit deliveries of any app that should be
+// on the work queue but may not be, oldest due first.
+func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]herald.Delivery, error) {
 	if limit <= 0 {
 		limit = storeutil.DefaultStaleLimit
 	}
+	stale, retry := us(storeutil.Time(staleBefore)), us(storeutil.Time(retryBefore))
 	// The status list must read exactly as in the partial index deliveries_due.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < ?
-		ORDER BY due_at LIMIT ?`, us(storeutil.Time(before)), limit)
-	return out, wrap(err, "stale deliveries before %s", before)
+		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < max(?, ?)
+		AND (status = 'queued' AND due_at < ? OR status <> 'queued' AND due_at < ?)
+		ORDER BY due_at LIMIT ?`, stale, retry, retry, stale, limit)
+	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
 
 // PostponeDeliveries moves the due time of the given deliveries (any app)
 // to until, without changing their status or timeline.
-func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, until time.Time) error {
+func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET due_at = ? WHERE id = ?`)
+		st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET due_at = ?
+			WHERE id = ? AND status IN ('accepted', 'queued', 'sending') AND due_at < ?`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		u := us(storeutil.Time(until))
+		u, before := us(storeutil.Time(until)), us(storeutil.Time(ifDueBefore))
 		for _, id := range ids {
-			if _, err := st.ExecContext(ctx, u, id); err != nil {
+			if _, err := st.ExecContext(ctx, u, id, before); err != nil {
 				return err
 			}
 		}

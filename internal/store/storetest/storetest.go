@@ -690,9 +690,9 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 		mk(b.ID, herald.StatusQueued, 0), // due exactly at t0: not before it
 	}
 	must(t, s.Apply(ctx, &herald.Batch{Notifications: batch}))
-	stale := func(limit int) []string {
+	stale := func(staleBefore, retryBefore time.Time, limit int) []string {
 		t.Helper()
-		ds, err := s.StaleDeliveries(ctx, t0, limit)
+		ds, err := s.StaleDeliveries(ctx, staleBefore, retryBefore, limit)
 		must(t, err)
 		var out []string
 		for _, d := range ds {
@@ -700,13 +700,19 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 		}
 		return out
 	}
-	diff(t, "stale", stale(10), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
-	diff(t, "stale, limit 2", stale(2), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID})
+	diff(t, "stale", stale(t0, t0, 10), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
+	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID})
+	// Retries are due at their own time; lost work only after the staleness horizon.
+	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{queued.Deliveries[0].ID})
+	diff(t, "stale only", stale(t0, t0.Add(-time.Minute), 10), []string{accepted.Deliveries[0].ID, sending.Deliveries[0].ID})
 
 	until := t0.Add(time.Minute)
-	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID}, until))
-	must(t, s.PostponeDeliveries(ctx, nil, until))
-	diff(t, "stale after postpone", stale(10), []string{sending.Deliveries[0].ID})
+	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID}, t0, until))
+	must(t, s.PostponeDeliveries(ctx, nil, t0, until))
+	diff(t, "stale after postpone", stale(t0, t0, 10), []string{sending.Deliveries[0].ID})
+	// A delivery whose due time moved past the cut-off since it was read keeps it.
+	must(t, s.PostponeDeliveries(ctx, []string{sending.Deliveries[0].ID}, t0.Add(-time.Hour), until))
+	diff(t, "guarded postpone", stale(t0, t0, 10), []string{sending.Deliveries[0].ID})
 	d, err := s.GetDelivery(ctx, b.ID, queued.Deliveries[0].ID)
 	must(t, err)
 	want := wantDelivery(queued.Deliveries[0])

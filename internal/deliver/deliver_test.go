@@ -1,0 +1,211 @@
+package deliver_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/deliver"
+	"github.com/heraldhq/herald/internal/logwriter"
+	"github.com/heraldhq/herald/internal/provider/providertest"
+	"github.com/heraldhq/herald/internal/provider/smtp"
+	"github.com/heraldhq/herald/internal/store/sqlite"
+)
+
+// fixture is a worker over the real SQLite store and group-commit writer,
+// sending through the real SMTP provider to a real SMTP server.
+type fixture struct {
+	store  *sqlite.Store
+	worker *deliver.Worker
+	smtpd  *providertest.SMTPServer
+	appID  string
+	now    time.Time
+}
+
+// oneProvider serves every delivery with the same provider.
+type oneProvider struct{ p herald.Provider }
+
+func (o oneProvider) For(context.Context, string, herald.Channel, herald.Platform) (herald.Provider, error) {
+	return o.p, nil
+}
+
+func newFixture(t *testing.T, o deliver.Options, smtpOpts ...providertest.SMTPOption) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "h.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	w := logwriter.New(st, logwriter.Options{})
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(ctx) })
+	smtpd := providertest.NewSMTPServer(t, smtpOpts...)
+	settings, _ := json.Marshal(map[string]string{"endpoint": smtpd.Addr(), "from": "shop@example.com", "tls": "none"})
+	p, err := smtp.New(settings, herald.ProviderEnv{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st, smtpd: smtpd, appID: "app-1", now: time.Now().UTC().Truncate(time.Microsecond)}
+	if o.Now == nil {
+		o.Now = func() time.Time { return f.now }
+	}
+	f.worker = deliver.New(st, w, oneProvider{p}, o)
+	return f
+}
+
+// accepted writes a notification with one email delivery in status accepted.
+func (f *fixture) accepted(t *testing.T) herald.Delivery {
+	t.Helper()
+	nid := uuid.Must(uuid.NewV7()).String()
+	d := herald.Delivery{AppID: f.appID, ID: uuid.Must(uuid.NewV7()).String(), NotificationID: nid,
+		Channel: herald.ChannelEmail, Priority: herald.PriorityNormal, Address: "ada@example.com",
+		Status: herald.StatusAccepted, CreatedAt: f.now, UpdatedAt: f.now, NextAttemptAt: f.now}
+	err := f.store.Apply(context.Background(), &herald.Batch{Notifications: []herald.NewNotification{{
+		Notification: herald.Notification{AppID: f.appID, ID: nid, Category: "transactional", Priority: herald.PriorityNormal,
+			Content: herald.Content{Subject: "Hi", Body: "hello"}, CreatedAt: f.now},
+		Deliveries: []herald.Delivery{d},
+		Events:     []herald.Event{{AppID: f.appID, NotificationID: nid, DeliveryID: d.ID, Channel: d.Channel, Status: herald.StatusAccepted, At: f.now}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (f *fixture) get(t *testing.T, id string) herald.Delivery {
+	t.Helper()
+	d, err := f.store.GetDelivery(context.Background(), f.appID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestSentOnceThenAcked(t *testing.T) {
+	f := newFixture(t, deliver.Options{})
+	d := f.accepted(t)
+	if v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now); v.Action != deliver.Ack {
+		t.Fatalf("verdict = %+v, want ack", v)
+	}
+	got := f.get(t, d.ID)
+	if got.Status != herald.StatusSent || got.Attempts != 1 || got.Provider != "smtp" || got.ProviderMessageID == "" {
+		t.Fatalf("delivery = %+v", got)
+	}
+	// A redelivered copy of the message finds it sent and sends nothing.
+	if v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now); v.Action != deliver.Ack {
+		t.Fatalf("second verdict = %+v, want ack", v)
+	}
+	if n := len(f.smtpd.Messages()); n != 1 {
+		t.Fatalf("SMTP server got %d messages, want 1", n)
+	}
+	evs, _ := f.store.ListEvents(context.Background(), f.appID, d.NotificationID)
+	var steps []herald.Status
+	for _, e := range evs {
+		steps = append(steps, e.Status)
+	}
+	want := []herald.Status{herald.StatusAccepted, herald.StatusQueued, herald.StatusSending, herald.StatusSent}
+	if len(steps) != len(want) {
+		t.Fatalf("timeline = %v, want %v", steps, want)
+	}
+	for i := range want {
+		if steps[i] != want[i] {
+			t.Fatalf("timeline = %v, want %v", steps, want)
+		}
+	}
+}
+
+func TestUnknownDeliveryIsDropped(t *testing.T) {
+	f := newFixture(t, deliver.Options{})
+	if v := f.worker.Handle(context.Background(), f.appID, "no-such-delivery", f.now); v.Action != deliver.Drop {
+		t.Fatalf("verdict = %+v, want drop", v)
+	}
+}
+
+// A delivery another worker is sending right now is left alone until its claim runs out.
+func TestClaimedDeliveryIsHeld(t *testing.T) {
+	f := newFixture(t, deliver.Options{SendTimeout: 5 * time.Second})
+	d := f.accepted(t)
+	zero := 0
+	claim := &herald.Batch{Transitions: []herald.Transition{{AppID: f.appID, DeliveryID: d.ID, IfAttempts: &zero,
+		To: herald.StatusSending, Attempts: 1, DueAt: f.now.Add(15 * time.Second),
+		Event: herald.Event{Status: herald.StatusSending, Attempt: 1, At: f.now}}}}
+	if err := f.store.Apply(context.Background(), claim); err != nil || !claim.Transitions[0].Applied {
+		t.Fatalf("claim: %v", err)
+	}
+	v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+	if v.Action != deliver.Retry || v.Delay < 15*time.Second {
+		t.Fatalf("verdict = %+v, want a retry after the claim's 15s", v)
+	}
+	if len(f.smtpd.Messages()) != 0 {
+		t.Fatal("a held delivery was sent")
+	}
+	// Once the claim has run out (the worker died), the next look takes over, flagged.
+	f.now = f.now.Add(16 * time.Second)
+	if v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now); v.Action != deliver.Ack {
+		t.Fatalf("verdict after the claim = %+v, want ack", v)
+	}
+	got := f.get(t, d.ID)
+	if got.Status != herald.StatusSent || got.Attempts != 2 {
+		t.Fatalf("delivery = %+v, want sent on attempt 2", got)
+	}
+	evs, _ := f.store.ListEvents(context.Background(), f.appID, d.NotificationID)
+	flagged := false
+	for _, e := range evs {
+		flagged = flagged || (e.Status == herald.StatusSending && e.Attempt == 2 && len(e.Detail) > 0)
+	}
+	if !flagged {
+		t.Errorf("the take-over attempt is not flagged possible_duplicate: %+v", evs)
+	}
+}
+
+// A short retry waits in the queue; a long one is kept in the log and the
+// message acknowledged, so it never holds up the channel's consumer.
+func TestRetriesShortInQueueLongInLog(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		backoff time.Duration
+		want    deliver.Action
+	}{
+		{"short", time.Second, deliver.Retry},
+		{"long", time.Hour, deliver.Ack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, deliver.Options{Backoff: tc.backoff, Jitter: func(n int64) int64 { return n - 1 }},
+				providertest.FailData(451, "try later"))
+			d := f.accepted(t)
+			v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+			if v.Action != tc.want {
+				t.Fatalf("verdict = %+v, want action %d", v, tc.want)
+			}
+			got := f.get(t, d.ID)
+			if got.Status != herald.StatusQueued || got.Attempts != 1 {
+				t.Fatalf("delivery = %+v, want queued after attempt 1", got)
+			}
+			if wantDue := f.now.Add(tc.backoff); got.NextAttemptAt.Before(wantDue.Add(-time.Second)) {
+				t.Errorf("next attempt at %s, want about %s", got.NextAttemptAt, wantDue)
+			}
+		})
+	}
+}
+
+func TestLastAttemptIsDead(t *testing.T) {
+	f := newFixture(t, deliver.Options{MaxAttempts: 2, Backoff: time.Millisecond}, providertest.FailData(451, "try later"))
+	d := f.accepted(t)
+	f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+	f.now = f.now.Add(time.Second)
+	if v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now); v.Action != deliver.Ack {
+		t.Fatalf("verdict = %+v, want ack", v)
+	}
+	got := f.get(t, d.ID)
+	if got.Status != herald.StatusDead || got.Reason != herald.ReasonRetriesExhausted || got.Attempts != 2 {
+		t.Fatalf("delivery = %+v, want dead after 2 attempts", got)
+	}
+}
