@@ -226,14 +226,25 @@ func (c Config) Redacted() []string {
 }
 
 func redactURLs(s string) string {
+	if s == "" {
+		return s
+	}
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
-		u, err := url.Parse(p)
-		if err != nil || u.User == nil {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			// It may still hold a password the parser could not find.
+			parts[i] = "[unparsable URL hidden]"
+			continue
+		}
+		if u.User == nil {
 			continue
 		}
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+			// nats://TOKEN@host and redis://TOKEN@host carry a secret as the user.
+			u.User = url.User("xxxxx")
 		}
 		q := u.Query()
 		for k := range q {

@@ -162,11 +162,7 @@ func (w *Writer) loop() {
 		pending, open := w.gather(pending)
 		w.commit(pending)
 		if !open {
-			// Drain what was queued before the close.
-			for r := range w.reqs {
-				w.commit([]request{r})
-			}
-			return
+			return // gather saw the channel closed and empty
 		}
 	}
 }

@@ -105,16 +105,16 @@ func (r *Reconciler) Start(ctx context.Context) error {
 func (r *Reconciler) Stop(ctx context.Context) error {
 	var err error
 	r.stopOnce.Do(func() {
-		if r.cancel == nil {
-			return
+		if r.cancel != nil {
+			r.cancel()
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				err = fmt.Errorf("reconcile: stop: %w", ctx.Err())
+				return
+			}
 		}
-		r.cancel()
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			err = fmt.Errorf("reconcile: stop: %w", ctx.Err())
-			return
-		}
+		// Pass may have taken the lease even without the loop.
 		err = r.store.ReleaseLease(ctx, leaseName, r.o.Holder)
 	})
 	return err
