@@ -42,7 +42,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 					d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created})
 			}
 			for _, e := range nn.Events {
-				events = append(events, eventRow(e))
+				events = append(events, s.eventRow(e))
 			}
 			if k := nn.Idempotency; k != nil {
 				keys = append(keys, []any{k.AppID, k.Key, k.RequestHash, k.NotificationID, []byte(k.Response),
@@ -67,7 +67,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 				return err
 			}
 			if applied[i] = ok; ok {
-				events = append(events, eventRow(ev))
+				events = append(events, s.eventRow(ev))
 			}
 		}
 		return w.insertRows(ctx, "events", eventColumns, events)
@@ -82,17 +82,31 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	return nil
 }
 
-const eventColumns = "app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at"
+const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"
 
-func eventRow(e herald.Event) []any {
-	return []any{e.AppID, e.NotificationID, e.DeliveryID, string(e.Channel), string(e.Status),
+func (s *Store) eventRow(e herald.Event) []any {
+	return []any{e.AppID, e.NotificationID, s.nextSeq(), e.DeliveryID, string(e.Channel), string(e.Status),
 		e.Reason, e.Attempt, e.Provider, e.Detail, us(storeutil.Time(e.At))}
 }
 
+// nextSeq orders events: increasing within this process, and based on the
+// clock (microseconds × 1024) so that another process writing the same
+// file continues the order instead of colliding with it.
+func (s *Store) nextSeq() int64 {
+	for {
+		last := s.seq.Load()
+		next := max(last+1, time.Now().UnixMicro()<<10)
+		if s.seq.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
 // rowsPerInsert bounds one multi-row INSERT (SQLite allows 32766
-// parameters). Inserts use chunks of power-of-two sizes up to it, so a few
-// statements, prepared once when the store opens, serve every batch:
-// compiling SQL costs as much as running it in the pure Go SQLite.
+// parameters). A statement for every row count up to it is prepared once
+// when the store opens, so each table takes one statement per 64 rows:
+// compiling SQL costs as much as running it in the pure Go SQLite, and
+// every statement run has a fixed cost.
 const rowsPerInsert = 64
 
 // maxGuard is the longest From list whose transition statement is prepared up front.
@@ -116,7 +130,7 @@ func applyStatements() []string {
 	var qs []string
 	for _, t := range insertTables {
 		cols := strings.Count(t.columns, ",") + 1
-		for n := 1; n <= rowsPerInsert; n *= 2 {
+		for n := 1; n <= rowsPerInsert; n++ {
 			qs = append(qs, insertQuery(t.table, t.columns, cols, n))
 		}
 	}
@@ -194,10 +208,7 @@ func (w *writer) close() {
 
 func (w *writer) insertRows(ctx context.Context, table, columns string, rows [][]any) error {
 	for len(rows) > 0 {
-		n := rowsPerInsert
-		for n > len(rows) {
-			n /= 2
-		}
+		n := min(len(rows), rowsPerInsert)
 		st, err := w.stmt(ctx, insertQuery(table, columns, len(rows[0]), n))
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s: %w", table, err)

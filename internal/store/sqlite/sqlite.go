@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -44,6 +45,7 @@ type Store struct {
 	r *sql.DB // readers
 
 	prepared map[string]*sql.Stmt // Apply's statements, prepared on w
+	seq      atomic.Int64         // the last event seq given out
 
 	// The writer never checkpoints the WAL itself (wal_autocheckpoint=0):
 	// copying pages back into the database file and syncing it would land
@@ -96,6 +98,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	var last sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&last); err != nil {
+		_ = s.Close()
+		return nil, wrap(err, "read the last event seq")
+	}
+	s.seq.Store(last.Int64)
 	if s.prepared, err = prepareApply(ctx, w); err != nil {
 		_ = s.Close()
 		return nil, wrap(err, "prepare statements")

@@ -100,10 +100,13 @@ CREATE INDEX deliveries_user ON deliveries (app_id, user_id, notification_id);
 CREATE INDEX deliveries_due ON deliveries (due_at)
     WHERE status IN ('accepted', 'queued', 'sending');
 
+-- Events are clustered by notification (WITHOUT ROWID), so that a
+-- notification's timeline is one range read and an event one B-tree
+-- insert. seq orders them; the store assigns it (see nextSeq).
 CREATE TABLE events (
-    seq             INTEGER PRIMARY KEY, -- rowid: increasing, events are never deleted one by one
     app_id          TEXT NOT NULL,
     notification_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
     delivery_id     TEXT NOT NULL DEFAULT '',
     channel         TEXT NOT NULL DEFAULT '',
     status          TEXT NOT NULL,
@@ -111,9 +114,9 @@ CREATE TABLE events (
     attempt         INTEGER NOT NULL DEFAULT 0,
     provider        TEXT NOT NULL DEFAULT '',
     detail          TEXT NOT NULL DEFAULT '',
-    at              INTEGER NOT NULL
-) STRICT;
-CREATE INDEX events_notification ON events (app_id, notification_id, seq);
+    at              INTEGER NOT NULL,
+    PRIMARY KEY (app_id, notification_id, seq)
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE idempotency (
     app_id          TEXT NOT NULL,
