@@ -16,10 +16,16 @@ func emailSetup(t *testing.T, smtpd *providertest.SMTPServer, maxAttempts int) *
 	cfg.RetryBackoff = 20 * time.Millisecond
 	a := start(t, cfg)
 	c := newAPI(t, a, newApp(t, a, "shop"))
+	configureEmail(t, c, smtpd)
+	return c
+}
+
+// configureEmail adds the user ada and an SMTP provider pointing at smtpd.
+func configureEmail(t *testing.T, c *api, smtpd *providertest.SMTPServer) {
+	t.Helper()
 	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
 	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "smtp",
 		"settings": map[string]any{"endpoint": smtpd.Addr(), "from": "shop@example.com", "tls": "none"}}})
-	return c
 }
 
 func sendEmail(t *testing.T, c *api) string {

@@ -53,12 +53,8 @@ func TestReconcilerRedeliversDeletedMessage(t *testing.T) {
 	a := start(t, apiOnly)
 	key := newApp(t, a, "shop")
 	c := newAPI(t, a, key)
-	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
-	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "smtp",
-		"settings": map[string]any{"endpoint": smtpd.Addr(), "from": "shop@example.com", "tls": "none"}}})
-	var acc struct{ ID string }
-	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
-		"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "hello"}}).decode(t, &acc)
+	configureEmail(t, c, smtpd)
+	id := sendEmail(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := a.Stop(ctx); err != nil {
@@ -82,7 +78,7 @@ func TestReconcilerRedeliversDeletedMessage(t *testing.T) {
 
 	b := start(t, cfg)
 	c = newAPI(t, b, key)
-	n := c.waitDone(acc.ID, 30*time.Second)
+	n := c.waitDone(id, 30*time.Second)
 	if n.Deliveries[0].Status != "sent" {
 		t.Fatalf("delivery = %+v, want sent", n.Deliveries[0])
 	}
@@ -102,12 +98,8 @@ func TestSplitRolesReconcile(t *testing.T) {
 	api := start(t, apiCfg)
 	key := newApp(t, api, "shop")
 	c := newAPI(t, api, key)
-	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
-	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "smtp",
-		"settings": map[string]any{"endpoint": smtpd.Addr(), "from": "shop@example.com", "tls": "none"}}})
-	var acc struct{ ID string }
-	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
-		"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "hello"}}).decode(t, &acc)
+	configureEmail(t, c, smtpd)
+	id := sendEmail(t, c)
 
 	nc, err := nats.Connect(cfg.NATSURL)
 	if err != nil {
@@ -117,7 +109,7 @@ func TestSplitRolesReconcile(t *testing.T) {
 	purgeNotify(t, nc, cfg.NATSPrefix)
 
 	start(t, workerCfg)
-	n := c.waitDone(acc.ID, 30*time.Second)
+	n := c.waitDone(id, 30*time.Second)
 	if n.Deliveries[0].Status != "sent" {
 		t.Fatalf("delivery = %+v, want sent", n.Deliveries[0])
 	}
