@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store/internal/storeutil"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -152,19 +153,7 @@ func wrap(err error, format string, args ...any) error {
 		errors.Is(err, puddle.ErrClosedPool):
 		code = herald.CodeUnavailable
 	}
-	return fmt.Errorf("postgres: %s: %w", op, &herald.Error{Code: code, Message: message(code), Err: err})
-}
-
-// message is the caller-facing text of a translated error; the operation
-// and the driver's text stay in the chain for logs.
-func message(c herald.Code) string {
-	switch c {
-	case herald.CodeConflict:
-		return "already exists"
-	case herald.CodeUnavailable:
-		return "the database is unavailable"
-	}
-	return "the database failed"
+	return fmt.Errorf("postgres: %s: %w", op, &herald.Error{Code: code, Message: storeutil.Message(code), Err: err})
 }
 
 // isForeignKey reports whether err is a foreign key violation, which the

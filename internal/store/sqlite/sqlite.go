@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store/internal/storeutil"
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -246,19 +247,7 @@ func wrap(err error, format string, args ...any) error {
 		strings.Contains(err.Error(), "sql: database is closed"):
 		code = herald.CodeUnavailable
 	}
-	return fmt.Errorf("sqlite: %s: %w", op, &herald.Error{Code: code, Message: message(code), Err: err})
-}
-
-// message is the caller-facing text of a translated error; the operation
-// and the driver's text stay in the chain for logs.
-func message(c herald.Code) string {
-	switch c {
-	case herald.CodeConflict:
-		return "already exists"
-	case herald.CodeUnavailable:
-		return "the database is unavailable"
-	}
-	return "the database failed"
+	return fmt.Errorf("sqlite: %s: %w", op, &herald.Error{Code: code, Message: storeutil.Message(code), Err: err})
 }
 
 // isForeignKey reports whether err is a foreign key violation, which the

@@ -150,3 +150,15 @@ func ContactColumn(c herald.Channel) (string, error) {
 	}
 	return "", herald.Invalid("channel", "only email and sms have a contact status")
 }
+
+// Message is the caller-facing text of a translated driver error; the
+// operation and the driver's own text stay in the error chain for logs.
+func Message(c herald.Code) string {
+	switch c {
+	case herald.CodeConflict:
+		return "already exists"
+	case herald.CodeUnavailable:
+		return "the database is unavailable"
+	}
+	return "the database failed"
+}
