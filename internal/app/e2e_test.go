@@ -99,5 +99,16 @@ func walkThrough(t *testing.T, cfg app.Config) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// The tracker follows the EVENTS stream: every step of the delivery reaches it.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, step := range []string{"accepted", "queued", "sending", "sent"} {
+		want := `herald_delivery_events_total{channel="email",status="` + step + `"} 1`
+		for !strings.Contains(string(c.must(200, "GET", "/metrics", nil).body), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the tracker never counted %s", want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	c.must(200, "GET", "/readyz", nil)
 }
