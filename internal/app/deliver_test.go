@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,48 @@ func TestListPagination(t *testing.T) {
 		if !got[id] {
 			t.Errorf("notification %s missing from the list", id)
 		}
+	}
+}
+
+// TestStopDrainsInFlightSends: stopping while a provider call is under way
+// lets it finish and records its outcome before the process lets go.
+func TestStopDrainsInFlightSends(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t, providertest.DataDelay(1500*time.Millisecond))
+	cfg := testConfig(t)
+	cfg.SendTimeout = 10 * time.Second
+	a := start(t, cfg)
+	key := newApp(t, a, "shop")
+	c := newAPI(t, a, key)
+	configureEmail(t, c, smtpd)
+	id := sendEmail(t, c)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n notificationView
+		c.must(200, "GET", "/v1/notifications/"+id, nil).decode(t, &n)
+		if n.Deliveries[0].Status == "sending" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery never reached sending: %+v", n.Deliveries[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if n := len(smtpd.Messages()); n != 1 {
+		t.Fatalf("SMTP server got %d messages by the end of Stop, want 1", n)
+	}
+
+	// A new process on the same data dir finds the outcome recorded.
+	b := start(t, cfg)
+	c = newAPI(t, b, key)
+	var n notificationView
+	c.must(200, "GET", "/v1/notifications/"+id, nil).decode(t, &n)
+	if d := n.Deliveries[0]; d.Status != "sent" || d.Attempts != 1 {
+		t.Fatalf("after restart: %+v, want sent in one attempt", d)
 	}
 }

@@ -45,6 +45,7 @@ type smtpConfig struct {
 	user, pass string
 	rejects    map[string]*smtp.SMTPError
 	dataErr    *smtp.SMTPError
+	dataDelay  time.Duration
 }
 
 // WithSTARTTLS makes the server offer STARTTLS with a self-signed
@@ -81,6 +82,12 @@ func FailData(code int, msg string) SMTPOption {
 	return func(c *smtpConfig) {
 		c.dataErr = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
 	}
+}
+
+// DataDelay makes the server take d to answer each message after reading
+// its DATA, like a slow relay: the message counts as received once answered.
+func DataDelay(d time.Duration) SMTPOption {
+	return func(c *smtpConfig) { c.dataDelay = d }
 }
 
 // SMTPServer is a real SMTP server (emersion/go-smtp) on a loopback port
@@ -249,6 +256,7 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	time.Sleep(ss.s.cfg.dataDelay) // a slow relay, by request
 	if ss.s.cfg.dataErr != nil {
 		return ss.s.cfg.dataErr
 	}
