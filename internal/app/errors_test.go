@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/internal/app"
 )
 
 type problem struct {
@@ -18,8 +20,13 @@ type problem struct {
 }
 
 // TestBadInput: every kind of bad request gets the right status as problem+json naming the field.
-func TestBadInput(t *testing.T) {
-	a := start(t, testConfig(t))
+func TestBadInput(t *testing.T) { badInput(t, testConfig(t)) }
+
+// TestBadInputPostgres: the same on Postgres, which refuses some text SQLite takes.
+func TestBadInputPostgres(t *testing.T) { badInput(t, scaledConfig(t)) }
+
+func badInput(t *testing.T, cfg app.Config) {
+	a := start(t, cfg)
 	admin := newAPI(t, a, newApp(t, a, "shop"))
 	admin.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
 
@@ -40,8 +47,11 @@ func TestBadInput(t *testing.T) {
 		field  string
 	}{
 		{"malformed JSON", admin, "POST", "/v1/notifications", `{"to": [`, 400, ""},
-		{"unknown field", admin, "PUT", "/v1/users/bob", `{"email": "b@example.com", "emial": "x"}`, 400, "emial"},
-		{"wrong type", admin, "PUT", "/v1/users/bob", `{"email": 12}`, 400, "email"},
+		{"unknown field", admin, "PUT", "/v1/users/bob", `{"email": "b@example.com", "emial": "x"}`, 422, "emial"},
+		{"wrong type", admin, "PUT", "/v1/users/bob", `{"email": 12}`, 422, "email"},
+		{"NUL in text", admin, "PUT", "/v1/users/bob", `{"email": "b@example.com", "attributes": {"nick": "a\u0000"}}`, 422, "attributes.nick"},
+		{"bad cursor", admin, "GET", "/v1/notifications?cursor=Z2FyYmFnZQ", nil, 422, "cursor"},
+		{"invalid UTF-8 id", admin, "GET", "/v1/notifications/%FF%FE", nil, 404, ""},
 		{"invalid email", admin, "PUT", "/v1/users/bob", map[string]any{"email": "not-an-email"}, 422, "email"},
 		{"invalid phone", admin, "PUT", "/v1/users/bob", map[string]any{"phone": "+1555"}, 422, "phone"},
 		{"invalid timezone", admin, "PUT", "/v1/users/bob", map[string]any{"timezone": "Mars/Olympus"}, 422, "timezone"},

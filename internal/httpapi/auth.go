@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/apikey"
@@ -24,6 +26,11 @@ func (s *server) v1(need herald.Scope, h handler) http.Handler {
 		}
 		if !key.Scope.Allows(need) {
 			s.fail(w, r, herald.Errorf(herald.CodeForbidden, "this key has scope %q; the operation needs %q", key.Scope, need))
+			return
+		}
+		if !plainPath(r.URL.Path) {
+			// No object has such an id, and the databases refuse to compare with it.
+			s.fail(w, r, herald.Errorf(herald.CodeNotFound, "not found"))
 			return
 		}
 		if err := h(w, r, key); err != nil {
@@ -54,4 +61,18 @@ func (s *server) authenticate(r *http.Request) (herald.APIKey, error) {
 		return herald.APIKey{}, err
 	}
 	return key, nil
+}
+
+// plainPath reports whether a decoded request path is valid UTF-8 without
+// control characters, as every id Herald stores is.
+func plainPath(p string) bool {
+	if !utf8.ValidString(p) {
+		return false
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

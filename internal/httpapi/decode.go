@@ -17,9 +17,10 @@ import (
 )
 
 // decode reads the JSON body into dst, a request struct (never a domain
-// type, so that the wire shape is explicit). Unknown fields, wrong types,
-// syntax errors and trailing data are CodeMalformed naming the field where
-// there is one; a body over the limit is CodeTooLarge.
+// type, so that the wire shape is explicit). Syntax errors, an empty or
+// null body and trailing data are CodeMalformed (400); an unknown field, a
+// value of the wrong type and text with a NUL character are CodeInvalid
+// (422) naming the field; a body over the limit is CodeTooLarge.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
@@ -34,18 +35,64 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 
 // decodeJSON is decode without the HTTP: one JSON value, nothing after it.
 func decodeJSON(data []byte, dst any) error {
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return herald.Errorf(herald.CodeMalformed, "the request body is empty; a JSON value is expected")
+	}
+	if bytes.Equal(trimmed, []byte("null")) {
+		return &herald.Error{Code: herald.CodeMalformed, Message: "the request body is null; a JSON object or array is expected",
+			Fields: []herald.FieldError{{Field: "body", Message: "must not be null"}}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	dec.UseNumber() // free-form values (attributes) keep their exact numbers
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(data, dst, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return herald.Errorf(herald.CodeMalformed, "the request body has data after its JSON value")
 	}
+	if field, ok := findNUL(data); ok {
+		// Text with NUL cannot be stored (PostgreSQL refuses it) nor sent.
+		return herald.Invalid(orRoot(field), "must not contain the NUL character (\\u0000)")
+	}
 	return nil
+}
+
+// findNUL reports whether any string or member name in the JSON document
+// holds U+0000, and where.
+func findNUL(data []byte) (string, bool) {
+	if !bytes.Contains(data, []byte(`\u0000`)) && !bytes.Contains(data, []byte{0}) {
+		return "", false
+	}
+	var v any
+	if json.Unmarshal(data, &v) != nil {
+		return "", true
+	}
+	return nulPath(v, "")
+}
+
+func nulPath(v any, path string) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return path, strings.ContainsRune(v, 0)
+	case map[string]any:
+		for _, k := range sortedKeys(v) {
+			if strings.ContainsRune(k, 0) {
+				return path, true
+			}
+			if p, ok := nulPath(v[k], join(path, k)); ok {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, ok := nulPath(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 func decodeError(data []byte, dst any, err error) error {
@@ -71,7 +118,8 @@ func decodeError(data []byte, dst any, err error) error {
 	if field == "" {
 		return &herald.Error{Code: herald.CodeMalformed, Message: "the request body " + msg, Err: err}
 	}
-	return &herald.Error{Code: herald.CodeMalformed, Message: "the request body does not have the expected shape",
+	// Well-formed JSON with a field Herald does not take: an invalid field.
+	return &herald.Error{Code: herald.CodeInvalid, Message: "the request has invalid fields",
 		Fields: []herald.FieldError{{Field: field, Message: msg}}, Err: err}
 }
 

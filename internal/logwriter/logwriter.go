@@ -213,14 +213,14 @@ func (w *Writer) commit(reqs []request) {
 		merged.Transitions = append(merged.Transitions, r.batch.Transitions...)
 	}
 	if err := w.apply(merged, len(reqs)); err != nil {
-		if herald.ErrorCode(err) != herald.CodeConflict {
-			// The database failed: every request shares the failure.
+		if herald.ErrorCode(err) == herald.CodeUnavailable {
+			// The database is out of reach: every request shares the failure.
 			for _, r := range reqs {
 				r.done <- err
 			}
 			return
 		}
-		// One request's conflict must not fail the others: retry one by one.
+		// One request's conflict or bad data must not fail the others: retry one by one.
 		for _, r := range reqs {
 			r.done <- w.apply(r.batch, 1)
 		}

@@ -40,7 +40,7 @@ func EncodeCursor(lastID string) string {
 // ours is the caller's mistake: CodeInvalid naming the "cursor" field.
 func DecodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) == 0 {
+	if err != nil || !isID(string(b)) {
 		return "", herald.Invalid("cursor", "is not a cursor returned by a previous page")
 	}
 	return string(b), nil
@@ -161,4 +161,23 @@ func Message(c herald.Code) string {
 		return "the database is unavailable"
 	}
 	return "the database failed"
+}
+
+// isID reports whether s has the form of a UUID, the form of every id
+// a cursor can carry.
+func isID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F'):
+			return false
+		}
+	}
+	return true
 }
