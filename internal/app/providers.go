@@ -88,7 +88,7 @@ func (p *providerSet) Put(ctx context.Context, appID string, c herald.Channel, e
 	}
 	var v herald.Validation
 	if len(entries) == 0 || len(entries) > maxProviders {
-		v.Add("", "give 1 to %d providers", maxProviders)
+		v.Add("body", "give 1 to %d providers", maxProviders)
 	}
 	for i, e := range entries {
 		k, ok := findKind(e.Kind)

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/heraldhq/herald"
 )
@@ -114,6 +116,30 @@ func (s *server) channelSend(c herald.Channel) handler {
 		if err := v.Err(); err != nil {
 			return err
 		}
-		return s.send(w, r, caller, req)
+		return channelFields(s.send(w, r, caller, req))
 	}
+}
+
+// channelFields renames the fields of a validation error from the shape of
+// POST /v1/notifications to the shape of the channel endpoints, so that
+// each names the offending input of the request actually sent.
+func channelFields(err error) error {
+	var he *herald.Error
+	if !errors.As(err, &he) || len(he.Fields) == 0 {
+		return err
+	}
+	renamed := *he
+	renamed.Fields = make([]herald.FieldError, len(he.Fields))
+	for i, f := range he.Fields {
+		switch {
+		case f.Field == "channels":
+			f.Field = "to" // the endpoint fixes the channel: no recipient has it
+		case f.Field == "content.body" || f.Field == "content.html":
+			f.Field = "content"
+		case strings.HasPrefix(f.Field, "content."):
+			f.Field = strings.TrimPrefix(f.Field, "content.") // subject, title, url, data.*
+		}
+		renamed.Fields[i] = f
+	}
+	return &renamed
 }
