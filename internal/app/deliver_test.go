@@ -75,6 +75,11 @@ func TestRejectedAddressFailsAndIsDisabled(t *testing.T) {
 	if d.Status != "failed" || d.Reason != "invalid_recipient" || d.Attempts != 1 {
 		t.Fatalf("delivery = %+v, want failed, invalid_recipient, 1 attempt", d)
 	}
+	for _, e := range d.Timeline {
+		if strings.Contains(e.Detail, "ada@example.com") {
+			t.Errorf("the timeline shows the address the API masks: %q", e.Detail)
+		}
+	}
 	// The address is now known bad: the next email to ada is suppressed at once.
 	var acc struct {
 		Deliveries []struct{ Status, Reason string }

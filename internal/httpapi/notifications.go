@@ -151,6 +151,12 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 		CreatedAt: n.CreatedAt.UTC(), Deliveries: make([]deliveryResponse, 0, len(ds)),
 	}
 	for _, d := range ds {
+		// Providers' replies may quote the address the API otherwise masks.
+		if masked := maskAddress(d.Channel, d.Address); d.Address != "" && masked != "" {
+			for i, e := range timelines[d.ID] {
+				timelines[d.ID][i].Detail = strings.ReplaceAll(e.Detail, d.Address, masked)
+			}
+		}
 		dr := deliveryResponse{
 			ID: d.ID, UserID: d.UserID, Channel: string(d.Channel), Address: maskAddress(d.Channel, d.Address),
 			Status: string(d.Status), Reason: d.Reason, Provider: d.Provider, ProviderMessageID: d.ProviderMessageID,
