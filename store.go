@@ -55,8 +55,9 @@ type ContactStore interface {
 	SetContactStatus(ctx context.Context, appID, userID string, c Channel, status string) error
 
 	// AddDevice registers a device. Registering the same token for the same
-	// user again returns the existing device, reactivated. CodeNotFound when
-	// the user does not exist.
+	// user again returns the existing device, reactivated; the same token
+	// registered by another user of the app is marked invalid there (the
+	// device changed hands). CodeNotFound when the user does not exist.
 	AddDevice(ctx context.Context, d Device) (Device, error)
 	// ListDevices returns the user's devices, oldest first.
 	ListDevices(ctx context.Context, appID, userID string) ([]Device, error)

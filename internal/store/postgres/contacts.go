@@ -123,11 +123,22 @@ func (s *Store) AddDevice(ctx context.Context, d herald.Device) (herald.Device, 
 	if d.Status == "" {
 		d.Status = herald.DeviceActive
 	}
-	out, err := scanDevice(s.pool.QueryRow(ctx, `INSERT INTO devices (`+deviceColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
-		ON CONFLICT (app_id, user_id, token) DO UPDATE SET status = 'active'
-		RETURNING `+deviceColumns,
-		d.AppID, d.ID, d.UserID, string(d.Platform), d.Token, sub, d.Status, storeutil.Time(d.CreatedAt)))
+	var out herald.Device
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = scanDevice(tx.QueryRow(ctx, `INSERT INTO devices (`+deviceColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
+			ON CONFLICT (app_id, user_id, token) DO UPDATE SET status = 'active'
+			RETURNING `+deviceColumns,
+			d.AppID, d.ID, d.UserID, string(d.Platform), d.Token, sub, d.Status, storeutil.Time(d.CreatedAt)))
+		if err != nil {
+			return err
+		}
+		// A device belongs to whoever registered it last (a shared or handed-on phone).
+		_, err = tx.Exec(ctx, `UPDATE devices SET status = 'invalid' WHERE app_id = $1 AND token = $2 AND user_id <> $3`,
+			d.AppID, d.Token, d.UserID)
+		return err
+	})
 	if isForeignKey(err) {
 		err = fmt.Errorf("no user %q: %w", d.UserID, herald.ErrNotFound)
 	}

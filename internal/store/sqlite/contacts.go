@@ -137,10 +137,21 @@ func (s *Store) AddDevice(ctx context.Context, d herald.Device) (herald.Device, 
 	if d.Status == "" {
 		d.Status = herald.DeviceActive
 	}
-	out, err := scanDevice(s.w.QueryRowContext(ctx, `INSERT INTO devices (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (app_id, user_id, token) DO UPDATE SET status = 'active'
-		RETURNING `+deviceColumns,
-		d.AppID, d.ID, d.UserID, string(d.Platform), d.Token, sub, d.Status, us(storeutil.Time(d.CreatedAt))))
+	var out herald.Device
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = scanDevice(tx.QueryRowContext(ctx, `INSERT INTO devices (`+deviceColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (app_id, user_id, token) DO UPDATE SET status = 'active'
+			RETURNING `+deviceColumns,
+			d.AppID, d.ID, d.UserID, string(d.Platform), d.Token, sub, d.Status, us(storeutil.Time(d.CreatedAt))))
+		if err != nil {
+			return err
+		}
+		// A device belongs to whoever registered it last (a shared or handed-on phone).
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET status = 'invalid' WHERE app_id = ? AND token = ? AND user_id <> ?`,
+			d.AppID, d.Token, d.UserID)
+		return err
+	})
 	if isForeignKey(err) {
 		err = fmt.Errorf("no user %q: %w", d.UserID, herald.ErrNotFound)
 	}

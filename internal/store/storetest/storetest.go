@@ -266,6 +266,28 @@ func testDevices(t *testing.T, s herald.Store) {
 	wantCode(t, s.SetDeviceStatus(ctx, b.ID, ios.ID, herald.DeviceInvalid), herald.CodeNotFound)
 	wantCode(t, s.SetDeviceStatus(ctx, a.ID, newID(), herald.DeviceInvalid), herald.CodeNotFound)
 
+	// The phone changes hands: the token registered by another user of the
+	// app is invalid for the first one; other apps' devices are untouched.
+	other := putUser(t, s, a.ID, "user-2")
+	putUser(t, s, b.ID, "user-1")
+	inB, err := s.AddDevice(ctx, herald.Device{AppID: b.ID, ID: newID(), UserID: u.ID, Platform: herald.PlatformIOS,
+		Token: ios.Token, Status: herald.DeviceActive, CreatedAt: now()})
+	must(t, err)
+	moved, err := s.AddDevice(ctx, herald.Device{AppID: a.ID, ID: newID(), UserID: other.ID, Platform: herald.PlatformIOS,
+		Token: ios.Token, Status: herald.DeviceActive, CreatedAt: now()})
+	must(t, err)
+	if moved.ID == ios.ID || moved.Status != herald.DeviceActive {
+		t.Errorf("device of the new owner = %+v", moved)
+	}
+	list, err = s.ListDevices(ctx, a.ID, u.ID)
+	must(t, err)
+	wantIOS := ios
+	wantIOS.Status = herald.DeviceInvalid
+	diff(t, "devices after the token moved", list, []herald.Device{wantIOS, wantWeb})
+	list, err = s.ListDevices(ctx, b.ID, u.ID)
+	must(t, err)
+	diff(t, "the other app's device", list, []herald.Device{inB})
+
 	must(t, s.DeleteDevice(ctx, a.ID, u.ID, ios.ID))
 	wantCode(t, s.DeleteDevice(ctx, a.ID, u.ID, ios.ID), herald.CodeNotFound)
 	list, err = s.ListDevices(ctx, a.ID, u.ID)

@@ -49,6 +49,8 @@ CREATE TABLE devices (
     FOREIGN KEY (app_id, user_id) REFERENCES users (app_id, id) ON DELETE CASCADE
 );
 
+CREATE INDEX devices_token ON devices (app_id, token);
+
 CREATE TABLE preferences (
     app_id  text NOT NULL,
     user_id text NOT NULL,

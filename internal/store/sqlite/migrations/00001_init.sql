@@ -48,6 +48,8 @@ CREATE TABLE devices (
     FOREIGN KEY (app_id, user_id) REFERENCES users (app_id, id) ON DELETE CASCADE
 ) STRICT;
 
+CREATE INDEX devices_token ON devices (app_id, token);
+
 CREATE TABLE preferences (
     app_id  TEXT NOT NULL,
     user_id TEXT NOT NULL,
