@@ -48,4 +48,9 @@ type AcceptedDelivery struct {
 // when the log cannot be written.
 type Sender interface {
 	Send(ctx context.Context, appID string, req SendRequest) (a Accepted, replayed bool, err error)
+	// Cancel cancels the notification's deliveries that no worker has taken
+	// yet (accepted, scheduled or queued) and reports how many; one being
+	// sent right now finishes. CodeNotFound when the app has no such
+	// notification.
+	Cancel(ctx context.Context, appID, notificationID string) (canceled int, err error)
 }

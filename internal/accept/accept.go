@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ type Store interface {
 	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
 	GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error)
+	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
+	ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error)
 }
 
 // LogWriter commits log batches: the group-commit writer, which also
@@ -153,6 +156,43 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		}
 	}
 	return acc, false, nil
+}
+
+// Cancel implements herald.Sender. Each delivery moves to canceled only if
+// it is still waiting when the log writes it, so a worker that claimed it
+// first wins and sends.
+func (s *Service) Cancel(ctx context.Context, appID, notificationID string) (int, error) {
+	if _, err := s.store.GetNotification(ctx, appID, notificationID); err != nil {
+		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
+	}
+	ds, err := s.store.ListDeliveries(ctx, appID, notificationID)
+	if err != nil {
+		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	waiting := []herald.Status{herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued}
+	b := &herald.Batch{}
+	for _, d := range ds {
+		if slices.Contains(waiting, d.Status) {
+			b.Transitions = append(b.Transitions, herald.Transition{AppID: appID, DeliveryID: d.ID, From: waiting,
+				To: herald.StatusCanceled, Reason: "canceled_by_request",
+				Event: herald.Event{AppID: appID, NotificationID: notificationID, DeliveryID: d.ID, Channel: d.Channel,
+					Status: herald.StatusCanceled, Reason: "canceled_by_request", At: now}})
+		}
+	}
+	if len(b.Transitions) == 0 {
+		return 0, nil
+	}
+	if err := s.log.Write(ctx, b); err != nil {
+		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
+	}
+	n := 0
+	for _, t := range b.Transitions {
+		if t.Applied {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (s *Service) replay(ctx context.Context, appID, key string, hash []byte) (herald.Accepted, bool, error) {

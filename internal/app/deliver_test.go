@@ -234,3 +234,48 @@ func TestStopDrainsInFlightSends(t *testing.T) {
 		t.Fatalf("after restart: %+v, want sent in one attempt", d)
 	}
 }
+
+// TestCancelWhatIsNotSent: a notification accepted by a process without
+// workers is canceled; a worker started later sends nothing. Another app
+// cannot cancel it.
+func TestCancelWhatIsNotSent(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := testConfig(t)
+	apiOnly := cfg
+	apiOnly.Roles = "api"
+	a := start(t, apiOnly)
+	key := newApp(t, a, "shop")
+	c := newAPI(t, a, key)
+	configureEmail(t, c, smtpd)
+	id := sendEmail(t, c)
+
+	other := newAPI(t, a, newApp(t, a, "other"))
+	other.must(404, "DELETE", "/v1/notifications/"+id, nil)
+
+	var n notificationView
+	c.must(200, "DELETE", "/v1/notifications/"+id, nil).decode(t, &n)
+	if d := n.Deliveries[0]; d.Status != "canceled" || d.Reason != "canceled_by_request" {
+		t.Fatalf("after cancel: %+v", d)
+	}
+	c.must(200, "DELETE", "/v1/notifications/"+id, nil) // twice is harmless
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, cfg)
+	c = newAPI(t, b, key)
+	// A sent notification afterwards proves the worker runs; the canceled one stays canceled.
+	done := c.waitDone(sendEmail(t, c), 20*time.Second)
+	if done.Deliveries[0].Status != "sent" {
+		t.Fatalf("control notification: %+v", done.Deliveries[0])
+	}
+	c.must(200, "GET", "/v1/notifications/"+id, nil).decode(t, &n)
+	if n.Deliveries[0].Status != "canceled" {
+		t.Fatalf("canceled delivery became %s", n.Deliveries[0].Status)
+	}
+	if got := len(smtpd.Messages()); got != 1 {
+		t.Fatalf("SMTP server got %d messages, want only the control one", got)
+	}
+}

@@ -42,6 +42,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/users/{user_id}/preferences", "/v1/users/ada/preferences", nil},
 		{"PUT /v1/users/{user_id}/preferences", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"email": false}}},
 		{"GET /v1/notifications/{id}", "/v1/notifications/" + n.ID, nil},
+		{"DELETE /v1/notifications/{id}", "/v1/notifications/" + n.ID, nil},
 		{"GET /v1/providers/{channel}", "/v1/providers/email", nil},
 		// PUT /v1/users/{user_id} and PUT /v1/providers/{channel} address the caller's own
 		// namespace: they create the caller's object, never touch another app's.

@@ -44,6 +44,9 @@ func (f senderFunc) Send(ctx context.Context, appID string, req herald.SendReque
 	return f(ctx, appID, req)
 }
 
+// Cancel is not exercised here: the end-to-end tests cancel against the real pipeline.
+func (f senderFunc) Cancel(context.Context, string, string) (int, error) { return 0, nil }
+
 type fixture struct {
 	url        string
 	client     *http.Client

@@ -124,6 +124,15 @@ func maskAddress(c herald.Channel, addr string) string {
 	return ""
 }
 
+// cancelNotification cancels what has not been sent yet and answers the
+// notification as it now stands.
+func (s *server) cancelNotification(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
+	if _, err := s.sender.Cancel(r.Context(), caller.AppID, r.PathValue("id")); err != nil {
+		return err
+	}
+	return s.getNotification(w, r, caller)
+}
+
 func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
 	id := r.PathValue("id")
 	ctx := r.Context()

@@ -31,6 +31,7 @@ func (s *server) routes() {
 	m.Handle("POST /v1/notifications", s.v1(send, s.sendNotification))
 	m.Handle("GET /v1/notifications", s.v1(send, s.listNotifications))
 	m.Handle("GET /v1/notifications/{id}", s.v1(send, s.getNotification))
+	m.Handle("DELETE /v1/notifications/{id}", s.v1(send, s.cancelNotification))
 	m.Handle("POST /v1/email/send", s.v1(send, s.channelSend(herald.ChannelEmail)))
 	m.Handle("POST /v1/sms/send", s.v1(send, s.channelSend(herald.ChannelSMS)))
 	m.Handle("POST /v1/push/send", s.v1(send, s.channelSend(herald.ChannelPush)))
