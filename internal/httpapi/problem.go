@@ -110,6 +110,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "httpapi: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	case http.StatusServiceUnavailable:
 		s.log.WarnContext(r.Context(), "httpapi: dependency unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		if he.RetryAfterSeconds <= 0 {
+			w.Header().Set("Retry-After", "5") // a database or queue blip usually passes within seconds
+		}
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
 	}
