@@ -483,7 +483,7 @@ func TestProblemMapping(t *testing.T) {
 		{&herald.Error{Code: herald.CodeConflict, RetryAfterSeconds: 3}, 409, "conflict", "3", ""},
 		{herald.Errorf(herald.CodeTooLarge, "x"), 413, "too-large", "", ""},
 		{&herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: 7}, 429, "rate-limited", "7", ""},
-		{&herald.Error{Code: herald.CodeUnavailable, Message: "dial 10.1.2.3 refused"}, 503, "unavailable", "", "10.1.2.3"},
+		{&herald.Error{Code: herald.CodeUnavailable, Message: "dial 10.1.2.3 refused"}, 503, "unavailable", "5", "10.1.2.3"},
 		{&herald.Error{Code: herald.CodeInternal, Message: "nil map in worker.go"}, 500, "internal", "", "worker.go"},
 		{errors.New("sql: database is closed"), 500, "internal", "", "database"},
 		{&herald.Error{Code: "weird", Message: "secret"}, 500, "internal", "", "secret"},
