@@ -92,6 +92,7 @@ type User struct {
 	Phone      string // E.164, empty when unknown
 	Locale     string // BCP 47, empty when unknown
 	Timezone   string // IANA, empty when unknown
+	// Attributes are the app's own data about the user; numbers are json.Number, kept exactly.
 	Attributes map[string]any
 	// EmailStatus and PhoneStatus are "" (usable) or DeviceInvalid when a provider rejected the contact.
 	EmailStatus string

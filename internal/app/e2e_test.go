@@ -25,8 +25,14 @@ func walkThrough(t *testing.T, cfg app.Config) {
 	a := start(t, cfg)
 	c := newAPI(t, a, newApp(t, a, "shop"))
 
-	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com", "phone": "+14155550100",
-		"locale": "en-GB", "timezone": "Europe/London"})
+	c.must(201, "PUT", "/v1/users/ada", `{"email": "ada@example.com", "phone": "+1 415 555 0100",
+		"locale": "en-GB", "timezone": "Europe/London", "attributes": {"plan": "pro", "crm_id": 123456789012345678901234567890}}`)
+	user := string(c.must(200, "GET", "/v1/users/ada", nil).body)
+	for _, want := range []string{`"phone":"+14155550100"`, `"crm_id":123456789012345678901234567890`} {
+		if !strings.Contains(user, want) {
+			t.Errorf("user %s lacks %s (phone normalised, attributes kept exactly)", user, want)
+		}
+	}
 	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "smtp",
 		"settings": map[string]any{"endpoint": smtpd.Addr(), "from": "shop@example.com", "tls": "none"}}})
 

@@ -22,7 +22,8 @@ func scanUser(row pgx.Row, extra ...any) (herald.User, error) {
 		return herald.User{}, err
 	}
 	if len(attrs) > 0 && string(attrs) != "null" {
-		if err := json.Unmarshal(attrs, &u.Attributes); err != nil {
+		var err error
+		if u.Attributes, err = storeutil.DecodeAttributes(attrs); err != nil {
 			return herald.User{}, err
 		}
 	}

@@ -22,7 +22,8 @@ func scanUser(row interface{ Scan(...any) error }) (herald.User, error) {
 		return herald.User{}, err
 	}
 	if attrs.Valid && attrs.String != "" && attrs.String != "null" {
-		if err := json.Unmarshal([]byte(attrs.String), &u.Attributes); err != nil {
+		var err error
+		if u.Attributes, err = storeutil.DecodeAttributes([]byte(attrs.String)); err != nil {
 			return herald.User{}, err
 		}
 	}

@@ -153,7 +153,8 @@ func testUsers(t *testing.T, s herald.Store) {
 	a, b := createApp(t, s), createApp(t, s)
 	t0 := now()
 	u := herald.User{AppID: a.ID, ID: "user-1", Email: "ada@example.com", Phone: "+14155550100", Locale: "en-GB",
-		Timezone: "Europe/London", Attributes: map[string]any{"plan": "pro", "seats": 3.0, "beta": true},
+		Timezone: "Europe/London", Attributes: map[string]any{"plan": "pro", "seats": json.Number("3"), "beta": true,
+			"crm_id": json.Number("123456789012345678901234567890")}, // numbers come back exactly, as json.Number
 		CreatedAt: t0, UpdatedAt: t0}
 	got, created, err := s.PutUser(ctx, u)
 	must(t, err)

@@ -4,7 +4,9 @@
 package storeutil
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -180,4 +182,17 @@ func isID(s string) bool {
 		}
 	}
 	return true
+}
+
+// DecodeAttributes reads a stored attributes document, keeping numbers
+// exactly as they were given (json.Number) instead of rounding them to
+// float64: a 64-bit CRM id must come back unchanged.
+func DecodeAttributes(doc []byte) (map[string]any, error) {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
