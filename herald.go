@@ -86,12 +86,12 @@ type APIKey struct {
 
 // User is a recipient of an app, identified by the app's own id for it.
 type User struct {
-	AppID      string
-	ID         string
-	Email      string // empty when unknown
-	Phone      string // E.164, empty when unknown
-	Locale     string // BCP 47, empty when unknown
-	Timezone   string // IANA, empty when unknown
+	AppID    string
+	ID       string
+	Email    string // empty when unknown
+	Phone    string // E.164, empty when unknown
+	Locale   string // BCP 47, empty when unknown
+	Timezone string // IANA, empty when unknown
 	// Attributes are the app's own data about the user; numbers are json.Number, kept exactly.
 	Attributes map[string]any
 	// EmailStatus and PhoneStatus are "" (usable) or DeviceInvalid when a provider rejected the contact.
