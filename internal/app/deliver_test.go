@@ -241,12 +241,7 @@ func TestStopDrainsInFlightSends(t *testing.T) {
 func TestCancelWhatIsNotSent(t *testing.T) {
 	smtpd := providertest.NewSMTPServer(t)
 	cfg := testConfig(t)
-	apiOnly := cfg
-	apiOnly.Roles = "api"
-	a := start(t, apiOnly)
-	key := newApp(t, a, "shop")
-	c := newAPI(t, a, key)
-	configureEmail(t, c, smtpd)
+	a, c, key := startAPIOnly(t, cfg, smtpd)
 	id := sendEmail(t, c)
 
 	other := newAPI(t, a, newApp(t, a, "other"))

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/internal/app"
 	"github.com/heraldhq/herald/internal/natsembed"
 	"github.com/heraldhq/herald/internal/provider/providertest"
 )
@@ -42,18 +43,25 @@ func purgeNotify(t *testing.T, nc *nats.Conn, prefix string) {
 	}
 }
 
+// startAPIOnly runs cfg with only the api role — nothing is delivered —
+// with an app whose email goes to smtpd, and returns its key.
+func startAPIOnly(t *testing.T, cfg app.Config, smtpd *providertest.SMTPServer) (*app.App, *api, string) {
+	t.Helper()
+	cfg.Roles = "api"
+	a := start(t, cfg)
+	key := newApp(t, a, "shop")
+	c := newAPI(t, a, key)
+	configureEmail(t, c, smtpd)
+	return a, c, key
+}
+
 // TestReconcilerRedeliversDeletedMessage (embedded): a notification is
 // accepted by a process without workers, its queue message is deleted, and
 // a process with every role still delivers it, from the log.
 func TestReconcilerRedeliversDeletedMessage(t *testing.T) {
 	smtpd := providertest.NewSMTPServer(t)
 	cfg := testConfig(t)
-	apiOnly := cfg
-	apiOnly.Roles = "api"
-	a := start(t, apiOnly)
-	key := newApp(t, a, "shop")
-	c := newAPI(t, a, key)
-	configureEmail(t, c, smtpd)
+	a, c, key := startAPIOnly(t, cfg, smtpd)
 	id := sendEmail(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
