@@ -146,7 +146,8 @@ func TestSeedShapedEndpointsAndPush(t *testing.T) {
 	}
 
 	c.must(202, "POST", "/v1/push/send", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
-		"title": "Hello", "content": []any{map[string]any{"type": "text/plain", "value": "tap me"}}}).decode(t, &acc)
+		"title": "Hello", "data": map[string]any{"badge": 3, "deep_link": "app://inbox", "silent": false},
+		"content": []any{map[string]any{"type": "text/plain", "value": "tap me"}}}).decode(t, &acc)
 	n := c.waitDone(acc.ID, 20*time.Second)
 	if len(n.Deliveries) != 2 {
 		t.Fatalf("push deliveries = %d, want one per device", len(n.Deliveries))

@@ -20,7 +20,7 @@ type channelSendBody struct {
 	Content  []channelContentBody   `json:"content"`
 	Title    string                 `json:"title"`
 	URL      string                 `json:"url"`
-	Data     map[string]string      `json:"data"`
+	Data     pushData               `json:"data"`
 	Category string                 `json:"category"`
 	Priority string                 `json:"priority"`
 }
@@ -81,7 +81,7 @@ func (s *server) channelSend(c herald.Channel) handler {
 			Channels: []herald.Channel{c},
 			Category: body.Category,
 			Priority: herald.Priority(body.Priority),
-			Content:  herald.Content{Title: body.Title, Subject: body.Subject, URL: body.URL, Data: body.Data},
+			Content:  herald.Content{Title: body.Title, Subject: body.Subject, URL: body.URL, Data: body.Data.strings(&v, "data")},
 		}
 		s.checkRecipientCount(&v, len(body.To))
 		for i, rc := range body.To {

@@ -268,7 +268,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown nested field", "/v1/notifications", `{"to":[{"user_id":"a"},{"user_id":"b","nick":"c"}],"content":{"body":"x"}}`, 422, "to[1].nick"},
 		{"unknown content field", "/v1/notifications", `{"to":[{"user_id":"a"}],"content":{"body":"x","colour":"red"}}`, 422, "content.colour"},
 		{"wrong type", "/v1/notifications", `{"to":[{"email":"a@example.com"},{"email":5}],"content":{"body":"x"}}`, 422, "to[1].email"},
-		{"wrong type in map", "/v1/notifications", `{"to":[{"user_id":"a"}],"content":{"data":{"k":1}}}`, 422, "content.data.k"},
+		{"wrong type in map", "/v1/notifications", `{"to":[{"user_id":"a"}],"content":{"body":"x","data":{"n":1,"k":{"x":1}}}}`, 422, "content.data.k"},
 		{"not an object", "/v1/keys", `[1,2]`, 422, "body"},
 		{"NUL in text", "/v1/notifications", `{"to":[{"user_id":"a"}],"content":{"body":"a\u0000b"}}`, 422, "content.body"},
 		{"null body", "/v1/keys", `null`, 400, "body"},

@@ -41,12 +41,12 @@ type recipientBody struct {
 }
 
 type contentBody struct {
-	Title   string            `json:"title"`
-	Body    string            `json:"body"`
-	Subject string            `json:"subject"`
-	HTML    string            `json:"html"`
-	URL     string            `json:"url"`
-	Data    map[string]string `json:"data"`
+	Title   string   `json:"title"`
+	Body    string   `json:"body"`
+	Subject string   `json:"subject"`
+	HTML    string   `json:"html"`
+	URL     string   `json:"url"`
+	Data    pushData `json:"data"`
 }
 
 type acceptedResponse struct {
@@ -116,7 +116,7 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	} else {
 		req.Content = herald.Content{
 			Title: body.Content.Title, Body: body.Content.Body, Subject: body.Content.Subject,
-			HTML: body.Content.HTML, URL: body.Content.URL, Data: body.Content.Data,
+			HTML: body.Content.HTML, URL: body.Content.URL, Data: body.Content.Data.strings(&v, "content.data"),
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -190,4 +190,28 @@ func visibleASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// pushData is the data of a push: string values, and numbers and booleans
+// taken as their text, since FCM carries only strings.
+type pushData map[string]any
+
+func (d pushData) strings(v *herald.Validation, field string) map[string]string {
+	if d == nil {
+		return nil
+	}
+	out := make(map[string]string, len(d))
+	for k, val := range d {
+		switch val := val.(type) {
+		case string:
+			out[k] = val
+		case json.Number:
+			out[k] = val.String()
+		case bool:
+			out[k] = strconv.FormatBool(val)
+		default:
+			v.Add(field+"."+k, "must be a string, a number or a boolean")
+		}
+	}
+	return out
 }
