@@ -15,8 +15,8 @@ const (
 	ChannelPush  Channel = "push"
 )
 
-// Channels lists every channel in a stable order.
-var Channels = []Channel{ChannelPush, ChannelEmail, ChannelSMS}
+// AllChannels lists every channel in a stable order.
+func AllChannels() []Channel { return []Channel{ChannelPush, ChannelEmail, ChannelSMS} }
 
 // Valid reports whether c is a known channel.
 func (c Channel) Valid() bool {

@@ -95,7 +95,7 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
 	}
 	explicit := len(asked) > 0
-	for _, c := range herald.Channels {
+	for _, c := range herald.AllChannels() {
 		if explicit && !asked[c] {
 			continue
 		}

@@ -251,7 +251,7 @@ func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metri
 			a.logger.Warn("answering the queue failed", "delivery", d.DeliveryID, "err", err)
 		}
 	}
-	for _, c := range herald.Channels {
+	for _, c := range herald.AllChannels() {
 		for _, p := range []herald.Priority{herald.PriorityHigh, herald.PriorityNormal} {
 			cons, err := a.q.ConsumeJobs(ctx, c, p, a.cfg.Workers, handle)
 			if err != nil {

@@ -28,7 +28,7 @@ func providerKinds() []providerKind {
 	return []providerKind{
 		{kind: "smtp", channels: []herald.Channel{herald.ChannelEmail},
 			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return smtp.New(s, env) }},
-		{kind: "log", channels: herald.Channels,
+		{kind: "log", channels: herald.AllChannels(),
 			platforms: []herald.Platform{herald.PlatformIOS, herald.PlatformAndroid, herald.PlatformWeb},
 			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) {
 				return logprovider.New(s, env)

@@ -151,7 +151,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Queue, error) {
 	}); err != nil {
 		return nil, err
 	}
-	for _, ch := range herald.Channels {
+	for _, ch := range herald.AllChannels() {
 		for _, p := range priorities() {
 			if err := q.ensureConsumer(ctx, q.notify, q.jobConsumerConfig(ch, p)); err != nil {
 				return nil, err
@@ -248,8 +248,8 @@ func (q *Queue) Ping(ctx context.Context) error {
 // messages still in the queue for it: not yet delivered plus delivered and
 // awaiting an ack (in flight or waiting for a delayed retry). For metrics.
 func (q *Queue) Depth(ctx context.Context) (map[string]uint64, error) {
-	depth := make(map[string]uint64, len(herald.Channels)*2)
-	for _, ch := range herald.Channels {
+	depth := make(map[string]uint64, len(herald.AllChannels())*2)
+	for _, ch := range herald.AllChannels() {
 		for _, p := range priorities() {
 			name := jobConsumerName(ch, p)
 			c, err := q.js.Consumer(ctx, q.notify, name)

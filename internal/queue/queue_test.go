@@ -140,7 +140,7 @@ func testOpenIsIdempotent(t *testing.T, nc *nats.Conn) {
 func testPublishConsumePerChannelAndPriority(t *testing.T, nc *nats.Conn) {
 	q := openQueue(t, nc, queue.Options{})
 	var jobs []queue.Job
-	for _, ch := range herald.Channels {
+	for _, ch := range herald.AllChannels() {
 		for _, p := range []herald.Priority{herald.PriorityNormal, herald.PriorityHigh} {
 			jobs = append(jobs, queue.Job{AppID: "app1", NotificationID: "n1", DeliveryID: fmt.Sprintf("d-%s-%s", ch, p), Channel: ch, Priority: p})
 		}
@@ -150,7 +150,7 @@ func testPublishConsumePerChannelAndPriority(t *testing.T, nc *nats.Conn) {
 	}
 	var mu sync.Mutex
 	got := map[string][]queue.Job{} // by consumer
-	for _, ch := range herald.Channels {
+	for _, ch := range herald.AllChannels() {
 		for _, p := range []herald.Priority{herald.PriorityNormal, herald.PriorityHigh} {
 			key := string(ch) + "." + string(p)
 			consume(t, q, ch, p, 2, func(ctx context.Context, d *queue.Delivery) {
@@ -428,7 +428,7 @@ func testPublishMany(t *testing.T, nc *nats.Conn) {
 	const n = 500
 	jobs := make([]queue.Job, n)
 	for i := range jobs {
-		jobs[i] = job(fmt.Sprintf("d%d", i), herald.Channels[i%3], herald.PriorityNormal)
+		jobs[i] = job(fmt.Sprintf("d%d", i), herald.AllChannels()[i%3], herald.PriorityNormal)
 	}
 	start := time.Now()
 	if err := q.Publish(t.Context(), jobs); err != nil {
