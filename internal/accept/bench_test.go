@@ -4,35 +4,82 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
+	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
 	"github.com/heraldhq/herald/internal/queue"
+	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
-// pipeline is the accept path on the embedded default: the real SQLite
-// store behind the group-commit writer, and embedded JetStream.
+// pipeline is the accept path: a real store behind the group-commit
+// writer, and embedded JetStream.
 type pipeline struct {
 	svc   *accept.Service
-	store *sqlite.Store
+	store herald.Store
 	appID string
 }
 
-func newPipeline(tb testing.TB, withQueue bool) *pipeline {
-	tb.Helper()
-	ctx := context.Background()
-	dir := tb.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "herald.db"))
+// openStore opens the store a benchmark runs on: SQLite in a temporary
+// directory, or Postgres in a schema of its own.
+type openStore func(tb testing.TB, dir string) herald.Store
+
+func openSQLite(tb testing.TB, dir string) herald.Store {
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "herald.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return st
+}
+
+func openPostgres(tb testing.TB, _ string) herald.Store {
+	url := heraldtest.ServiceURL(tb, heraldtest.EnvPostgres)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), url); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			_ = c.Close(context.Background())
+		}
+	})
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	st, err := postgres.Open(ctx, url+sep+"search_path="+schema)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+func newPipeline(tb testing.TB, withQueue bool) *pipeline {
+	return newPipelineOn(tb, withQueue, openSQLite)
+}
+
+func newPipelineOn(tb testing.TB, withQueue bool, open openStore) *pipeline {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	st := open(tb, dir)
 	ns, err := natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(dir, "js")})
 	if err != nil {
 		tb.Fatal(err)
@@ -103,8 +150,21 @@ func BenchmarkAccept(b *testing.B) {
 	}
 }
 
+// BenchmarkAcceptPostgres is BenchmarkAccept's queue=off case on
+// PostgreSQL (HERALD_TEST_POSTGRES_URL), whose commits fsync too.
+func BenchmarkAcceptPostgres(b *testing.B) {
+	for _, senders := range []int{1, 64} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			benchmarkAcceptOn(b, newPipelineOn(b, false, openPostgres), senders)
+		})
+	}
+}
+
 func benchmarkAccept(b *testing.B, queued bool, senders int) {
-	p := newPipeline(b, queued)
+	benchmarkAcceptOn(b, newPipeline(b, queued), senders)
+}
+
+func benchmarkAcceptOn(b *testing.B, p *pipeline, senders int) {
 	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
