@@ -22,6 +22,9 @@ type Message struct {
 	Priority     Priority
 	Content      Content
 	Attempt      int
+	// UnsubscribeURL, when set, is where the recipient opts out of this
+	// category (email List-Unsubscribe, RFC 8058 one-click).
+	UnsubscribeURL string
 }
 
 // OutcomeKind classifies what a provider made of a message.
@@ -37,6 +40,12 @@ const (
 	OutcomePermanent
 	// OutcomeInvalidRecipient: the address or device is gone; disable it.
 	OutcomeInvalidRecipient
+	// OutcomeOptedOut: the recipient told the provider to stop (an SMS STOP);
+	// turn the channel off in the user's preferences.
+	OutcomeOptedOut
+	// OutcomeConfigError: the app's provider configuration is wrong
+	// (credentials, sender, topic); alert and do not retry.
+	OutcomeConfigError
 )
 
 func (k OutcomeKind) String() string {
@@ -49,6 +58,10 @@ func (k OutcomeKind) String() string {
 		return "permanent"
 	case OutcomeInvalidRecipient:
 		return "invalid_recipient"
+	case OutcomeOptedOut:
+		return "opted_out"
+	case OutcomeConfigError:
+		return "config_error"
 	}
 	return "unknown"
 }
