@@ -210,6 +210,7 @@ const (
 	ReasonInvalidRecipient = "invalid_recipient"
 	ReasonProviderRejected = "provider_rejected"
 	ReasonNoProvider       = "no_provider"
+	ReasonProviderConfig   = "provider_config_error"
 	ReasonRetriesExhausted = "retries_exhausted"
 )
 

@@ -102,4 +102,8 @@ type ProviderEnv struct {
 	// PublicURL is where the outside world reaches Herald (callback URLs).
 	PublicURL string
 	Now       func() time.Time
+	// AllowPrivateTargets lets outbound requests whose target the recipient
+	// chose (web push endpoints) reach loopback, private, link-local and
+	// metadata addresses; off in production, on in tests and development.
+	AllowPrivateTargets bool
 }

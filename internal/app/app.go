@@ -126,7 +126,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	env := herald.ProviderEnv{Logger: a.logger, HTTPClient: &http.Client{Timeout: a.cfg.SendTimeout},
-		PublicURL: a.cfg.PublicURL, Now: time.Now}
+		PublicURL: a.cfg.PublicURL, Now: time.Now, AllowPrivateTargets: a.cfg.AllowPrivateTargets}
 	providers := newProviderSet(a.store, box, env)
 
 	if a.cfg.HasRole(RoleWorker) {

@@ -33,6 +33,7 @@ func testConfig(t *testing.T) app.Config {
 	cfg.ReconcileInterval = 200 * time.Millisecond
 	cfg.ReconcileAfter = time.Second
 	cfg.ShutdownTimeout = 10 * time.Second
+	cfg.AllowPrivateTargets = true // the provider fakes listen on loopback
 	return cfg
 }
 

@@ -31,29 +31,30 @@ var AllRoles = []string{RoleAPI, RoleWorker, RoleTracker, RoleScheduler}
 // the optional YAML config file (the flag name). Precedence: flag, then
 // environment, then file, then default.
 type Config struct {
-	DataDir           string        `flag:"data-dir" env:"HERALD_DATA_DIR" help:"directory of the embedded SQLite database, JetStream store and secret key"`
-	HTTPAddr          string        `flag:"http-addr" env:"HERALD_HTTP_ADDR" help:"address the HTTP API listens on"`
-	PublicURL         string        `flag:"public-url" env:"HERALD_PUBLIC_URL" help:"base URL the outside world reaches Herald at (default http://<http-addr>)"`
-	Roles             string        `flag:"roles" env:"HERALD_ROLES" help:"comma-separated roles to run: api,worker,tracker,scheduler"`
-	DatabaseURL       string        `flag:"database-url" env:"HERALD_DATABASE_URL" secret:"url" help:"postgres://… to use PostgreSQL instead of the embedded SQLite"`
-	NATSURL           string        `flag:"nats-url" env:"HERALD_NATS_URL" secret:"url" help:"nats://a:4222,nats://b:4222 to use an external JetStream cluster instead of the embedded server"`
-	NATSReplicas      int           `flag:"nats-replicas" env:"HERALD_NATS_REPLICAS" help:"stream replicas (default 1 embedded, 3 external)"`
-	NATSPrefix        string        `flag:"nats-prefix" env:"HERALD_NATS_PREFIX" help:"prefix of stream, subject and consumer names, to run several deployments on one cluster"`
-	RedisURL          string        `flag:"redis-url" env:"HERALD_REDIS_URL" secret:"url" help:"redis://… for rate limits shared between processes"`
-	SecretKey         string        `flag:"secret-key" env:"HERALD_SECRET_KEY" secret:"all" help:"base64 32-byte key sealing provider credentials (default: a key file in the data dir)"`
-	LogLevel          string        `flag:"log-level" env:"HERALD_LOG_LEVEL" help:"debug, info, warn or error"`
-	LogFormat         string        `flag:"log-format" env:"HERALD_LOG_FORMAT" help:"text or json"`
-	MaxBodyBytes      int64         `flag:"max-body-bytes" env:"HERALD_MAX_BODY_BYTES" help:"largest accepted request body"`
-	MaxRecipients     int           `flag:"max-recipients" env:"HERALD_MAX_RECIPIENTS" help:"most recipients in one send request"`
-	Workers           int           `flag:"workers" env:"HERALD_WORKERS" help:"concurrent sends per channel and priority"`
-	SendTimeout       time.Duration `flag:"send-timeout" env:"HERALD_SEND_TIMEOUT" help:"longest provider call"`
-	MaxAttempts       int           `flag:"max-attempts" env:"HERALD_MAX_ATTEMPTS" help:"attempts before a delivery is dead"`
-	RetryBackoff      time.Duration `flag:"retry-backoff" env:"HERALD_RETRY_BACKOFF" help:"base of the exponential retry backoff"`
-	ReconcileInterval time.Duration `flag:"reconcile-interval" env:"HERALD_RECONCILE_INTERVAL" help:"time between reconciler passes"`
-	ReconcileAfter    time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
-	CommitLinger      time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
-	ShutdownTimeout   time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
-	ConfigFile        string        `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
+	DataDir             string        `flag:"data-dir" env:"HERALD_DATA_DIR" help:"directory of the embedded SQLite database, JetStream store and secret key"`
+	HTTPAddr            string        `flag:"http-addr" env:"HERALD_HTTP_ADDR" help:"address the HTTP API listens on"`
+	PublicURL           string        `flag:"public-url" env:"HERALD_PUBLIC_URL" help:"base URL the outside world reaches Herald at (default http://<http-addr>)"`
+	Roles               string        `flag:"roles" env:"HERALD_ROLES" help:"comma-separated roles to run: api,worker,tracker,scheduler"`
+	DatabaseURL         string        `flag:"database-url" env:"HERALD_DATABASE_URL" secret:"url" help:"postgres://… to use PostgreSQL instead of the embedded SQLite"`
+	NATSURL             string        `flag:"nats-url" env:"HERALD_NATS_URL" secret:"url" help:"nats://a:4222,nats://b:4222 to use an external JetStream cluster instead of the embedded server"`
+	NATSReplicas        int           `flag:"nats-replicas" env:"HERALD_NATS_REPLICAS" help:"stream replicas (default 1 embedded, 3 external)"`
+	NATSPrefix          string        `flag:"nats-prefix" env:"HERALD_NATS_PREFIX" help:"prefix of stream, subject and consumer names, to run several deployments on one cluster"`
+	RedisURL            string        `flag:"redis-url" env:"HERALD_REDIS_URL" secret:"url" help:"redis://… for rate limits shared between processes"`
+	AllowPrivateTargets bool          `flag:"allow-private-targets" env:"HERALD_ALLOW_PRIVATE_TARGETS" help:"let web push endpoints and webhook URLs reach loopback, private and link-local addresses (tests and local development)"`
+	SecretKey           string        `flag:"secret-key" env:"HERALD_SECRET_KEY" secret:"all" help:"base64 32-byte key sealing provider credentials (default: a key file in the data dir)"`
+	LogLevel            string        `flag:"log-level" env:"HERALD_LOG_LEVEL" help:"debug, info, warn or error"`
+	LogFormat           string        `flag:"log-format" env:"HERALD_LOG_FORMAT" help:"text or json"`
+	MaxBodyBytes        int64         `flag:"max-body-bytes" env:"HERALD_MAX_BODY_BYTES" help:"largest accepted request body"`
+	MaxRecipients       int           `flag:"max-recipients" env:"HERALD_MAX_RECIPIENTS" help:"most recipients in one send request"`
+	Workers             int           `flag:"workers" env:"HERALD_WORKERS" help:"concurrent sends per channel and priority"`
+	SendTimeout         time.Duration `flag:"send-timeout" env:"HERALD_SEND_TIMEOUT" help:"longest provider call"`
+	MaxAttempts         int           `flag:"max-attempts" env:"HERALD_MAX_ATTEMPTS" help:"attempts before a delivery is dead"`
+	RetryBackoff        time.Duration `flag:"retry-backoff" env:"HERALD_RETRY_BACKOFF" help:"base of the exponential retry backoff"`
+	ReconcileInterval   time.Duration `flag:"reconcile-interval" env:"HERALD_RECONCILE_INTERVAL" help:"time between reconciler passes"`
+	ReconcileAfter      time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
+	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
+	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
+	ConfigFile          string        `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
 }
 
 // Defaults returns the embedded-default configuration.
@@ -272,6 +273,12 @@ func setField(v reflect.Value, s string) error {
 	switch v.Interface().(type) {
 	case string:
 		v.SetString(s)
+	case bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not true or false: %q", s)
+		}
+		v.SetBool(b)
 	case int, int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

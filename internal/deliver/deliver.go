@@ -21,6 +21,7 @@ type Store interface {
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
 	SetDeviceStatus(ctx context.Context, appID, deviceID, status string) error
 	SetContactStatus(ctx context.Context, appID, userID string, c herald.Channel, status string) error
+	PutPreferences(ctx context.Context, appID, userID string, p herald.Preferences) error
 }
 
 // LogWriter commits log batches (the group-commit writer).
@@ -204,6 +205,14 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonInvalidRecipient, p.Kind(), "", time.Time{}, out.Detail)
 	case herald.OutcomePermanent:
 		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderRejected, p.Kind(), "", time.Time{}, out.Detail)
+	case herald.OutcomeOptedOut:
+		w.optOut(ctx, d)
+		return w.finish(ctx, d, attempt, herald.StatusSuppressed, herald.ReasonOptedOut, p.Kind(), "", time.Time{}, out.Detail)
+	case herald.OutcomeConfigError:
+		// Retrying cannot help until someone fixes the provider settings.
+		w.o.Logger.Error("provider configuration error: fix the app's provider settings", "app", appID,
+			"channel", d.Channel, "provider", p.Kind(), "detail", out.Detail)
+		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderConfig, p.Kind(), "", time.Time{}, out.Detail)
 	default:
 		return w.retryOrDie(ctx, d, attempt, p.Kind(), "", out.Detail, out.RetryAfter)
 	}
@@ -291,6 +300,25 @@ func (w *Worker) writeOutcome(ctx context.Context, b *herald.Batch) error {
 func (w *Worker) event(d herald.Delivery, s herald.Status, reason string, attempt int, provider, detail string, at time.Time) herald.Event {
 	return herald.Event{AppID: d.AppID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
 		Status: s, Reason: reason, Attempt: attempt, Provider: provider, Detail: detail, At: at}
+}
+
+// optOut turns the channel off in the user's preferences after the
+// recipient told the provider to stop, so later sends are suppressed.
+func (w *Worker) optOut(ctx context.Context, d herald.Delivery) {
+	if d.UserID == "" {
+		return
+	}
+	prefs, err := w.store.GetPreferences(ctx, d.AppID, d.UserID)
+	if err == nil {
+		if prefs.Channels == nil {
+			prefs.Channels = map[herald.Channel]bool{}
+		}
+		prefs.Channels[d.Channel] = false
+		err = w.store.PutPreferences(ctx, d.AppID, d.UserID, prefs)
+	}
+	if err != nil {
+		w.o.Logger.Warn("recording an opt-out", "delivery", d.ID, "err", err)
+	}
 }
 
 // disable marks the address the provider rejected as gone, so later sends skip it.
