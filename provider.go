@@ -74,6 +74,9 @@ type Outcome struct {
 	RetryAfter time.Duration
 	// Detail says what happened, for the timeline (an error text or a provider's code).
 	Detail string
+	// Provider names the provider kind that answered, when a provider
+	// passed the message on to another (failover); empty means Kind().
+	Provider string
 }
 
 // Provider delivers messages through one third-party service with one

@@ -128,6 +128,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	env := herald.ProviderEnv{Logger: a.logger, HTTPClient: &http.Client{Timeout: a.cfg.SendTimeout},
 		PublicURL: a.cfg.PublicURL, Now: time.Now, AllowPrivateTargets: a.cfg.AllowPrivateTargets}
 	providers := newProviderSet(a.store, box, env)
+	providers.onState, providers.cooldown = m.observeCircuit, a.cfg.ProviderCooldown
 
 	if a.cfg.HasRole(RoleWorker) {
 		if err = a.startWorkers(ctx, providers, m); err != nil {

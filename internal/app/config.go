@@ -47,6 +47,7 @@ type Config struct {
 	MaxBodyBytes        int64         `flag:"max-body-bytes" env:"HERALD_MAX_BODY_BYTES" help:"largest accepted request body"`
 	MaxRecipients       int           `flag:"max-recipients" env:"HERALD_MAX_RECIPIENTS" help:"most recipients in one send request"`
 	Workers             int           `flag:"workers" env:"HERALD_WORKERS" help:"concurrent sends per channel and priority"`
+	ProviderCooldown    time.Duration `flag:"provider-cooldown" env:"HERALD_PROVIDER_COOLDOWN" help:"how long a failing provider is left alone (its circuit open) before a probe tries it again"`
 	SendTimeout         time.Duration `flag:"send-timeout" env:"HERALD_SEND_TIMEOUT" help:"longest provider call"`
 	MaxAttempts         int           `flag:"max-attempts" env:"HERALD_MAX_ATTEMPTS" help:"attempts before a delivery is dead"`
 	RetryBackoff        time.Duration `flag:"retry-backoff" env:"HERALD_RETRY_BACKOFF" help:"base of the exponential retry backoff"`
@@ -69,6 +70,7 @@ func Defaults() Config {
 		MaxRecipients:     1000,
 		Workers:           32,
 		SendTimeout:       30 * time.Second,
+		ProviderCooldown:  30 * time.Second,
 		MaxAttempts:       8,
 		RetryBackoff:      2 * time.Second,
 		ReconcileInterval: 10 * time.Second,
@@ -176,7 +178,7 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 || c.MaxAttempts < 1 || c.MaxBodyBytes < 1024 || c.MaxRecipients < 1 {
 		problems = append(problems, "workers, max-attempts, max-recipients must be at least 1 and max-body-bytes at least 1024")
 	}
-	if c.SendTimeout <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
+	if c.SendTimeout <= 0 || c.ProviderCooldown <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
 		problems = append(problems, "durations must be positive")
 	}
 	if c.DataDir != "" {

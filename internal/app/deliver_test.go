@@ -275,3 +275,42 @@ func TestCancelWhatIsNotSent(t *testing.T) {
 		t.Fatalf("SMTP server got %d messages, want only the control one", got)
 	}
 }
+
+// TestEmailFailover: with the first email provider failing, deliveries go
+// through the second at once; once the first recovers, traffic returns to it.
+func TestEmailFailover(t *testing.T) {
+	primary, secondary := providertest.NewSMTPServer(t), providertest.NewSMTPServer(t)
+	primary.SetFailData(421, "service not available")
+	cfg := testConfig(t)
+	cfg.ProviderCooldown = 300 * time.Millisecond
+	a := start(t, cfg)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	relay := func(s *providertest.SMTPServer) map[string]any {
+		return map[string]any{"kind": "smtp", "settings": map[string]any{"endpoint": s.Addr(), "from": "shop@example.com", "tls": "none"}}
+	}
+	c.must(200, "PUT", "/v1/providers/email", []map[string]any{relay(primary), relay(secondary)})
+
+	for range 8 {
+		n := c.waitDone(sendEmail(t, c), 10*time.Second)
+		if d := n.Deliveries[0]; d.Status != "sent" || d.Attempts != 1 {
+			t.Fatalf("delivery during the outage: %+v, want sent at the first attempt", d)
+		}
+	}
+	if got := len(secondary.Messages()); got != 8 {
+		t.Fatalf("second relay got %d messages, want 8", got)
+	}
+
+	primary.SetFailData(0, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(primary.Messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("traffic never returned to the recovered first relay")
+		}
+		c.waitDone(sendEmail(t, c), 10*time.Second)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(string(c.must(200, "GET", "/metrics", nil).body), `herald_provider_circuit_changes_total{provider="smtp",state="open"}`) {
+		t.Error("the circuit opening is not in the metrics")
+	}
+}

@@ -21,6 +21,7 @@ type metrics struct {
 	reconciled    prometheus.Counter
 	// publishSkipped counts commits whose deliveries were left to the reconciler.
 	publishSkipped prometheus.Counter
+	circuits       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,8 +45,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Deliveries the reconciler republished: lost work, and retries whose time came."}),
 		publishSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_queue_publish_skipped_total",
 			Help: "Commits whose deliveries were not queued at once because the publisher was behind (the reconciler queues them)."}),
+		circuits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_provider_circuit_changes_total",
+			Help: "Provider circuit breakers opening (provider failing: traffic fails over to the next) and closing, by provider kind."},
+			[]string{"provider", "state"}),
 	}
-	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled, m.publishSkipped)
+	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled,
+		m.publishSkipped, m.circuits)
 	return m
 }
 
@@ -68,6 +73,14 @@ func (m *metrics) observeCommit(n int, took time.Duration, err error) {
 }
 
 func (m *metrics) observeReconcile(n int) { m.reconciled.Add(float64(n)) }
+
+func (m *metrics) observeCircuit(kind string, open bool) {
+	state := "closed"
+	if open {
+		state = "open"
+	}
+	m.circuits.WithLabelValues(kind, state).Inc()
+}
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 

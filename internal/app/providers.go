@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/provider/failover"
 	logprovider "github.com/heraldhq/herald/internal/provider/log"
 	"github.com/heraldhq/herald/internal/provider/smtp"
 	"github.com/heraldhq/herald/internal/secret"
@@ -57,15 +59,20 @@ type providerSet struct {
 	env   herald.ProviderEnv
 	ttl   time.Duration
 	now   func() time.Time
+	// onState is told when a provider's circuit opens or closes (metrics).
+	onState func(kind string, open bool)
+	// cooldown is how long an open circuit waits before a probe.
+	cooldown time.Duration
 
 	mu    sync.Mutex
 	cache map[string]builtList
 }
 
 type builtList struct {
-	loaded  time.Time
-	entries []builtProvider
-	err     error
+	loaded     time.Time
+	sum        [32]byte                            // of the sealed list it was built from
+	byPlatform map[herald.Platform]herald.Provider // "" for email and sms
+	err        error
 }
 
 type builtProvider struct {
@@ -140,6 +147,10 @@ func (p *providerSet) load(ctx context.Context, appID string, c herald.Channel) 
 	if err != nil {
 		return nil, fmt.Errorf("providers: %s list of app %s: %w", c, appID, err)
 	}
+	return p.open(sealed, appID, c)
+}
+
+func (p *providerSet) open(sealed []byte, appID string, c herald.Channel) ([]herald.ProviderEntry, error) {
 	plain, err := p.box.Open(sealed, sealAD(appID, c))
 	if err != nil {
 		return nil, fmt.Errorf("providers: unseal %s list of app %s (was HERALD_SECRET_KEY changed?): %w", c, appID, err)
@@ -167,14 +178,17 @@ func (p *providerSet) Kinds(ctx context.Context, appID string, c herald.Channel)
 	return kinds, nil
 }
 
-// For returns the first provider of the app's list for c that serves platform.
+// For returns the app's providers for c that serve platform, as one
+// failover list: the first healthy one takes each message. Lists are
+// rebuilt when the stored configuration changes (checked every few
+// seconds), so circuit breakers keep their state in between.
 func (p *providerSet) For(ctx context.Context, appID string, c herald.Channel, platform herald.Platform) (herald.Provider, error) {
 	key := appID + "/" + string(c)
 	p.mu.Lock()
 	list, ok := p.cache[key]
 	p.mu.Unlock()
 	if !ok || p.now().Sub(list.loaded) > p.ttl {
-		list = p.build(ctx, appID, c)
+		list = p.refresh(ctx, appID, c, list)
 		p.mu.Lock()
 		p.cache[key] = list
 		p.mu.Unlock()
@@ -182,21 +196,30 @@ func (p *providerSet) For(ctx context.Context, appID string, c herald.Channel, p
 	if list.err != nil {
 		return nil, list.err
 	}
-	for _, b := range list.entries {
-		if c != herald.ChannelPush || slices.Contains(b.kind.platforms, platform) {
-			return b.provider, nil
-		}
+	if f, ok := list.byPlatform[platform]; ok {
+		return f, nil
 	}
 	return nil, herald.Errorf(herald.CodeNotFound, "no %s provider serves platform %q", c, platform)
 }
 
-func (p *providerSet) build(ctx context.Context, appID string, c herald.Channel) builtList {
-	list := builtList{loaded: p.now()}
-	entries, err := p.load(ctx, appID, c)
+// refresh reloads the sealed list and rebuilds the providers only when it changed.
+func (p *providerSet) refresh(ctx context.Context, appID string, c herald.Channel, old builtList) builtList {
+	sealed, err := p.store.GetProviderConfig(ctx, appID, c)
+	if err != nil {
+		return builtList{loaded: p.now(), err: fmt.Errorf("providers: %s list of app %s: %w", c, appID, err)}
+	}
+	sum := sha256.Sum256(sealed)
+	if old.err == nil && old.byPlatform != nil && old.sum == sum {
+		old.loaded = p.now()
+		return old
+	}
+	list := builtList{loaded: p.now(), sum: sum}
+	entries, err := p.open(sealed, appID, c)
 	if err != nil {
 		list.err = err
 		return list
 	}
+	var built []builtProvider
 	for _, e := range entries {
 		k, ok := findKind(e.Kind)
 		if !ok {
@@ -207,7 +230,32 @@ func (p *providerSet) build(ctx context.Context, appID string, c herald.Channel)
 			list.err = fmt.Errorf("providers: build %s for app %s: %w", e.Kind, appID, err)
 			return list
 		}
-		list.entries = append(list.entries, builtProvider{kind: k, provider: prov})
+		built = append(built, builtProvider{kind: k, provider: prov})
+	}
+	list.byPlatform = map[herald.Platform]herald.Provider{}
+	platforms := []herald.Platform{""}
+	if c == herald.ChannelPush {
+		platforms = []herald.Platform{herald.PlatformIOS, herald.PlatformAndroid, herald.PlatformWeb}
+	}
+	for _, pl := range platforms {
+		var serving []herald.Provider
+		for _, b := range built {
+			if pl == "" || slices.Contains(b.platforms(), pl) {
+				serving = append(serving, b.provider)
+			}
+		}
+		if len(serving) > 0 {
+			list.byPlatform[pl] = failover.New(serving, failover.Options{Cooldown: p.cooldown, Now: p.now, OnState: p.onState})
+		}
 	}
 	return list
+}
+
+// platforms are the push platforms a built provider serves: its own
+// answer when its settings decide (FCM for iOS), else its kind's.
+func (b builtProvider) platforms() []herald.Platform {
+	if ps, ok := b.provider.(interface{ Platforms() []herald.Platform }); ok {
+		return ps.Platforms()
+	}
+	return b.kind.platforms
 }

@@ -193,28 +193,32 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	out := p.Send(sctx, herald.Message{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID, Channel: d.Channel,
 		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.Content, Attempt: attempt})
 	cancel()
+	kind := p.Kind()
+	if out.Provider != "" {
+		kind = out.Provider
+	}
 	if w.o.Observe != nil {
-		w.o.Observe(d.Channel, p.Kind(), out.Kind, time.Since(start))
+		w.o.Observe(d.Channel, kind, out.Kind, time.Since(start))
 	}
 
 	switch out.Kind {
 	case herald.OutcomeSent:
-		return w.finish(ctx, d, attempt, herald.StatusSent, "", p.Kind(), out.ProviderMessageID, time.Time{}, out.Detail)
+		return w.finish(ctx, d, attempt, herald.StatusSent, "", kind, out.ProviderMessageID, time.Time{}, out.Detail)
 	case herald.OutcomeInvalidRecipient:
 		w.disable(ctx, d)
-		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonInvalidRecipient, p.Kind(), "", time.Time{}, out.Detail)
+		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonInvalidRecipient, kind, "", time.Time{}, out.Detail)
 	case herald.OutcomePermanent:
-		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderRejected, p.Kind(), "", time.Time{}, out.Detail)
+		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderRejected, kind, "", time.Time{}, out.Detail)
 	case herald.OutcomeOptedOut:
 		w.optOut(ctx, d)
-		return w.finish(ctx, d, attempt, herald.StatusSuppressed, herald.ReasonOptedOut, p.Kind(), "", time.Time{}, out.Detail)
+		return w.finish(ctx, d, attempt, herald.StatusSuppressed, herald.ReasonOptedOut, kind, "", time.Time{}, out.Detail)
 	case herald.OutcomeConfigError:
 		// Retrying cannot help until someone fixes the provider settings.
 		w.o.Logger.Error("provider configuration error: fix the app's provider settings", "app", appID,
-			"channel", d.Channel, "provider", p.Kind(), "detail", out.Detail)
-		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderConfig, p.Kind(), "", time.Time{}, out.Detail)
+			"channel", d.Channel, "provider", kind, "detail", out.Detail)
+		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderConfig, kind, "", time.Time{}, out.Detail)
 	default:
-		return w.retryOrDie(ctx, d, attempt, p.Kind(), "", out.Detail, out.RetryAfter)
+		return w.retryOrDie(ctx, d, attempt, kind, "", out.Detail, out.RetryAfter)
 	}
 }
 

@@ -97,7 +97,7 @@ type SMTPServer struct {
 	addr  string
 	caPEM string
 
-	mu       sync.Mutex
+	mu       sync.Mutex // also guards cfg.dataErr, which SetFailData changes
 	messages []ReceivedMail
 	changed  chan struct{} // closed and replaced whenever a message arrives
 }
@@ -196,6 +196,27 @@ func (s *SMTPServer) WaitForMessages(t testing.TB, n int, timeout time.Duration)
 	}
 }
 
+// SetFailData makes the server refuse every message from now on with code
+// and msg, like FailData; code 0 makes it accept them again (an outage and
+// its end).
+func (s *SMTPServer) SetFailData(code int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.dataErr = nil
+	if code != 0 {
+		s.cfg.dataErr = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCodeNotSet, Message: msg}
+	}
+}
+
+func (s *SMTPServer) dataError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.dataErr == nil {
+		return nil
+	}
+	return s.cfg.dataErr
+}
+
 func (s *SMTPServer) add(m ReceivedMail) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -257,8 +278,8 @@ func (ss *smtpSession) Data(r io.Reader) error {
 		return err
 	}
 	time.Sleep(ss.s.cfg.dataDelay) // a slow relay, by request
-	if ss.s.cfg.dataErr != nil {
-		return ss.s.cfg.dataErr
+	if err := ss.s.dataError(); err != nil {
+		return err
 	}
 	rm := ReceivedMail{From: ss.from, To: append([]string(nil), ss.to...), Data: data}
 	if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {

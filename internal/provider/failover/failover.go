@@ -1,0 +1,135 @@
+// Package failover sends through an ordered list of providers: each has a
+// circuit breaker, and a message goes to the next provider when the one
+// before it is open or answers with a passing, provider-side failure. The
+// list is one app's configuration for one channel and platform.
+package failover
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald"
+)
+
+// Breaker settings.
+type Options struct {
+	// Failures in a row that open a provider's circuit (default 5).
+	Threshold int
+	// Cooldown is how long an open circuit stays open before one probe
+	// message may try it again (default 30s).
+	Cooldown time.Duration
+	Now      func() time.Time
+	// OnState, when set, is told when a provider's circuit opens (true) or closes (false).
+	OnState func(kind string, open bool)
+}
+
+// Provider is the failover list. Safe for concurrent use.
+type Provider struct {
+	entries []*entry
+	o       Options
+}
+
+type entry struct {
+	p herald.Provider
+
+	mu       sync.Mutex
+	failures int       // consecutive passing failures
+	openTill time.Time // zero when closed
+	probing  bool      // a half-open probe is under way
+}
+
+// New returns a failover list over providers, in order of preference.
+func New(providers []herald.Provider, o Options) *Provider {
+	if o.Threshold <= 0 {
+		o.Threshold = 5
+	}
+	if o.Cooldown <= 0 {
+		o.Cooldown = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	f := &Provider{o: o}
+	for _, p := range providers {
+		f.entries = append(f.entries, &entry{p: p})
+	}
+	return f
+}
+
+// Kind names the first provider of the list; each Outcome names the one that answered.
+func (f *Provider) Kind() string { return f.entries[0].p.Kind() }
+
+// Send tries the providers in order, skipping open circuits, and moves on
+// after a passing failure. When every circuit is open, the first provider
+// is tried anyway rather than failing without a try.
+func (f *Provider) Send(ctx context.Context, m herald.Message) herald.Outcome {
+	var last herald.Outcome
+	tried := false
+	for _, e := range f.entries {
+		if !e.admit(f.o.Now()) {
+			continue
+		}
+		tried = true
+		out := e.p.Send(ctx, m)
+		if out.Provider == "" {
+			out.Provider = e.p.Kind()
+		}
+		f.record(e, out)
+		if out.Kind != herald.OutcomeRetry || ctx.Err() != nil {
+			return out
+		}
+		last = out
+	}
+	if !tried {
+		e := f.entries[0]
+		out := e.p.Send(ctx, m)
+		if out.Provider == "" {
+			out.Provider = e.p.Kind()
+		}
+		f.record(e, out)
+		return out
+	}
+	return last
+}
+
+// admit reports whether the entry may take a message now: closed, or open
+// past its cooldown with no probe under way (half-open).
+func (e *entry) admit(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.openTill.IsZero() {
+		return true
+	}
+	if now.Before(e.openTill) || e.probing {
+		return false
+	}
+	e.probing = true
+	return true
+}
+
+// record counts a passing failure against the provider, or clears its record.
+func (f *Provider) record(e *entry, out herald.Outcome) {
+	e.mu.Lock()
+	wasOpen := !e.openTill.IsZero()
+	e.probing = false
+	changed, open := false, false
+	if out.Kind == herald.OutcomeRetry {
+		e.failures++
+		if e.failures >= f.o.Threshold || wasOpen {
+			e.openTill = f.o.Now().Add(f.o.Cooldown)
+			changed, open = !wasOpen, true
+		}
+	} else {
+		// Any answer but a passing failure shows the provider is up.
+		e.failures = 0
+		if wasOpen {
+			e.openTill = time.Time{}
+			changed = true
+		}
+	}
+	e.mu.Unlock()
+	if changed && f.o.OnState != nil {
+		f.o.OnState(e.p.Kind(), open)
+	}
+}
