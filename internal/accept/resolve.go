@@ -99,15 +99,25 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		if explicit && !asked[c] {
 			continue
 		}
+		// A contact or device a provider reported invalid stays visible as a
+		// suppressed delivery, so the skip shows in the timeline.
+		invalid := func(d herald.Delivery) herald.Delivery {
+			d.Status, d.Reason = herald.StatusSuppressed, herald.ReasonInvalidRecipient
+			return d
+		}
 		var targets []herald.Delivery
 		switch c {
 		case herald.ChannelEmail:
 			if u.Email != "" && u.EmailStatus == "" {
 				targets = append(targets, herald.Delivery{Address: u.Email})
+			} else if u.Email != "" {
+				targets = append(targets, invalid(herald.Delivery{Address: u.Email}))
 			}
 		case herald.ChannelSMS:
 			if u.Phone != "" && u.PhoneStatus == "" {
 				targets = append(targets, herald.Delivery{Address: u.Phone})
+			} else if u.Phone != "" {
+				targets = append(targets, invalid(herald.Delivery{Address: u.Phone}))
 			}
 		case herald.ChannelPush:
 			devices, err := s.store.ListDevices(ctx, n.AppID, userID)
@@ -115,10 +125,11 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 				return fmt.Errorf("accept: devices of user %q: %w", userID, err)
 			}
 			for _, d := range devices {
+				t := herald.Delivery{Address: d.Token, DeviceID: d.ID, Platform: d.Platform}
 				if d.Status == herald.DeviceInvalid {
-					continue
+					t = invalid(t)
 				}
-				targets = append(targets, herald.Delivery{Address: d.Token, DeviceID: d.ID, Platform: d.Platform})
+				targets = append(targets, t)
 			}
 		}
 		if len(targets) == 0 {
@@ -130,7 +141,7 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		allowed := prefs.Allows(c, n.Category)
 		for _, t := range targets {
 			t.UserID, t.Channel = userID, c
-			if !allowed {
+			if !allowed && t.Status == "" {
 				t.Status, t.Reason = herald.StatusSuppressed, herald.ReasonOptedOut
 			}
 			add(t)

@@ -86,8 +86,8 @@ func TestRejectedAddressFailsAndIsDisabled(t *testing.T) {
 	}
 	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"channels": []string{"email"}, "content": map[string]any{"body": "again"}}).decode(t, &acc)
-	if acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "no_address" {
-		t.Errorf("next delivery = %+v, want suppressed, no_address", acc.Deliveries[0])
+	if acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "invalid_recipient" {
+		t.Errorf("next delivery = %+v, want suppressed, invalid_recipient", acc.Deliveries[0])
 	}
 }
 
