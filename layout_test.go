@@ -20,7 +20,9 @@ func TestImportsPointInward(t *testing.T) {
 		t.Fatalf("found only %d packages: the walk is broken", len(imports))
 	}
 	adapters := []string{"internal/store/sqlite", "internal/store/postgres", "internal/queue", "internal/natsembed",
-		"internal/provider/smtp", "internal/provider/log", "internal/secret"}
+		"internal/provider/smtp", "internal/provider/log", "internal/provider/apns", "internal/provider/fcm",
+		"internal/provider/webpush", "internal/provider/twilio", "internal/provider/sendgrid", "internal/provider/failover",
+		"internal/secret"}
 	roles := []string{"internal/accept", "internal/deliver", "internal/track", "internal/reconcile", "internal/logwriter"}
 	isAny := func(pkg string, list []string) bool {
 		for _, l := range list {

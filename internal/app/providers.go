@@ -11,9 +11,14 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/provider/apns"
 	"github.com/heraldhq/herald/internal/provider/failover"
+	"github.com/heraldhq/herald/internal/provider/fcm"
 	logprovider "github.com/heraldhq/herald/internal/provider/log"
+	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/provider/smtp"
+	"github.com/heraldhq/herald/internal/provider/twilio"
+	"github.com/heraldhq/herald/internal/provider/webpush"
 	"github.com/heraldhq/herald/internal/secret"
 )
 
@@ -27,7 +32,18 @@ type providerKind struct {
 }
 
 func providerKinds() []providerKind {
+	push := []herald.Channel{herald.ChannelPush}
 	return []providerKind{
+		{kind: apns.Kind, channels: push, platforms: []herald.Platform{herald.PlatformIOS},
+			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return apns.New(s, env) }},
+		{kind: fcm.Kind, channels: push, platforms: []herald.Platform{herald.PlatformAndroid}, // and iOS when its settings say so
+			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return fcm.New(s, env) }},
+		{kind: webpush.Kind, channels: push, platforms: []herald.Platform{herald.PlatformWeb},
+			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return webpush.New(s, env) }},
+		{kind: twilio.Kind, channels: []herald.Channel{herald.ChannelSMS},
+			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return twilio.New(s, env) }},
+		{kind: sendgrid.Kind, channels: []herald.Channel{herald.ChannelEmail},
+			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return sendgrid.New(s, env) }},
 		{kind: "smtp", channels: []herald.Channel{herald.ChannelEmail},
 			build: func(s json.RawMessage, env herald.ProviderEnv) (herald.Provider, error) { return smtp.New(s, env) }},
 		{kind: "log", channels: herald.AllChannels(),

@@ -1,0 +1,492 @@
+// Package sendgridfake is a fake of SendGrid's v3 Mail Send API for tests:
+// a TLS server that checks the bearer key, validates every request against
+// SendGrid's official OpenAPI description (specs.SendGridMail), answers as
+// SendGrid does, and records what it received.
+package sendgridfake
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/heraldhq/herald/internal/provider/providertest/specs"
+)
+
+// Mail is the part of a Mail Send body Herald uses, decoded.
+type Mail struct {
+	Personalizations []Personalization `json:"personalizations"`
+	From             Address           `json:"from"`
+	Subject          string            `json:"subject"`
+	Content          []Content         `json:"content"`
+	Categories       []string          `json:"categories"`
+	Headers          map[string]string `json:"headers"`
+}
+
+// Personalization is one envelope of a Mail Send body.
+type Personalization struct {
+	To         []Address         `json:"to"`
+	CustomArgs map[string]string `json:"custom_args"`
+}
+
+// Address is an email address with an optional display name.
+type Address struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// Content is one body part.
+type Content struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Request is one request the fake answered.
+type Request struct {
+	Method string
+	Path   string
+	Header http.Header
+	Raw    []byte // the body as received
+	// Mail is Raw decoded; zero when it does not decode.
+	Mail Mail
+	// Status is what the fake answered; Problem says why when it was not 202.
+	Status    int
+	Problem   string
+	MessageID string // the X-Message-Id answered with a 202
+}
+
+// Option configures New.
+type Option func(*Server)
+
+// WithAPIKey registers key as accepted from the start; see Server.APIKey.
+func WithAPIKey(key string) Option {
+	return func(s *Server) { s.keys[key] = true }
+}
+
+// WithLatency makes every answer wait d; see Server.Latency.
+func WithLatency(d time.Duration) Option {
+	return func(s *Server) { s.latency = d }
+}
+
+// FailOption adds rate-limit information to an injected failure.
+type FailOption func(*failure)
+
+// RetryAfter makes an injected failure carry Retry-After: d in whole seconds.
+func RetryAfter(d time.Duration) FailOption {
+	return func(f *failure) { f.header.Set("Retry-After", strconv.Itoa(int(d/time.Second))) }
+}
+
+// RateLimitReset makes an injected failure carry SendGrid's rate-limit
+// headers, with X-RateLimit-Reset at t (epoch seconds) and nothing remaining.
+func RateLimitReset(t time.Time) FailOption {
+	return func(f *failure) {
+		f.header.Set("X-RateLimit-Limit", "600")
+		f.header.Set("X-RateLimit-Remaining", "0")
+		f.header.Set("X-RateLimit-Reset", strconv.FormatInt(t.Unix(), 10))
+	}
+}
+
+type failure struct {
+	status int
+	body   string
+	header http.Header
+}
+
+// Server is the fake. It is safe for concurrent use.
+type Server struct {
+	srv     *httptest.Server
+	router  routers.Router
+	formats map[string]openapi3.StringFormatValidator
+	closing chan struct{}
+
+	mu       sync.Mutex
+	keys     map[string]bool
+	latency  time.Duration
+	hang     bool
+	failures []failure
+	requests []Request
+	received int
+}
+
+// New starts a fake on a loopback TLS port and stops it when the test ends.
+// No key is accepted until one is registered with WithAPIKey or APIKey.
+func New(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(specs.SendGridMail)
+	if err != nil {
+		t.Fatalf("sendgridfake: load the SendGrid spec: %v", err)
+	}
+	// Match by path: the spec's servers name api.sendgrid.com, and the
+	// legacy router needs no servers entry.
+	doc.Servers = nil
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("sendgridfake: openapi router: %v", err)
+	}
+	s := &Server{
+		router:  router,
+		closing: make(chan struct{}),
+		keys:    map[string]bool{},
+		// The spec says format "email"; kin-openapi checks it only when told
+		// how, and per validation rather than through its global table.
+		formats: map[string]openapi3.StringFormatValidator{
+			"email": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail),
+		},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	t.Cleanup(func() {
+		close(s.closing) // releases hung handlers, so Close does not wait on them
+		s.srv.Close()
+	})
+	return s
+}
+
+// URL is the fake's base URL, the provider's endpoint setting.
+func (s *Server) URL() string { return s.srv.URL }
+
+// CAPEM is the PEM of the fake's self-signed certificate, the provider's
+// ca_pem setting.
+func (s *Server) CAPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw}))
+}
+
+// APIKey registers key as accepted: a request must carry exactly
+// "Authorization: Bearer <key>" for one registered key.
+func (s *Server) APIKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[key] = true
+}
+
+// Latency makes every later answer wait d (a request whose client gives up
+// meanwhile is not received).
+func (s *Server) Latency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Hang makes every later request go unanswered until its client gives up
+// or the test ends.
+func (s *Server) Hang() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hang = true
+}
+
+// FailNext makes the next n authorised, spec-valid requests fail with
+// status and body; an empty body means SendGrid's own for that status.
+func (s *Server) FailNext(n, status int, body string, opts ...FailOption) {
+	if body == "" {
+		body = standardBody(status)
+	}
+	f := failure{status: status, body: body, header: http.Header{}}
+	for _, o := range opts {
+		o(&f)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures = append(s.failures, f)
+	}
+}
+
+// Requests returns every request answered so far, in order of answer.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Received reports how many messages the fake accepted (answered 202).
+func (s *Server) Received() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.received
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 31<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	rec := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Raw: raw}
+	_ = json.Unmarshal(raw, &rec.Mail)
+
+	s.mu.Lock()
+	latency, hang := s.latency, s.hang
+	s.mu.Unlock()
+	if hang {
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		return
+	}
+	if latency > 0 {
+		timer := time.NewTimer(latency)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-r.Context().Done():
+			return
+		case <-s.closing:
+			return
+		}
+	}
+
+	status, body, header, problem := s.answer(r, raw)
+	rec.Status, rec.Problem = status, problem
+	if status == http.StatusAccepted {
+		rec.MessageID = newMessageID()
+		header.Set("X-Message-Id", rec.MessageID)
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, rec)
+	if status == http.StatusAccepted {
+		s.received++
+	}
+	s.mu.Unlock()
+
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	if body == "" {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// answer decides the status, body and headers for one request, in
+// SendGrid's order: route, authorisation, body, then injected failures.
+func (s *Server) answer(r *http.Request, raw []byte) (int, string, http.Header, string) {
+	header := http.Header{}
+	route, params, err := s.router.FindRoute(r)
+	switch {
+	case errors.Is(err, routers.ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed, standardBody(http.StatusMethodNotAllowed), header, err.Error()
+	case err != nil:
+		return http.StatusNotFound, standardBody(http.StatusNotFound), header, err.Error()
+	}
+	if !s.authorised(r.Header.Get("Authorization")) {
+		return http.StatusUnauthorized, standardBody(http.StatusUnauthorized), header, "bad or missing API key"
+	}
+
+	if problems := s.validate(r, raw, route, params); len(problems) > 0 {
+		return http.StatusBadRequest, errorBody(problems...), header, strings.Join(problems, "; ")
+	}
+
+	s.mu.Lock()
+	var f *failure
+	if len(s.failures) > 0 {
+		f = &s.failures[0]
+		s.failures = s.failures[1:]
+	}
+	s.mu.Unlock()
+	if f != nil {
+		for k, v := range f.header {
+			header[k] = v
+		}
+		return f.status, f.body, header, "injected failure"
+	}
+	// SendGrid sends its rate-limit headers on every v3 response.
+	header.Set("X-RateLimit-Limit", "600")
+	header.Set("X-RateLimit-Remaining", "599")
+	header.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10))
+	return http.StatusAccepted, "", header, ""
+}
+
+func (s *Server) authorised(h string) bool {
+	key, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keys[key]
+}
+
+// forbiddenHeader reports whether name may not be overridden through
+// headers (the spec's description of the headers property).
+func forbiddenHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
+		"content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc":
+		return true
+	}
+	return false
+}
+
+// validate checks the request against the spec, then the rules the spec
+// states only in prose, and returns what is wrong.
+func (s *Server) validate(r *http.Request, raw []byte, route *routers.Route, params map[string]string) []string {
+	vreq := r.Clone(r.Context())
+	vreq.Body = io.NopCloser(bytes.NewReader(raw))
+	opts := &openapi3filter.Options{
+		MultiError:         true,
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, // checked exactly above
+		SchemaValidationOptions: []openapi3.SchemaValidationOption{
+			openapi3.WithStringFormatValidators(s.formats),
+		},
+	}
+	// The schema is long; the failing place and the reason say enough.
+	opts.WithCustomSchemaErrorFunc(func(e *openapi3.SchemaError) string {
+		return "/" + strings.Join(e.JSONPointer(), "/") + ": " + e.Reason
+	})
+	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route, Options: opts}
+	var problems []string
+	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
+		var me openapi3.MultiError
+		if errors.As(err, &me) {
+			for _, e := range me {
+				problems = append(problems, e.Error())
+			}
+		} else {
+			problems = append(problems, err.Error())
+		}
+		return problems
+	}
+	if route.Path != "/v3/mail/send" {
+		return nil
+	}
+	// Prose rules of Mail Send that the schema cannot say.
+	var body struct {
+		Headers          map[string]any `json:"headers"`
+		Personalizations []struct {
+			CustomArgs map[string]any `json:"custom_args"`
+			Headers    map[string]any `json:"headers"`
+		} `json:"personalizations"`
+		Content []Content `json:"content"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return []string{"body: " + err.Error()}
+	}
+	checkHeaders := func(where string, h map[string]any) {
+		for name, v := range h {
+			if forbiddenHeader(name) {
+				problems = append(problems, fmt.Sprintf("%s: the header %s may not be overridden", where, name))
+			}
+			sv, ok := v.(string)
+			switch {
+			case !ok:
+				problems = append(problems, fmt.Sprintf("%s.%s: header values must be strings", where, name))
+			case strings.ContainsAny(sv, "\r\n"):
+				problems = append(problems, fmt.Sprintf("%s.%s: header values must not contain line breaks", where, name))
+			}
+		}
+	}
+	checkHeaders("headers", body.Headers)
+	for i, p := range body.Personalizations {
+		checkHeaders(fmt.Sprintf("personalizations.%d.headers", i), p.Headers)
+		for k, v := range p.CustomArgs {
+			if _, ok := v.(string); !ok {
+				problems = append(problems, fmt.Sprintf("personalizations.%d.custom_args.%s: values must be strings", i, k))
+			}
+		}
+	}
+	// "text/plain" must come first, then "text/html", then any other type.
+	rank := func(t string) int {
+		switch strings.ToLower(t) {
+		case "text/plain":
+			return 0
+		case "text/html":
+			return 1
+		}
+		return 2
+	}
+	for i := 1; i < len(body.Content); i++ {
+		if rank(body.Content[i].Type) < rank(body.Content[i-1].Type) {
+			problems = append(problems, "content: text/plain must come first, then text/html")
+			break
+		}
+	}
+	return problems
+}
+
+// standardBody is SendGrid's answer body for status.
+func standardBody(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return `{"errors":[{"field":null,"message":"authorization required"}]}`
+	case http.StatusForbidden:
+		return `{"errors":[{"field":null,"message":"access forbidden"}]}`
+	case http.StatusNotFound:
+		return `{"errors":[{"field":null,"message":"not found"}]}`
+	case http.StatusMethodNotAllowed:
+		return `{"errors":[{"field":null,"message":"method not allowed"}]}`
+	case http.StatusRequestEntityTooLarge:
+		return `{"errors":[{"field":null,"message":"content too large"}]}`
+	case http.StatusTooManyRequests:
+		return `{"errors":[{"field":null,"message":"too many requests"}]}`
+	case http.StatusBadRequest:
+		return `{"errors":[{"field":null,"message":"invalid request"}]}`
+	}
+	if status >= 500 {
+		return `{"errors":[{"field":null,"message":"internal server error"}]}`
+	}
+	return ""
+}
+
+// errorBody is a 400 body listing messages.
+func errorBody(messages ...string) string {
+	type item struct {
+		Field   *string `json:"field"`
+		Message string  `json:"message"`
+	}
+	var e struct {
+		Errors []item `json:"errors"`
+	}
+	for _, m := range messages {
+		e.Errors = append(e.Errors, item{Message: m})
+	}
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// newMessageID returns an id shaped like SendGrid's X-Message-Id (22
+// base64url characters).
+func newMessageID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Wait blocks until the fake has received n messages or ctx ends, and
+// reports whether it got there. It polls, for tests that send in the
+// background.
+func (s *Server) Wait(ctx context.Context, n int) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.Received() < n {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
