@@ -22,6 +22,7 @@ type Store interface {
 	SetDeviceStatus(ctx context.Context, appID, deviceID, status string) error
 	SetContactStatus(ctx context.Context, appID, userID string, c herald.Channel, status string) error
 	PutPreferences(ctx context.Context, appID, userID string, p herald.Preferences) error
+	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
 }
 
 // LogWriter commits log batches (the group-commit writer).
@@ -188,10 +189,17 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		detail := fmt.Sprintf("no usable %s provider: %v", d.Channel, err)
 		return w.retryOrDie(ctx, d, attempt, "", herald.ReasonNoProvider, detail, 0)
 	}
+	msg := herald.Message{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID, Channel: d.Channel,
+		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.Content, Attempt: attempt}
+	if d.Platform == herald.PlatformWeb {
+		// The browser's keys live with the device, not in the log.
+		if msg.Subscription, err = w.subscription(ctx, d); err != nil {
+			return w.retryOrDie(ctx, d, attempt, "", "", err.Error(), 0)
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, w.o.SendTimeout)
 	start := time.Now()
-	out := p.Send(sctx, herald.Message{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID, Channel: d.Channel,
-		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.Content, Attempt: attempt})
+	out := p.Send(sctx, msg)
 	cancel()
 	kind := p.Kind()
 	if out.Provider != "" {
@@ -304,6 +312,21 @@ func (w *Worker) writeOutcome(ctx context.Context, b *herald.Batch) error {
 func (w *Worker) event(d herald.Delivery, s herald.Status, reason string, attempt int, provider, detail string, at time.Time) herald.Event {
 	return herald.Event{AppID: d.AppID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
 		Status: s, Reason: reason, Attempt: attempt, Provider: provider, Detail: detail, At: at}
+}
+
+// subscription finds the web push subscription of the delivery's device;
+// nil when the device is gone (the provider then reports the recipient invalid).
+func (w *Worker) subscription(ctx context.Context, d herald.Delivery) (*herald.WebPushSubscription, error) {
+	devices, err := w.store.ListDevices(ctx, d.AppID, d.UserID)
+	if err != nil && !herald.IsNotFound(err) {
+		return nil, fmt.Errorf("deliver: devices of user %q: %w", d.UserID, err)
+	}
+	for _, dev := range devices {
+		if dev.ID == d.DeviceID {
+			return dev.Subscription, nil
+		}
+	}
+	return nil, nil
 }
 
 // optOut turns the channel off in the user's preferences after the
