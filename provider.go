@@ -93,6 +93,9 @@ type Provider interface {
 type ProviderEntry struct {
 	Kind     string          `json:"kind"`
 	Settings json.RawMessage `json:"settings,omitempty"`
+	// RatePerSecond caps the sends per second through this provider for the
+	// app (a token bucket; 0 means no cap), e.g. to stay under a quota.
+	RatePerSecond float64 `json:"rate_per_second,omitempty"`
 }
 
 // ProviderEnv is what Herald hands a provider constructor besides the

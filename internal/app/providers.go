@@ -94,6 +94,7 @@ type builtList struct {
 type builtProvider struct {
 	kind     providerKind
 	provider herald.Provider
+	rate     float64 // sends per second, 0 for no cap
 }
 
 func newProviderSet(store herald.ProviderConfigStore, box *secret.Box, env herald.ProviderEnv) *providerSet {
@@ -122,6 +123,9 @@ func (p *providerSet) Put(ctx context.Context, appID string, c herald.Channel, e
 			}
 			v.Add(fmt.Sprintf("[%d].kind", i), "unknown provider kind %q (available: %v)", e.Kind, names)
 			continue
+		}
+		if e.RatePerSecond < 0 || e.RatePerSecond > 1e6 {
+			v.Add(fmt.Sprintf("[%d].rate_per_second", i), "must be between 0 (no cap) and 1000000")
 		}
 		if !slices.Contains(k.channels, c) {
 			v.Add(fmt.Sprintf("[%d].kind", i), "provider kind %q does not serve the %s channel", e.Kind, c)
@@ -246,7 +250,7 @@ func (p *providerSet) refresh(ctx context.Context, appID string, c herald.Channe
 			list.err = fmt.Errorf("providers: build %s for app %s: %w", e.Kind, appID, err)
 			return list
 		}
-		built = append(built, builtProvider{kind: k, provider: prov})
+		built = append(built, builtProvider{kind: k, provider: prov, rate: e.RatePerSecond})
 	}
 	list.byPlatform = map[herald.Platform]herald.Provider{}
 	platforms := []herald.Platform{""}
@@ -254,14 +258,14 @@ func (p *providerSet) refresh(ctx context.Context, appID string, c herald.Channe
 		platforms = []herald.Platform{herald.PlatformIOS, herald.PlatformAndroid, herald.PlatformWeb}
 	}
 	for _, pl := range platforms {
-		var serving []herald.Provider
+		var serving []failover.Member
 		for _, b := range built {
 			if pl == "" || slices.Contains(b.platforms(), pl) {
-				serving = append(serving, b.provider)
+				serving = append(serving, failover.Member{Provider: b.provider, RatePerSecond: b.rate})
 			}
 		}
 		if len(serving) > 0 {
-			list.byPlatform[pl] = failover.New(serving, failover.Options{Cooldown: p.cooldown, Now: p.now, OnState: p.onState})
+			list.byPlatform[pl] = failover.NewWithLimits(serving, failover.Options{Cooldown: p.cooldown, Now: p.now, OnState: p.onState})
 		}
 	}
 	return list

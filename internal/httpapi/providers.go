@@ -11,8 +11,9 @@ import (
 )
 
 type providerEntryBody struct {
-	Kind     string          `json:"kind"`
-	Settings json.RawMessage `json:"settings"`
+	Kind          string          `json:"kind"`
+	Settings      json.RawMessage `json:"settings"`
+	RatePerSecond float64         `json:"rate_per_second"`
 }
 
 // providersResponse never carries settings: they hold credentials.
@@ -68,7 +69,7 @@ func (s *server) putProviders(w http.ResponseWriter, r *http.Request, caller her
 		if len(settings) > 0 && settings[0] != '{' {
 			v.Add(field+".settings", "must be an object")
 		}
-		entries = append(entries, herald.ProviderEntry{Kind: e.Kind, Settings: json.RawMessage(settings)})
+		entries = append(entries, herald.ProviderEntry{Kind: e.Kind, Settings: json.RawMessage(settings), RatePerSecond: e.RatePerSecond})
 		kinds = append(kinds, e.Kind)
 	}
 	if err := v.Err(); err != nil {

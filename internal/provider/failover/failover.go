@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/heraldhq/herald"
 )
 
@@ -30,8 +32,17 @@ type Provider struct {
 	o       Options
 }
 
+// Member is one provider of the list with its send-rate cap.
+type Member struct {
+	Provider herald.Provider
+	// RatePerSecond caps sends through it (a token bucket with a burst of
+	// one second's worth); 0 means no cap.
+	RatePerSecond float64
+}
+
 type entry struct {
-	p herald.Provider
+	p       herald.Provider
+	limiter *rate.Limiter // nil without a cap
 
 	mu       sync.Mutex
 	failures int       // consecutive passing failures
@@ -41,6 +52,15 @@ type entry struct {
 
 // New returns a failover list over providers, in order of preference.
 func New(providers []herald.Provider, o Options) *Provider {
+	members := make([]Member, len(providers))
+	for i, p := range providers {
+		members[i] = Member{Provider: p}
+	}
+	return NewWithLimits(members, o)
+}
+
+// NewWithLimits is New with a send-rate cap per provider.
+func NewWithLimits(members []Member, o Options) *Provider {
 	if o.Threshold <= 0 {
 		o.Threshold = 5
 	}
@@ -51,8 +71,12 @@ func New(providers []herald.Provider, o Options) *Provider {
 		o.Now = time.Now
 	}
 	f := &Provider{o: o}
-	for _, p := range providers {
-		f.entries = append(f.entries, &entry{p: p})
+	for _, m := range members {
+		e := &entry{p: m.Provider}
+		if m.RatePerSecond > 0 {
+			e.limiter = rate.NewLimiter(rate.Limit(m.RatePerSecond), max(1, int(m.RatePerSecond)))
+		}
+		f.entries = append(f.entries, e)
 	}
 	return f
 }
@@ -71,11 +95,13 @@ func (f *Provider) Send(ctx context.Context, m herald.Message) herald.Outcome {
 			continue
 		}
 		tried = true
-		out := e.p.Send(ctx, m)
+		out, limited := e.send(ctx, m)
 		if out.Provider == "" {
 			out.Provider = e.p.Kind()
 		}
-		f.record(e, out)
+		if !limited {
+			f.record(e, out)
+		}
 		if out.Kind != herald.OutcomeRetry || ctx.Err() != nil {
 			return out
 		}
@@ -83,14 +109,28 @@ func (f *Provider) Send(ctx context.Context, m herald.Message) herald.Outcome {
 	}
 	if !tried {
 		e := f.entries[0]
-		out := e.p.Send(ctx, m)
+		out, limited := e.send(ctx, m)
 		if out.Provider == "" {
 			out.Provider = e.p.Kind()
 		}
-		f.record(e, out)
+		if !limited {
+			f.record(e, out)
+		}
 		return out
 	}
 	return last
+}
+
+// send waits for the provider's rate cap, then sends; limited reports
+// that the cap, not the provider, kept the message back.
+func (e *entry) send(ctx context.Context, m herald.Message) (out herald.Outcome, limited bool) {
+	if e.limiter != nil {
+		if err := e.limiter.Wait(ctx); err != nil {
+			return herald.Outcome{Kind: herald.OutcomeRetry, RetryAfter: time.Second, Provider: e.p.Kind(),
+				Detail: "the provider's send-rate cap leaves no room before the deadline"}, true
+		}
+	}
+	return e.p.Send(ctx, m), false
 }
 
 // admit reports whether the entry may take a message now: closed, or open

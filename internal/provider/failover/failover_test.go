@@ -101,3 +101,32 @@ func TestAllOpenStillTries(t *testing.T) {
 		t.Fatalf("outcome = %+v, want the lone provider tried", out)
 	}
 }
+
+// A provider's send-rate cap spaces its sends out; running out of time
+// while waiting for it is not held against the provider's circuit.
+func TestRateCap(t *testing.T) {
+	primary, secondary := providertest.NewSMTPServer(t), providertest.NewSMTPServer(t)
+	f := failover.NewWithLimits([]failover.Member{{Provider: smtpTo(t, primary), RatePerSecond: 5}, {Provider: smtpTo(t, secondary)}},
+		failover.Options{Threshold: 1})
+	ctx := context.Background()
+	start := time.Now()
+	for i := range 10 {
+		if out := f.Send(ctx, message(i)); out.Kind != herald.OutcomeSent {
+			t.Fatalf("send %d: %+v", i, out)
+		}
+	}
+	// A burst of 5, then 5 more at 5/s: about a second.
+	if took := time.Since(start); took < 800*time.Millisecond {
+		t.Errorf("10 sends at 5/s took %s, want about a second", took)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	f.Send(short, message(10)) // the cap has no room: the message moves on to the second relay
+	// The cap, not the relay, refused it: the first relay's circuit is still closed.
+	if out := f.Send(ctx, message(11)); out.Kind != herald.OutcomeSent {
+		t.Fatalf("after the cap ran out: %+v", out)
+	}
+	if got := len(primary.Messages()); got != 11 {
+		t.Fatalf("first relay got %d messages, want 11: the capped wait counted against its circuit", got)
+	}
+}
