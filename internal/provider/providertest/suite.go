@@ -4,8 +4,11 @@
 package providertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +29,27 @@ type Suite struct {
 	// suite compares counts before and after its sends, so one fake may
 	// serve every New; the suite's subtests do not run in parallel.
 	Received func(t *testing.T) int
+
+	// The fields below are optional; a check whose field is nil is skipped.
+
+	// Fault arranges for the fake to give the next send an answer of class
+	// k (a 503, an unregistered token, a STOP, bad credentials, ...) and
+	// reports false when the provider has no such answer.
+	Fault func(t *testing.T, k herald.OutcomeKind) bool
+	// Hang makes the fake stop answering, for the timeout check; it runs
+	// last, so it may leave the fake hanging.
+	Hang func(t *testing.T)
+	// NewWithLogger returns a provider wired to the fake that logs to
+	// logger, for the check that credentials never reach the logs.
+	NewWithLogger func(t *testing.T, logger *slog.Logger) herald.Provider
+	// Secrets are the credentials in the provider's settings: none may
+	// appear in an outcome's Detail or in the logs.
+	Secrets []string
 }
+
+// faultClasses are the answers other than success every provider classifies.
+var faultClasses = []herald.OutcomeKind{herald.OutcomeRetry, herald.OutcomePermanent,
+	herald.OutcomeInvalidRecipient, herald.OutcomeOptedOut, herald.OutcomeConfigError}
 
 // cancelBudget is how long a send with an already-canceled context may take.
 const cancelBudget = 2 * time.Second
@@ -101,6 +124,39 @@ func Run(t *testing.T, s Suite) {
 		}
 	})
 
+	t.Run("OutcomeClasses", func(t *testing.T) {
+		if s.Fault == nil {
+			t.Skip("the suite has no Fault hook for this provider")
+		}
+		p := s.New(t)
+		for _, k := range faultClasses {
+			if !s.Fault(t, k) {
+				continue
+			}
+			out := p.Send(sendCtx(t), message())
+			if out.Kind != k {
+				t.Errorf("after a %s fault: Send = %v (%s)", k, out.Kind, out.Detail)
+			}
+			if out.Detail == "" {
+				t.Errorf("a %s outcome has no Detail for the timeline", k)
+			}
+			checkSecrets(t, s.Secrets, "Detail of a "+k.String()+" outcome", out.Detail)
+		}
+	})
+
+	t.Run("NoCredentialsInLogs", func(t *testing.T) {
+		if s.NewWithLogger == nil || len(s.Secrets) == 0 {
+			t.Skip("the suite has no NewWithLogger hook or no Secrets for this provider")
+		}
+		var logs safeBuffer
+		p := s.NewWithLogger(t, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		p.Send(sendCtx(t), message())
+		if s.Fault != nil && s.Fault(t, herald.OutcomeConfigError) {
+			p.Send(sendCtx(t), message())
+		}
+		checkSecrets(t, s.Secrets, "the logs", logs.String())
+	})
+
 	t.Run("CanceledContext", func(t *testing.T) {
 		p := s.New(t)
 		before := s.Received(t)
@@ -118,4 +174,49 @@ func Run(t *testing.T, s Suite) {
 			t.Fatalf("the fake received %d messages for a canceled send, want 0", got)
 		}
 	})
+
+	t.Run("Timeout", func(t *testing.T) {
+		if s.Hang == nil {
+			t.Skip("the suite has no Hang hook for this provider")
+		}
+		p := s.New(t)
+		s.Hang(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		out := p.Send(ctx, message())
+		if took := time.Since(start); took > cancelBudget {
+			t.Errorf("Send against a hanging server took %v with a 300ms deadline, want < %v", took, cancelBudget)
+		}
+		if out.Kind != herald.OutcomeRetry {
+			t.Errorf("Send against a hanging server = %v (%s), want retry", out.Kind, out.Detail)
+		}
+	})
+}
+
+func checkSecrets(t *testing.T, secrets []string, where, text string) {
+	t.Helper()
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(text, secret) {
+			t.Errorf("a credential appears in %s", where)
+		}
+	}
+}
+
+// safeBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type safeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
