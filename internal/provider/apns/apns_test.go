@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -115,11 +117,50 @@ func send(t testing.TB, p herald.Provider, m herald.Message) herald.Outcome {
 
 func TestConformance(t *testing.T) {
 	f := newFixture(t)
+	p8 := f.settings["private_key"].(string)
+	block, _ := pem.Decode([]byte(p8))
+	if block == nil {
+		t.Fatal("the fixture's private key is not PEM")
+	}
 	providertest.Run(t, providertest.Suite{
 		Kind:     apns.Kind,
 		New:      func(t *testing.T) herald.Provider { return f.provider(t) },
 		Message:  func() herald.Message { return message("dlv_x") },
 		Received: func(*testing.T) int { return f.srv.Received() },
+		// Each fault is scripted with FailNext(1, ...), so it hits only the
+		// next request. 400 BadDeviceToken stands for an unregistered token
+		// (Unregister would stick to the device for every later send), and
+		// 403 InvalidProviderToken for bad credentials (ExpiredProviderToken
+		// makes the adapter mint a new token and post again).
+		Fault: func(_ *testing.T, k herald.OutcomeKind) bool {
+			switch k {
+			case herald.OutcomeRetry:
+				f.srv.FailNext(1, http.StatusServiceUnavailable, "ServiceUnavailable", "")
+			case herald.OutcomePermanent:
+				f.srv.FailNext(1, http.StatusBadRequest, "PayloadEmpty", "")
+			case herald.OutcomeInvalidRecipient:
+				f.srv.FailNext(1, http.StatusBadRequest, "BadDeviceToken", "")
+			case herald.OutcomeConfigError:
+				f.srv.FailNext(1, http.StatusForbidden, "InvalidProviderToken", "")
+			default: // APNs has no opt-out answer.
+				return false
+			}
+			return true
+		},
+		Hang: func(*testing.T) { f.srv.Hang() },
+		NewWithLogger: func(t *testing.T, logger *slog.Logger) herald.Provider {
+			raw, err := json.Marshal(f.settings)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := apns.New(raw, herald.ProviderEnv{Now: f.clock.Now, HTTPClient: &http.Client{Timeout: 10 * time.Second}, Logger: logger})
+			if err != nil {
+				t.Fatalf("apns.New: %v", err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		},
+		Secrets: []string{p8, base64.StdEncoding.EncodeToString(block.Bytes)},
 	})
 }
 

@@ -96,11 +96,52 @@ func sendCtx(t testing.TB) context.Context {
 
 func TestConformance(t *testing.T) {
 	f := newFixture(t)
+	var sa struct {
+		PrivateKey string `json:"private_key"`
+	}
+	if err := json.Unmarshal(f.sa, &sa); err != nil || sa.PrivateKey == "" {
+		t.Fatalf("the fake's service account has no private_key: %v", err)
+	}
+	// The key's PEM lines, so a leak is caught even when a log handler
+	// escapes the newlines; "ya29." is the prefix of every access token
+	// the fake issues (each provider fetches its own, so none is known here).
+	secrets := []string{sa.PrivateKey, "ya29."}
+	for line := range strings.Lines(sa.PrivateKey) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "-----") {
+			secrets = append(secrets, line)
+		}
+	}
 	providertest.Run(t, providertest.Suite{
 		Kind:     fcm.Kind,
 		New:      func(t *testing.T) herald.Provider { return f.provider(t, nil) },
 		Message:  func() herald.Message { return message("") },
 		Received: func(*testing.T) int { return f.fake.Received() },
+		// PROVIDERS.md §0; each fault answers only the next request.
+		Fault: func(_ *testing.T, k herald.OutcomeKind) bool {
+			switch k {
+			case herald.OutcomeRetry:
+				f.fake.FailNext(1, http.StatusServiceUnavailable, "UNAVAILABLE", 0)
+			case herald.OutcomePermanent:
+				f.fake.FailNext(1, http.StatusBadRequest, "INVALID_ARGUMENT", 0)
+			case herald.OutcomeInvalidRecipient:
+				f.fake.FailNext(1, http.StatusNotFound, "UNREGISTERED", 0)
+			case herald.OutcomeConfigError:
+				// Not 401: the adapter refreshes its token and retries once.
+				f.fake.FailNext(1, http.StatusForbidden, "PERMISSION_DENIED", 0)
+			default: // FCM has no opt-out answer
+				return false
+			}
+			return true
+		},
+		Hang: func(*testing.T) { f.fake.Hang() },
+		NewWithLogger: func(t *testing.T, logger *slog.Logger) herald.Provider {
+			p, err := fcm.New(f.settings(nil), env(logger))
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			return p
+		},
+		Secrets: secrets,
 	})
 }
 

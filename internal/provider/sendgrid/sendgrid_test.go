@@ -93,10 +93,32 @@ func TestConformance(t *testing.T) {
 		New:      func(t *testing.T) herald.Provider { return newProvider(t, settingsFor(srv), herald.ProviderEnv{}) },
 		Message:  func() herald.Message { return message("dlv_x") },
 		Received: func(*testing.T) int { return srv.Received() },
+		// PROVIDERS.md §0; each fault answers only the next request.
+		// SendGrid reports bounces and unsubscribes by webhook, never on
+		// send, so it has no invalid-recipient or opted-out answer.
+		Fault: func(_ *testing.T, k herald.OutcomeKind) bool {
+			switch k {
+			case herald.OutcomeRetry:
+				srv.FailNext(1, http.StatusServiceUnavailable, "")
+			case herald.OutcomePermanent:
+				srv.FailNext(1, http.StatusBadRequest, "")
+			case herald.OutcomeConfigError:
+				srv.FailNext(1, http.StatusUnauthorized, "")
+			default:
+				return false
+			}
+			return true
+		},
+		Hang: func(*testing.T) { srv.Hang() },
+		NewWithLogger: func(t *testing.T, logger *slog.Logger) herald.Provider {
+			return newProvider(t, settingsFor(srv), herald.ProviderEnv{Logger: logger})
+		},
+		Secrets: []string{apiKey},
 	})
-	// Every request the suite made must have been spec-valid.
+	// Every request the suite made must have been spec-valid; the faults it
+	// asked for are answered without a problem in the request.
 	for i, r := range srv.Requests() {
-		if r.Problem != "" && r.Status != http.StatusAccepted {
+		if r.Problem != "" && r.Problem != "injected failure" && r.Status != http.StatusAccepted {
 			t.Errorf("request %d answered %d: %s", i, r.Status, r.Problem)
 		}
 	}

@@ -74,6 +74,31 @@ func TestConformance(t *testing.T) {
 		},
 		Message:  func() herald.Message { return message("dlv_x", "+14155550100", "Your code is 123456") },
 		Received: func(*testing.T) int { return srv.Received() },
+		// PROVIDERS.md §0. FailNext rather than StopNumber or InvalidNumber:
+		// every suite message goes to the same number, and only the next
+		// request may fail.
+		Fault: func(_ *testing.T, k herald.OutcomeKind) bool {
+			switch k {
+			case herald.OutcomeRetry:
+				srv.FailNext(1, http.StatusServiceUnavailable, 0, 0)
+			case herald.OutcomePermanent:
+				srv.FailNext(1, http.StatusBadRequest, 21617, 0)
+			case herald.OutcomeInvalidRecipient:
+				srv.FailNext(1, http.StatusBadRequest, 21211, 0)
+			case herald.OutcomeOptedOut:
+				srv.FailNext(1, http.StatusBadRequest, 21610, 0)
+			case herald.OutcomeConfigError:
+				srv.FailNext(1, http.StatusUnauthorized, 20003, 0)
+			default:
+				return false
+			}
+			return true
+		},
+		Hang: func(*testing.T) { srv.Hang() },
+		NewWithLogger: func(t *testing.T, logger *slog.Logger) herald.Provider {
+			return newProvider(t, fakeSettings(srv), herald.ProviderEnv{PublicURL: publicURL, Logger: logger})
+		},
+		Secrets: []string{authToken},
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -106,6 +107,30 @@ func TestConformance(t *testing.T) {
 		New:      func(t *testing.T) herald.Provider { return newProvider(t, f.settings(), testEnv()) },
 		Message:  func() herald.Message { return f.message("dlv_x") },
 		Received: func(*testing.T) int { return len(f.srv.Requests()) },
+		// Each fault is scripted with FailNext(1, ...), so it hits only the
+		// next request whatever its subscription; 410 is what Gone answers.
+		Fault: func(_ *testing.T, k herald.OutcomeKind) bool {
+			switch k {
+			case herald.OutcomeRetry:
+				f.srv.FailNext(1, http.StatusServiceUnavailable, 0)
+			case herald.OutcomePermanent:
+				f.srv.FailNext(1, http.StatusBadRequest, 0)
+			case herald.OutcomeInvalidRecipient:
+				f.srv.FailNext(1, http.StatusGone, 0)
+			case herald.OutcomeConfigError:
+				f.srv.FailNext(1, http.StatusForbidden, 0)
+			default: // Web Push has no opt-out answer.
+				return false
+			}
+			return true
+		},
+		Hang: func(*testing.T) { f.srv.Hang() },
+		NewWithLogger: func(t *testing.T, logger *slog.Logger) herald.Provider {
+			env := testEnv()
+			env.Logger = logger
+			return newProvider(t, f.settings(), env)
+		},
+		Secrets: []string{f.keys.private},
 	})
 }
 
