@@ -125,7 +125,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.writer.Start(ctx); err != nil {
 		return err
 	}
-	env := herald.ProviderEnv{Logger: a.logger, HTTPClient: &http.Client{Timeout: a.cfg.SendTimeout},
+	// One pool for the HTTP providers: HTTP/2 where the provider speaks it,
+	// and enough idle HTTP/1.1 connections per host for every worker.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ForceAttemptHTTP2 = true
+	transport.MaxIdleConnsPerHost = a.cfg.Workers * 2
+	env := herald.ProviderEnv{Logger: a.logger, HTTPClient: &http.Client{Timeout: a.cfg.SendTimeout, Transport: transport},
 		PublicURL: a.cfg.PublicURL, Now: time.Now, AllowPrivateTargets: a.cfg.AllowPrivateTargets}
 	providers := newProviderSet(a.store, box, env)
 	providers.onState, providers.cooldown = m.observeCircuit, a.cfg.ProviderCooldown
