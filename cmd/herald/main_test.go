@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,18 +31,29 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+// syncBuffer collects a process's log while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startedAddr finds the address in the "herald started" log line.
+var startedAddr = regexp.MustCompile(`msg="herald started" addr=(\S+)`)
 
 func heraldEnv(dataDir string, extra ...string) []string {
 	env := append(os.Environ(), "HERALD_TEST_RUN_MAIN=1", "HERALD_DATA_DIR="+dataDir,
@@ -63,12 +75,12 @@ func run(t *testing.T, env []string, args ...string) string {
 	return out.String()
 }
 
-// serve starts `herald serve` and waits until it is ready.
+// serve starts `herald serve` on a port the system picks — so no other
+// test's server can take it first — and waits until it is ready.
 func serve(t *testing.T, env []string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &proc{cmd: exec.Command(os.Args[0], "serve"), addr: addr, stderr: &bytes.Buffer{}}
-	p.cmd.Env = append(env, "HERALD_HTTP_ADDR="+addr)
+	p := &proc{cmd: exec.Command(os.Args[0], "serve"), stderr: &syncBuffer{}}
+	p.cmd.Env = append(env, "HERALD_HTTP_ADDR=127.0.0.1:0")
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -83,8 +95,18 @@ func serve(t *testing.T, env []string) *proc {
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
+	for p.addr == "" {
+		if m := startedAddr.FindStringSubmatch(p.stderr.String()); m != nil {
+			p.addr = m[1]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("herald did not start:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for {
-		res, err := http.Get("http://" + addr + "/readyz")
+		res, err := http.Get("http://" + p.addr + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
