@@ -31,6 +31,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhq/herald"
+	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
 )
 
 // Kind is the provider kind this package implements.
@@ -226,27 +227,8 @@ func (p *Provider) newClient(base *http.Client, roots *x509.CertPool) *http.Clie
 // in the error rather than silently ignored.
 func decode(raw json.RawMessage) (settings, error) {
 	var s settings
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return s, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&s)
-	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
-		err = errors.New("trailing data after the settings object")
-	}
-	if err == nil {
-		return s, nil
-	}
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return s, herald.Invalid("settings."+typeErr.Field, "must be a "+typeErr.Type.String())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		return s, herald.Invalid("settings."+name, "is not a setting of the webpush provider")
-	}
-	return s, herald.Invalid("settings", "must be a JSON object: "+err.Error())
+	err := providersettings.Decode(raw, &s, Kind)
+	return s, err
 }
 
 // decodeB64 decodes base64url with or without padding, the forms browsers
