@@ -29,6 +29,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
+	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
 
 // Kind is the provider kind this package implements.
@@ -449,7 +450,7 @@ func (p *Provider) post(ctx context.Context, req *request, token string) result 
 		out.Detail += " (token invalid since " + time.UnixMilli(e.Timestamp).UTC().Format(time.RFC3339) + ")"
 	}
 	if out.Kind == herald.OutcomeRetry {
-		out.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
+		out.RetryAfter = wire.RetryAfter(resp.Header.Get("Retry-After"), p.now())
 	}
 	return result{Outcome: out, reason: e.Reason}
 }
@@ -501,24 +502,6 @@ func classifyErr(ctx context.Context, err error) herald.Outcome {
 
 func retry(detail string, after time.Duration) herald.Outcome {
 	return herald.Outcome{Kind: herald.OutcomeRetry, Detail: detail, RetryAfter: after}
-}
-
-// retryAfter parses a Retry-After value, seconds or an HTTP date; zero
-// when absent or unparsable.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 func truncate(s string, n int) string {

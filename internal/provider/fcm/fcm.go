@@ -31,6 +31,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
+	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
 
 // Kind is the provider kind this package implements.
@@ -586,7 +587,7 @@ func classify(status int, h http.Header, data []byte) (out herald.Outcome, refre
 	case code == "QUOTA_EXCEEDED", code == "UNAVAILABLE", code == "INTERNAL", code == "UNSPECIFIED_ERROR",
 		status == http.StatusTooManyRequests, status == http.StatusRequestTimeout, status >= 500:
 		out.Kind = herald.OutcomeRetry
-		out.RetryAfter = retryAfter(h.Get("Retry-After"), time.Now())
+		out.RetryAfter = wire.RetryAfter(h.Get("Retry-After"), time.Now())
 	case status == http.StatusForbidden, status == http.StatusNotFound:
 		// PERMISSION_DENIED (the account lacks the role, or the project is
 		// wrong) or no such project or path: the configuration is at fault.
@@ -604,23 +605,6 @@ func mentionsBadToken(msg string) bool {
 	m := strings.ToLower(msg)
 	return strings.Contains(m, "registration token") &&
 		(strings.Contains(m, "not a valid") || strings.Contains(m, "invalid"))
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // tokenError classifies a failure to get an access token. The token

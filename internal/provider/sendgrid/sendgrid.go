@@ -7,11 +7,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
+	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
 
 // Kind is the provider kind this package implements.
@@ -390,30 +389,7 @@ func (p *Provider) build(m herald.Message) ([]byte, *herald.Outcome) {
 
 // messageID derives the Message-ID (without angle brackets) from the
 // delivery id, so a repeated attempt of one delivery carries the same id.
-func (p *Provider) messageID(deliveryID string) string {
-	left := deliveryID
-	if !isDotAtom(left) {
-		// Keep the id valid and still deterministic.
-		sum := sha256.Sum256([]byte(deliveryID))
-		left = hex.EncodeToString(sum[:16])
-	}
-	return left + "@" + p.domain
-}
-
-// isDotAtom reports whether s is a safe id-left: letters, digits, '-', '_'
-// and single inner dots.
-func isDotAtom(s string) bool {
-	if s == "" || len(s) > 200 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+func (p *Provider) messageID(deliveryID string) string { return wire.MessageID(deliveryID, p.domain) }
 
 func hasCRLF(s string) bool { return strings.ContainsAny(s, "\r\n") }
 
@@ -465,25 +441,10 @@ func (p *Provider) retryAfter(h http.Header) time.Duration {
 	now := p.now()
 	if v := h.Get("X-RateLimit-Reset"); v != "" {
 		if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && sec > 0 {
-			return clampWait(time.Unix(sec, 0).Sub(now))
+			return wire.Clamp(time.Unix(sec, 0).Sub(now))
 		}
 	}
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if sec, err := strconv.ParseInt(v, 10, 64); err == nil && sec >= 0 {
-			return clampWait(time.Duration(min(sec, int64(maxWait/time.Second))) * time.Second)
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return clampWait(t.Sub(now))
-		}
-	}
-	return 0
-}
-
-// maxWait caps a server-given wait, so a bad header cannot park a delivery for years.
-const maxWait = 24 * time.Hour
-
-func clampWait(d time.Duration) time.Duration {
-	return min(max(d, 0), maxWait)
+	return wire.RetryAfter(h.Get("Retry-After"), now)
 }
 
 // errorText extracts SendGrid's {"errors":[{"message","field"}]} messages,

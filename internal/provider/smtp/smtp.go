@@ -4,10 +4,8 @@ package smtp
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
+	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
 
 // Kind is the provider kind this package implements.
@@ -308,30 +307,7 @@ func (p *Provider) build(m herald.Message) (*mail.Msg, string, *herald.Outcome) 
 // messageID derives the Message-ID (without angle brackets) from the
 // delivery id, so a repeated attempt of one delivery carries the same id and
 // mail systems can recognise the duplicate.
-func (p *Provider) messageID(deliveryID string) string {
-	left := deliveryID
-	if !isDotAtom(left) {
-		// Keep the id valid and still deterministic.
-		sum := sha256.Sum256([]byte(deliveryID))
-		left = hex.EncodeToString(sum[:16])
-	}
-	return left + "@" + p.domain
-}
-
-// isDotAtom reports whether s is a safe id-left: letters, digits, '-', '_'
-// and single inner dots.
-func isDotAtom(s string) bool {
-	if s == "" || len(s) > 200 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+func (p *Provider) messageID(deliveryID string) string { return wire.MessageID(deliveryID, p.domain) }
 
 func hasCRLF(s string) bool { return strings.ContainsAny(s, "\r\n") }
 

@@ -14,12 +14,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
+	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
 
 // Kind is the provider kind this package implements.
@@ -332,7 +332,7 @@ func (p *Provider) classify(resp *http.Response, data []byte) herald.Outcome {
 	}
 	out := herald.Outcome{Kind: kind, Detail: detail}
 	if kind == herald.OutcomeRetry {
-		out.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
+		out.RetryAfter = wire.RetryAfter(resp.Header.Get("Retry-After"), p.now())
 	}
 	return out
 }
@@ -366,23 +366,6 @@ func classifyStatus(status int) herald.OutcomeKind {
 		return herald.OutcomeConfigError
 	}
 	return herald.OutcomePermanent
-}
-
-// retryAfter parses a Retry-After header, in seconds or as an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	if h == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // clip shortens s to at most n bytes on a rune boundary, on one line.

@@ -5,10 +5,8 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
-	"net/http"
 	"net/netip"
 	"testing"
-	"time"
 )
 
 func b64(t testing.TB, s string) []byte {
@@ -123,26 +121,6 @@ func TestBlockedReason(t *testing.T) {
 		got := blockedReason(netip.MustParseAddr(tc.addr)) != ""
 		if got != tc.blocked {
 			t.Errorf("blockedReason(%s) blocked = %v, want %v", tc.addr, got, tc.blocked)
-		}
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"120", 2 * time.Minute},
-		{"-5", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{"soon", 0},
-	} {
-		if got := retryAfter(tc.in, now); got != tc.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
+	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
 
 // Kind is the provider kind this package implements.
@@ -417,30 +418,12 @@ func (p *Provider) classify(resp *http.Response, deliveryID string) *herald.Outc
 		return &herald.Outcome{Kind: herald.OutcomeConfigError, Detail: detail}
 	case code == http.StatusTooManyRequests || code >= 500:
 		return &herald.Outcome{Kind: herald.OutcomeRetry, Detail: detail,
-			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
+			RetryAfter: wire.RetryAfter(resp.Header.Get("Retry-After"), p.now())}
 	case code == http.StatusRequestTimeout:
 		return &herald.Outcome{Kind: herald.OutcomeRetry, Detail: detail}
 	}
 	// 400 (bad headers or crypto), 413 (too large), redirects and the rest.
 	return &herald.Outcome{Kind: herald.OutcomePermanent, Detail: detail}
-}
-
-// retryAfter parses a Retry-After value, seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // classifyErr maps a failed round trip: a refused private target is
