@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -53,7 +54,8 @@ func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 // JetStream cluster from its nats-*.conf, two API processes, two workers
 // and a tracker/scheduler from its role configs, on a private PostgreSQL —
 // sends through both API processes, kills a worker and a NATS node midway,
-// and checks that every notification reaches the SMTP server exactly once.
+// checks that every notification reaches the SMTP server exactly once, and
+// restarts the NATS node.
 func TestClusteredDeployment(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 3 nats-servers, PostgreSQL and 5 Herald processes")
@@ -104,9 +106,9 @@ func TestClusteredDeployment(t *testing.T) {
 	// Exactly once: one mail per notification, told apart by the Message-ID
 	// derived from the delivery id. A repeat is allowed only where the log
 	// says a killed worker may have sent before it could record the outcome.
-	mails := smtpd.WaitForMessages(t, total, 30*time.Second)
+	smtpd.WaitForMessages(t, total, 30*time.Second)
 	time.Sleep(2500 * time.Millisecond) // several reconciler passes (200ms, 1s staleness): nothing more may come
-	mails = smtpd.Messages()
+	mails := smtpd.Messages()
 	byID := map[string]int{}
 	for _, m := range mails {
 		byID[m.MessageID]++
@@ -131,7 +133,13 @@ func TestClusteredDeployment(t *testing.T) {
 	}
 	t.Logf("%d notifications, %d mails, %d attempts marked possible_duplicate", total, len(mails), possibleDup)
 
-	// The rest of the deployment stops cleanly with a NATS node still down.
+	// The killed NATS node rejoins; the rest of the deployment stops cleanly.
+	nats.Start(1)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := nats.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range append(append([]*proc{tracker}, api...), workers[1]) {
 		stopGracefully(t, p)
 	}
