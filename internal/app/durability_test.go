@@ -1,0 +1,193 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/app"
+	"github.com/heraldhq/herald/internal/provider/providertest"
+)
+
+// concurrentOneKey fires 50 identical sends with one Idempotency-Key,
+// spread over the given API clients, and checks every answer: 202 with one
+// notification id (replays marked) or 409 with Retry-After. It returns the id.
+func concurrentOneKey(t *testing.T, clients ...*api) string {
+	t.Helper()
+	const n = 50
+	body := map[string]any{"to": []any{map[string]any{"user_id": "ada"}}, "channels": []string{"email"},
+		"content": map[string]any{"subject": "Once", "body": "exactly once"}}
+	key := fmt.Sprintf("order-%d", time.Now().UnixNano())
+	answers := make([]response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			answers[i] = clients[i%len(clients)].do("POST", "/v1/notifications", body, "Idempotency-Key", key)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	ids := map[string]bool{}
+	fresh, replayed, busy := 0, 0, 0
+	for i, r := range answers {
+		switch r.status {
+		case 202:
+			var acc struct{ ID string }
+			r.decode(t, &acc)
+			ids[acc.ID] = true
+			if r.header.Get("Idempotent-Replayed") == "true" {
+				replayed++
+			} else {
+				fresh++
+			}
+		case 409:
+			if r.header.Get("Retry-After") == "" {
+				t.Errorf("answer %d: 409 without Retry-After: %s", i, r.body)
+			}
+			busy++
+		default:
+			t.Errorf("answer %d: status %d: %s", i, r.status, r.body)
+		}
+	}
+	t.Logf("%d accepted, %d replayed, %d told to retry", fresh, replayed, busy)
+	if fresh != 1 || len(ids) != 1 {
+		t.Fatalf("%d fresh 202s with ids %v, want exactly one notification", fresh, ids)
+	}
+	for id := range ids {
+		return id
+	}
+	return ""
+}
+
+// notificationCount counts the app's notifications through the API.
+func notificationCount(t *testing.T, c *api) int {
+	t.Helper()
+	var page struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	c.must(200, "GET", "/v1/notifications?limit=100", nil).decode(t, &page)
+	return len(page.Data)
+}
+
+// waitMessages waits for n messages and then checks no more came after
+// the notification was done.
+func exactlyMessages(t *testing.T, smtpd *providertest.SMTPServer, n int) {
+	t.Helper()
+	smtpd.WaitForMessages(t, n, 30*time.Second)
+	if got := len(smtpd.Messages()); got != n {
+		t.Fatalf("the SMTP server received %d messages, want exactly %d", got, n)
+	}
+}
+
+// TestIdempotencyUnderConcurrencyEmbedded: 50 concurrent sends with one key
+// to the embedded default make one notification and one email.
+func TestIdempotencyUnderConcurrencyEmbedded(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	c := emailSetup(t, smtpd, 3)
+	id := concurrentOneKey(t, c)
+	if n := c.waitDone(id, 30*time.Second); n.Deliveries[0].Status != "sent" {
+		t.Fatalf("delivery = %+v, want sent", n.Deliveries[0])
+	}
+	if got := notificationCount(t, c); got != 1 {
+		t.Errorf("the store holds %d notifications, want 1", got)
+	}
+	exactlyMessages(t, smtpd, 1)
+}
+
+// TestIdempotencyUnderConcurrencyTwoProcesses: the same with two API
+// processes on one Postgres, so no in-process map can be what saves it.
+func TestIdempotencyUnderConcurrencyTwoProcesses(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := scaledConfig(t)
+	a := start(t, cfg)
+	cfg2 := cfg
+	cfg2.DataDir = t.TempDir()
+	b := start(t, cfg2)
+	key := newApp(t, a, "shop")
+	ca, cb := newAPI(t, a, key), newAPI(t, b, key)
+	configureEmail(t, ca, smtpd)
+	id := concurrentOneKey(t, ca, cb)
+	if n := cb.waitDone(id, 30*time.Second); n.Deliveries[0].Status != "sent" {
+		t.Fatalf("delivery = %+v, want sent", n.Deliveries[0])
+	}
+	if got := notificationCount(t, ca); got != 1 {
+		t.Errorf("the store holds %d notifications, want 1", got)
+	}
+	exactlyMessages(t, smtpd, 1)
+}
+
+// TestFullQueuePushesBack: with a tiny NOTIFY and no workers, sends are
+// accepted until the queue is full, then answered 503 with Retry-After;
+// with workers, every accepted notification is delivered exactly once —
+// also those whose publish the full stream refused (the reconciler
+// republishes them from the log).
+func TestFullQueuePushesBack(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := testConfig(t)
+	cfg.QueueMaxMsgs = 5
+	cfg.QueueHighWater = 1
+	a, c, key := startAPIOnly(t, cfg, smtpd)
+
+	var accepted []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := c.do("POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+			"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "hello"}})
+		if r.status == 503 {
+			if r.header.Get("Retry-After") == "" || !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("503 without Retry-After or problem+json: %v %s", r.header, r.body)
+			}
+			break
+		}
+		if r.status != 202 {
+			t.Fatalf("send: status %d: %s", r.status, r.body)
+		}
+		var acc struct{ ID string }
+		r.decode(t, &acc)
+		accepted = append(accepted, acc.ID)
+		if time.Now().After(deadline) {
+			t.Fatalf("still accepting after %d sends into a queue of 5", len(accepted))
+		}
+		time.Sleep(20 * time.Millisecond) // let the sampler see the queue
+	}
+	if len(accepted) < 5 {
+		t.Fatalf("refused after %d sends, want at least the 5 the queue holds", len(accepted))
+	}
+	t.Logf("accepted %d before the queue pushed back", len(accepted))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Workers, and room: the same data dir with every role.
+	cfg.Roles = strings.Join(app.AllRoles, ",")
+	cfg.QueueMaxMsgs = 1000
+	b := start(t, cfg)
+	c = newAPI(t, b, key)
+	for _, id := range accepted {
+		if n := c.waitDone(id, 30*time.Second); n.Deliveries[0].Status != "sent" {
+			t.Fatalf("delivery of %s = %+v, want sent", id, n.Deliveries[0])
+		}
+	}
+	exactlyMessages(t, smtpd, len(accepted))
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "again"}})
+}
+
+var _ = herald.ChannelEmail
+var _ = io.EOF
+var _ = net.IPv4len
+var _ = os.Remove
+var _ = filepath.Join
