@@ -220,24 +220,22 @@ func queueKind(c Config) string {
 }
 
 func (a *App) connectQueue(ctx context.Context) error {
-	var err error
-	if a.cfg.NATSURL != "" {
-		a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				a.logger.Warn("nats error", "err", err)
-			}))
-		if err != nil {
-			return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
-		}
-	} else {
-		a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(a.cfg.DataDir, "jetstream"), Logger: a.logger})
-		if err != nil {
-			return fmt.Errorf("start embedded NATS: %w", err)
-		}
-		if a.nc, err = a.ns.Connect(); err != nil {
-			return fmt.Errorf("connect to embedded NATS: %w", err)
-		}
+	if a.cfg.NATSURL == "" {
+		return a.startEmbeddedQueue(ctx)
 	}
+	var err error
+	a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			a.logger.Warn("nats error", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
+	}
+	return a.openQueue(ctx)
+}
+
+func (a *App) openQueue(ctx context.Context) error {
+	var err error
 	a.q, err = queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
 		AckWait: a.cfg.SendTimeout*2 + 10*time.Second, Logger: a.logger,
 		NotifyMaxMsgs: a.cfg.QueueMaxMsgs, NotifyMaxBytes: a.cfg.QueueMaxBytes})
@@ -245,6 +243,56 @@ func (a *App) connectQueue(ctx context.Context) error {
 		return fmt.Errorf("open queue: %w", err)
 	}
 	return nil
+}
+
+// startEmbeddedQueue starts the embedded server and opens the queue. When
+// the JetStream store is too damaged for either, it is moved aside and the
+// queue starts empty: the notification log, not the queue, is the durable
+// record, and the reconciler republishes every unfinished delivery from
+// it. Refusing to start would deliver nothing.
+func (a *App) startEmbeddedQueue(ctx context.Context) error {
+	dir := filepath.Join(a.cfg.DataDir, "jetstream")
+	err := a.tryEmbeddedQueue(ctx, dir)
+	if err == nil || herald.ErrorCode(err) != herald.CodeInternal || ctx.Err() != nil {
+		return err
+	}
+	aside := fmt.Sprintf("%s.damaged-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
+	a.logger.Error("the JetStream store is damaged: moving it aside and starting with an empty queue; "+
+		"unfinished deliveries are republished from the notification log after --reconcile-after",
+		"store", dir, "moved_to", aside, "err", err)
+	a.closeEmbeddedQueue(ctx)
+	if rerr := os.Rename(dir, aside); rerr != nil {
+		return fmt.Errorf("move the damaged JetStream store aside: %w (after: %w)", rerr, err)
+	}
+	return a.tryEmbeddedQueue(ctx, dir)
+}
+
+func (a *App) tryEmbeddedQueue(ctx context.Context, dir string) error {
+	var err error
+	a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: dir, Logger: a.logger})
+	if err != nil {
+		return fmt.Errorf("start embedded NATS: %w", err)
+	}
+	if a.nc, err = a.ns.Connect(); err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	return a.openQueue(ctx)
+}
+
+// closeEmbeddedQueue undoes a failed tryEmbeddedQueue.
+func (a *App) closeEmbeddedQueue(ctx context.Context) {
+	if a.nc != nil {
+		a.nc.Close()
+		a.nc = nil
+	}
+	if a.ns != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := a.ns.Stop(sctx); err != nil {
+			a.logger.Warn("stopping the embedded NATS server on a damaged store", "err", err)
+		}
+		a.ns = nil
+	}
 }
 
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {

@@ -3,8 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/app"
 	"github.com/heraldhq/herald/internal/provider/providertest"
 )
@@ -186,8 +183,114 @@ func TestFullQueuePushesBack(t *testing.T) {
 		"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "again"}})
 }
 
-var _ = herald.ChannelEmail
-var _ = io.EOF
-var _ = net.IPv4len
-var _ = os.Remove
-var _ = filepath.Join
+// TestLostJetStreamStore: deliveries accepted by a process without
+// workers are still in the JetStream store when it stops; the store is then
+// deleted, or its message blocks corrupted. A restart with every role
+// delivers each of them exactly once, from the log.
+func TestLostJetStreamStore(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+	}{
+		{"deleted", func(t *testing.T, dir string) {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"blocks overwritten", func(t *testing.T, dir string) {
+			for _, f := range blockFiles(t, dir) {
+				fi, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				junk := make([]byte, fi.Size())
+				for i := range junk {
+					junk[i] = byte(i*7 + 13)
+				}
+				if err := os.WriteFile(f, junk, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"every file overwritten", func(t *testing.T, dir string) {
+			blockFiles(t, dir) // there is something to damage
+			err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				return os.WriteFile(path, []byte("not what nats-server wrote"), 0o600)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"blocks truncated", func(t *testing.T, dir string) {
+			for _, f := range blockFiles(t, dir) {
+				fi, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(f, fi.Size()/3); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			smtpd := providertest.NewSMTPServer(t)
+			cfg := testConfig(t)
+			a, c, key := startAPIOnly(t, cfg, smtpd)
+			var ids []string
+			for range 10 {
+				ids = append(ids, sendEmail(t, c))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := a.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			tt.damage(t, filepath.Join(cfg.DataDir, "jetstream"))
+
+			cfg.Roles = strings.Join(app.AllRoles, ",")
+			b := start(t, cfg)
+			c = newAPI(t, b, key)
+			for _, id := range ids {
+				if n := c.waitDone(id, 30*time.Second); n.Deliveries[0].Status != "sent" {
+					t.Fatalf("delivery of %s = %+v, want sent", id, n.Deliveries[0])
+				}
+			}
+			exactlyMessages(t, smtpd, len(ids))
+			seen := map[string]bool{}
+			for _, m := range smtpd.Messages() {
+				id := m.MessageID
+				if seen[id] {
+					t.Errorf("message %s received twice", id)
+				}
+				seen[id] = true
+			}
+		})
+	}
+}
+
+// blockFiles lists the NOTIFY stream's message blocks under the
+// JetStream store dir, failing when there are none (the test would prove nothing).
+func blockFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".blk") && strings.Contains(path, string(filepath.Separator)+"NOTIFY"+string(filepath.Separator)) {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no NOTIFY message blocks under %s", dir)
+	}
+	return out
+}
