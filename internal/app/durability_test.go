@@ -3,6 +3,9 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -293,4 +296,148 @@ func blockFiles(t *testing.T, dir string) []string {
 		t.Fatalf("no NOTIFY message blocks under %s", dir)
 	}
 	return out
+}
+
+// cutProxy forwards TCP to a target until cut: then it closes every
+// connection and refuses new ones, until restored.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { _ = ln.Close() })
+	go p.serve()
+	return p
+}
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			_ = c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+	}
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			_ = c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// TestNoStoreNoSend: with the database cut off, workers handed queued
+// deliveries call no provider and pause, and sends are answered 503 with
+// Retry-After; once it is back, everything accepted before is delivered
+// exactly once.
+func TestNoStoreNoSend(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := scaledConfig(t)
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+
+	// The api process reaches the database directly; the one with every
+	// role goes through the proxy.
+	apiCfg := cfg
+	apiCfg.Roles = "api"
+	apiCfg.DataDir = t.TempDir()
+	front := start(t, apiCfg)
+	key := newApp(t, front, "shop")
+	c := newAPI(t, front, key)
+	configureEmail(t, c, smtpd)
+	cfg.DatabaseURL = viaProxy.String()
+	back := start(t, cfg)
+	cb := newAPI(t, back, key)
+	sendEmail(t, cb) // the path through the proxy works
+	smtpd.WaitForMessages(t, 1, 30*time.Second)
+
+	proxy.setCut(true)
+	var ids []string
+	for range 10 {
+		ids = append(ids, sendEmail(t, c)) // queued; back's workers get them
+	}
+	r := cb.do("POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "hello"}})
+	if r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("send without a database: status %d, Retry-After %q, want 503 with Retry-After: %s",
+			r.status, r.header.Get("Retry-After"), r.body)
+	}
+	// The workers must have seen the queued deliveries and paused.
+	waitMetric(t, back, "herald_worker_store_pauses_total", 1)
+	if got := len(smtpd.Messages()); got != 1 {
+		t.Fatalf("the provider received %d messages while the database was cut, want none beyond the first", got-1)
+	}
+
+	proxy.setCut(false)
+	for _, id := range ids {
+		if n := c.waitDone(id, 60*time.Second); n.Deliveries[0].Status != "sent" {
+			t.Fatalf("delivery of %s = %+v, want sent", id, n.Deliveries[0])
+		}
+	}
+	exactlyMessages(t, smtpd, 1+len(ids))
+}
+
+// waitMetric polls a's registry until the counter or gauge name reaches at least min.
+func waitMetric(t *testing.T, a *app.App, name string, min float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mfs, err := a.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				if v >= min {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metric %s did not reach %v", name, min)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
