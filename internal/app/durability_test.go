@@ -80,8 +80,8 @@ func notificationCount(t *testing.T, c *api) int {
 	return len(page.Data)
 }
 
-// waitMessages waits for n messages and then checks no more came after
-// the notification was done.
+// exactlyMessages waits for n messages and checks that no more came, once
+// every notification is done.
 func exactlyMessages(t *testing.T, smtpd *providertest.SMTPServer, n int) {
 	t.Helper()
 	smtpd.WaitForMessages(t, n, 30*time.Second)
