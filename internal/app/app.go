@@ -231,7 +231,7 @@ func (a *App) connectQueue(ctx context.Context) error {
 		}
 	}
 	a.q, err = queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
-		AckWait: a.cfg.SendTimeout*2 + 10*time.Second, Logger: a.logger})
+		AckWait: a.cfg.AckWait, Logger: a.logger})
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
 	}
@@ -240,7 +240,7 @@ func (a *App) connectQueue(ctx context.Context) error {
 
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
 	w := deliver.New(a.store, a.writer, providers, deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
-		MaxAttempts: a.cfg.MaxAttempts, Backoff: a.cfg.RetryBackoff, Observe: m.observeSend})
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead})
 	handle := func(ctx context.Context, d *queue.Delivery) {
 		v := w.Handle(ctx, d.AppID, d.DeliveryID, d.StoredAt)
 		var err error
