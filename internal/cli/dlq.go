@@ -18,7 +18,7 @@ const dlqUsage = `usage:
   herald dlq list [--channel push|sms|email] [--json] [--url U] [--api-key K]
   herald dlq replay DELIVERY_ID... | --all [--channel C] [--json] [--url U] [--api-key K]
 
---url defaults to HERALD_URL, else http://127.0.0.1:8080; --api-key to HERALD_API_KEY.`
+--url defaults to HERALD_URL, else http://127.0.0.1:8080; --api-key to HERALD_API_KEY`
 
 // dlq lists and replays dead deliveries through a running Herald's HTTP API.
 func dlq(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -40,7 +40,7 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{err}
 	}
 	if *key == "" {
-		return usageError{errors.New("no API key: pass --api-key or set HERALD_API_KEY (create one with: herald apps create NAME)")}
+		return usageError{errors.New("no API key: create one with `herald apps create NAME`, then pass it with --api-key or HERALD_API_KEY")}
 	}
 	c := &apiClient{base: strings.TrimRight(*base, "/"), key: *key, http: &http.Client{Timeout: 30 * time.Second}}
 	if verb == "list" {
