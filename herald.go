@@ -212,6 +212,12 @@ const (
 	ReasonNoProvider       = "no_provider"
 	ReasonProviderConfig   = "provider_config_error"
 	ReasonRetriesExhausted = "retries_exhausted"
+	// ReasonPossibleDuplicate marks a retry after an attempt whose outcome is
+	// unknown (the provider call timed out): the provider may have it already.
+	ReasonPossibleDuplicate = "possible_duplicate"
+	// ReasonReplayed marks a dead delivery given a fresh budget of attempts
+	// from the dead letters; its event's Attempt is where that budget starts.
+	ReasonReplayed = "replayed"
 )
 
 // Delivery is one message of a notification to one address on one channel.

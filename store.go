@@ -109,6 +109,12 @@ type LogStore interface {
 	// deleted; the caller repeats while it deletes limit. Only the sweep of
 	// the scheduler role calls it. The notifications stay.
 	DeleteIdempotencyBefore(ctx context.Context, before time.Time, limit int) (int, error)
+	// ListDeadLetters returns the app's dead deliveries — retries ran out —
+	// newest first (by id), matching the filter, each with its own events
+	// oldest first. next is the cursor of the following page, empty on the
+	// last page. Called by GET /v1/dead-letters. Errors: CodeInvalid naming
+	// "cursor" for a cursor that is not one of ours.
+	ListDeadLetters(ctx context.Context, appID string, f DeadLetterFilter) (list []DeadLetter, next string, err error)
 	// StaleDeliveries returns up to limit deliveries of any app that should
 	// be on the work queue but may not be, oldest due first: accepted or
 	// sending with a due time before staleBefore (a publish or a worker was
@@ -130,6 +136,19 @@ type NotificationFilter struct {
 	Since   time.Time
 	Cursor  string // from a previous page
 	Limit   int    // 1..500
+}
+
+// DeadLetterFilter selects dead deliveries in ListDeadLetters. Zero fields match everything.
+type DeadLetterFilter struct {
+	Channel Channel
+	Cursor  string // from a previous page
+	Limit   int    // 1..500
+}
+
+// DeadLetter is a dead delivery with its timeline, the error of each attempt included.
+type DeadLetter struct {
+	Delivery Delivery
+	Events   []Event
 }
 
 // Batch is what one log transaction writes.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
+	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/logwriter"
@@ -169,12 +170,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 
 	var sender herald.Sender
+	var replayer httpapi.Replayer
 	if a.cfg.HasRole(RoleAPI) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted,
 			Admit: a.watch.admit})
+		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
-	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers,
+	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler)
@@ -237,7 +240,7 @@ func (a *App) connectQueue(ctx context.Context) error {
 func (a *App) openQueue(ctx context.Context) error {
 	var err error
 	a.q, err = queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
-		AckWait: a.cfg.SendTimeout*2 + 10*time.Second, Logger: a.logger,
+		AckWait: a.cfg.AckWait, Logger: a.logger,
 		NotifyMaxMsgs: a.cfg.QueueMaxMsgs, NotifyMaxBytes: a.cfg.QueueMaxBytes})
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
@@ -297,7 +300,7 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
 	w := deliver.New(a.store, a.writer, providers, deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
-		MaxAttempts: a.cfg.MaxAttempts, Backoff: a.cfg.RetryBackoff, Observe: m.observeSend})
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead})
 	a.gate = newStoreGate(a.logger, a.reg)
 	handle := func(ctx context.Context, d *queue.Delivery) {
 		a.gate.wait(ctx)

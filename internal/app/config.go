@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/deliver"
 )
 
 // Roles a process can run.
@@ -49,19 +52,33 @@ type Config struct {
 	Workers             int           `flag:"workers" env:"HERALD_WORKERS" help:"concurrent sends per channel and priority"`
 	ProviderCooldown    time.Duration `flag:"provider-cooldown" env:"HERALD_PROVIDER_COOLDOWN" help:"how long a failing provider is left alone (its circuit open) before a probe tries it again"`
 	SendTimeout         time.Duration `flag:"send-timeout" env:"HERALD_SEND_TIMEOUT" help:"longest provider call"`
-	MaxAttempts         int           `flag:"max-attempts" env:"HERALD_MAX_ATTEMPTS" help:"attempts before a delivery is dead"`
-	RetryBackoff        time.Duration `flag:"retry-backoff" env:"HERALD_RETRY_BACKOFF" help:"base of the exponential retry backoff"`
+	MaxAttempts         int           `flag:"max-attempts" env:"HERALD_MAX_ATTEMPTS" help:"attempts before a delivery is dead, for every channel (0: each channel's own --<channel>-retry-attempts)"`
+	RetryBackoff        time.Duration `flag:"retry-backoff" env:"HERALD_RETRY_BACKOFF" help:"base of the exponential retry backoff, for every channel (0: each channel's own --<channel>-retry-base)"`
 	ReconcileInterval   time.Duration `flag:"reconcile-interval" env:"HERALD_RECONCILE_INTERVAL" help:"time between reconciler passes"`
 	ReconcileAfter      time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
 	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
-	ConfigFile          string        `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
+	// Retries and dead letters: each channel's retry schedule (exponential
+	// backoff with full jitter, never shorter than a provider's Retry-After),
+	// and the queue's ack wait, which a provider call must stay well under.
+	PushRetryAttempts  int           `flag:"push-retry-attempts" env:"HERALD_PUSH_RETRY_ATTEMPTS" help:"push: attempts before a delivery is dead"`
+	PushRetryBase      time.Duration `flag:"push-retry-base" env:"HERALD_PUSH_RETRY_BASE" help:"push: longest wait after the first failed attempt; it doubles after each"`
+	PushRetryCap       time.Duration `flag:"push-retry-cap" env:"HERALD_PUSH_RETRY_CAP" help:"push: longest wait between two attempts"`
+	SMSRetryAttempts   int           `flag:"sms-retry-attempts" env:"HERALD_SMS_RETRY_ATTEMPTS" help:"sms: attempts before a delivery is dead"`
+	SMSRetryBase       time.Duration `flag:"sms-retry-base" env:"HERALD_SMS_RETRY_BASE" help:"sms: longest wait after the first failed attempt; it doubles after each"`
+	SMSRetryCap        time.Duration `flag:"sms-retry-cap" env:"HERALD_SMS_RETRY_CAP" help:"sms: longest wait between two attempts"`
+	EmailRetryAttempts int           `flag:"email-retry-attempts" env:"HERALD_EMAIL_RETRY_ATTEMPTS" help:"email: attempts before a delivery is dead"`
+	EmailRetryBase     time.Duration `flag:"email-retry-base" env:"HERALD_EMAIL_RETRY_BASE" help:"email: longest wait after the first failed attempt; it doubles after each"`
+	EmailRetryCap      time.Duration `flag:"email-retry-cap" env:"HERALD_EMAIL_RETRY_CAP" help:"email: longest wait between two attempts"`
+	AckWait            time.Duration `flag:"ack-wait" env:"HERALD_ACK_WAIT" help:"how long the queue waits for a worker's answer before it hands the message to another (send-timeout must be at most half of it)"`
 
 	// Durability: idempotency retention and work-queue limits ("nothing lost, nothing twice").
 	IdempotencyRetention time.Duration `flag:"idempotency-retention" env:"HERALD_IDEMPOTENCY_RETENTION" help:"how long an Idempotency-Key is remembered (at least 24h)"`
 	QueueMaxMsgs         int64         `flag:"queue-max-msgs" env:"HERALD_QUEUE_MAX_MSGS" help:"most deliveries waiting in the NOTIFY stream; beyond it publishes are refused, never old messages dropped"`
 	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
+
+	ConfigFile string `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
 }
 
 // MinIdempotencyRetention is the shortest Idempotency-Key retention
@@ -71,21 +88,30 @@ const MinIdempotencyRetention = 24 * time.Hour
 // Defaults returns the embedded-default configuration.
 func Defaults() Config {
 	return Config{
-		DataDir:           "./herald-data",
-		HTTPAddr:          "127.0.0.1:8080",
-		Roles:             strings.Join(AllRoles, ","),
-		LogLevel:          "info",
-		LogFormat:         "text",
-		MaxBodyBytes:      1 << 20,
-		MaxRecipients:     1000,
-		Workers:           32,
-		SendTimeout:       30 * time.Second,
-		ProviderCooldown:  30 * time.Second,
-		MaxAttempts:       8,
-		RetryBackoff:      2 * time.Second,
-		ReconcileInterval: 10 * time.Second,
-		ReconcileAfter:    60 * time.Second,
-		ShutdownTimeout:   30 * time.Second,
+		DataDir:          "./herald-data",
+		HTTPAddr:         "127.0.0.1:8080",
+		Roles:            strings.Join(AllRoles, ","),
+		LogLevel:         "info",
+		LogFormat:        "text",
+		MaxBodyBytes:     1 << 20,
+		MaxRecipients:    1000,
+		Workers:          32,
+		SendTimeout:      30 * time.Second,
+		ProviderCooldown: 30 * time.Second,
+		// Retries and dead letters.
+		PushRetryAttempts:  50,
+		PushRetryBase:      time.Second,
+		PushRetryCap:       18 * time.Minute,
+		SMSRetryAttempts:   50,
+		SMSRetryBase:       time.Second,
+		SMSRetryCap:        18 * time.Minute,
+		EmailRetryAttempts: 30,
+		EmailRetryBase:     time.Minute,
+		EmailRetryCap:      2 * time.Hour,
+		AckWait:            60 * time.Second,
+		ReconcileInterval:  10 * time.Second,
+		ReconcileAfter:     60 * time.Second,
+		ShutdownTimeout:    30 * time.Second,
 
 		IdempotencyRetention: MinIdempotencyRetention,
 		QueueMaxMsgs:         10_000_000,
@@ -189,9 +215,10 @@ func (c *Config) Validate() error {
 	default:
 		problems = append(problems, "log-format: use text or json")
 	}
-	if c.Workers < 1 || c.MaxAttempts < 1 || c.MaxBodyBytes < 1024 || c.MaxRecipients < 1 {
-		problems = append(problems, "workers, max-attempts, max-recipients must be at least 1 and max-body-bytes at least 1024")
+	if c.Workers < 1 || c.MaxBodyBytes < 1024 || c.MaxRecipients < 1 {
+		problems = append(problems, "workers, max-recipients must be at least 1 and max-body-bytes at least 1024")
 	}
+	problems = append(problems, c.validateRetries()...)
 	if c.SendTimeout <= 0 || c.ProviderCooldown <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
 		problems = append(problems, "durations must be positive")
 	}
@@ -214,6 +241,56 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// validateRetries checks the retry schedules and that one attempt can
+// never overlap another: a provider call must end well within the time the
+// queue waits before it hands the message to a second worker.
+func (c *Config) validateRetries() []string {
+	var problems []string
+	if c.MaxAttempts < 0 || c.RetryBackoff < 0 {
+		problems = append(problems, "max-attempts and retry-backoff must not be negative (0 leaves each channel's own)")
+	}
+	for _, s := range []struct {
+		channel   string
+		attempts  int
+		base, cap time.Duration
+	}{
+		{"push", c.PushRetryAttempts, c.PushRetryBase, c.PushRetryCap},
+		{"sms", c.SMSRetryAttempts, c.SMSRetryBase, c.SMSRetryCap},
+		{"email", c.EmailRetryAttempts, c.EmailRetryBase, c.EmailRetryCap},
+	} {
+		if s.attempts < 1 {
+			problems = append(problems, fmt.Sprintf("%s-retry-attempts: must be at least 1", s.channel))
+		}
+		if s.base <= 0 || s.cap < s.base {
+			problems = append(problems, fmt.Sprintf("%s-retry-base and %s-retry-cap: the base must be positive and the cap at least the base", s.channel, s.channel))
+		}
+	}
+	if c.AckWait <= 0 || c.SendTimeout > c.AckWait/2 {
+		problems = append(problems, fmt.Sprintf("send-timeout (%s) must be at most half of ack-wait (%s), so that the queue never hands a message still being sent to a second worker", c.SendTimeout, c.AckWait))
+	}
+	return problems
+}
+
+// RetrySchedules returns each channel's retry schedule, with max-attempts
+// and retry-backoff, when set, applied to every channel.
+func (c *Config) RetrySchedules() map[herald.Channel]deliver.Schedule {
+	out := map[herald.Channel]deliver.Schedule{
+		herald.ChannelPush:  {Attempts: c.PushRetryAttempts, Base: c.PushRetryBase, Cap: c.PushRetryCap},
+		herald.ChannelSMS:   {Attempts: c.SMSRetryAttempts, Base: c.SMSRetryBase, Cap: c.SMSRetryCap},
+		herald.ChannelEmail: {Attempts: c.EmailRetryAttempts, Base: c.EmailRetryBase, Cap: c.EmailRetryCap},
+	}
+	for ch, s := range out {
+		if c.MaxAttempts > 0 {
+			s.Attempts = c.MaxAttempts
+		}
+		if c.RetryBackoff > 0 {
+			s.Base, s.Cap = c.RetryBackoff, max(s.Cap, c.RetryBackoff)
+		}
+		out[ch] = s
+	}
+	return out
 }
 
 // RoleList returns the roles to run.

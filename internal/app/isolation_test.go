@@ -24,7 +24,10 @@ func TestTenantIsolation(t *testing.T) {
 	owner.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "log"}})
 	var key struct{ ID string }
 	owner.must(201, "POST", "/v1/keys", map[string]any{"name": "ci", "scope": "send"}).decode(t, &key)
-	var n struct{ ID string }
+	var n struct {
+		ID         string
+		Deliveries []struct{ ID string }
+	}
 	owner.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"channels": []string{"email"}, "content": map[string]any{"body": "hi"}}).decode(t, &n)
 
@@ -44,6 +47,8 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/notifications/{id}", "/v1/notifications/" + n.ID, nil},
 		{"DELETE /v1/notifications/{id}", "/v1/notifications/" + n.ID, nil},
 		{"GET /v1/providers/{channel}", "/v1/providers/email", nil},
+		// Another app's delivery is 404, never 409 (which would tell it exists).
+		{"POST /v1/dead-letters/{delivery_id}/replay", "/v1/dead-letters/" + n.Deliveries[0].ID + "/replay", nil},
 		// PUT /v1/users/{user_id} and PUT /v1/providers/{channel} address the caller's own
 		// namespace: they create the caller's object, never touch another app's.
 		{"PUT /v1/users/{user_id}", "", nil},

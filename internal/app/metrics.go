@@ -22,6 +22,7 @@ type metrics struct {
 	// publishSkipped counts commits whose deliveries were left to the reconciler.
 	publishSkipped prometheus.Counter
 	circuits       *prometheus.CounterVec
+	dead           *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,9 +49,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		circuits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_provider_circuit_changes_total",
 			Help: "Provider circuit breakers opening (provider failing: traffic fails over to the next) and closing, by provider kind."},
 			[]string{"provider", "state"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_dead_letters_total",
+			Help: "Deliveries marked dead after their channel's last attempt (see GET /v1/dead-letters), by channel."},
+			[]string{"channel"}),
 	}
 	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled,
-		m.publishSkipped, m.circuits)
+		m.publishSkipped, m.circuits, m.dead)
+	for _, c := range herald.AllChannels() {
+		m.dead.WithLabelValues(string(c)) // present at zero, so that increase() sees the first one
+	}
 	return m
 }
 
@@ -71,6 +78,8 @@ func (m *metrics) observeCommit(n int, took time.Duration, err error) {
 	m.commitSeconds.Observe(took.Seconds())
 	m.commitSize.Observe(float64(n))
 }
+
+func (m *metrics) observeDead(c herald.Channel) { m.dead.WithLabelValues(string(c)).Inc() }
 
 func (m *metrics) observeReconcile(n int) { m.reconciled.Add(float64(n)) }
 

@@ -25,6 +25,8 @@ Usage:
   herald serve [flags]              run Herald (API, workers, tracker, scheduler) on the embedded default
   herald migrate [flags]            apply database migrations and exit
   herald apps create NAME [--json]  create an app and print its first admin key (shown once)
+  herald dlq list [--channel C] [--json]        list dead deliveries of a running Herald (--url, --api-key)
+  herald dlq replay DELIVERY_ID... | --all      send dead deliveries again, with a fresh budget of attempts
   herald version                    print the version
 
 Every flag has a HERALD_* environment twin; "herald serve -h" lists them.
@@ -47,6 +49,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 		err = migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "apps":
 		err = apps(ctx, args[1:], getenv, stdout, stderr)
+	case "dlq":
+		err = dlq(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", Version)
 	case "help", "-h", "--help":

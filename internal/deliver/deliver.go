@@ -23,6 +23,9 @@ type Store interface {
 	SetContactStatus(ctx context.Context, appID, userID string, c herald.Channel, status string) error
 	PutPreferences(ctx context.Context, appID, userID string, p herald.Preferences) error
 	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
+	// ListEvents is read only when a delivery reaches its last attempt, to
+	// find a replay that gave it a fresh budget.
+	ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error)
 }
 
 // LogWriter commits log batches (the group-commit writer).
@@ -56,18 +59,60 @@ type Verdict struct {
 	Delay  time.Duration
 }
 
+// Schedule is one channel's retry schedule: at most Attempts provider
+// calls; after failed attempt n the next waits a time drawn uniformly from
+// [0, min(Cap, Base·2^(n-1))) (exponential backoff with full jitter), and
+// never less than the provider's Retry-After.
+type Schedule struct {
+	Attempts  int
+	Base, Cap time.Duration
+}
+
+// DefaultSchedules are the retry schedules of a channel left unset: push
+// and SMS like Amazon SNS (50 attempts over about 6 hours on average),
+// email longer, as mail servers keep trying for a day or more.
+func DefaultSchedules() map[herald.Channel]Schedule {
+	return map[herald.Channel]Schedule{
+		herald.ChannelPush:  {Attempts: 50, Base: time.Second, Cap: 18 * time.Minute},
+		herald.ChannelSMS:   {Attempts: 50, Base: time.Second, Cap: 18 * time.Minute},
+		herald.ChannelEmail: {Attempts: 30, Base: time.Minute, Cap: 2 * time.Hour},
+	}
+}
+
+// Horizon is how long the schedule keeps a failing delivery alive: the
+// mean and the longest sum of its waits (full jitter makes the mean half
+// the longest), not counting the attempts' own time or a longer Retry-After.
+func (s Schedule) Horizon() (mean, longest time.Duration) {
+	for n := 1; n < s.Attempts; n++ {
+		longest += s.ceiling(n)
+	}
+	return longest / 2, longest
+}
+
+// ceiling is the longest wait after failed attempt n.
+func (s Schedule) ceiling(n int) time.Duration {
+	c := s.Base << min(n-1, 40)
+	if c <= 0 || c > s.Cap {
+		c = s.Cap
+	}
+	return c
+}
+
 // Options tune the worker.
 type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	// SendTimeout bounds one provider call; it must stay well under the queue's AckWait (default 30s).
+	// SendTimeout bounds one provider call; it must stay well under the
+	// queue's AckWait (default 30s). A call that runs out of it may still
+	// have reached the provider: its retry is flagged possible_duplicate.
 	SendTimeout time.Duration
-	// MaxAttempts before a delivery is dead (default 8).
-	MaxAttempts int
-	// Backoff is the base of the exponential backoff with full jitter (default 2s), capped at MaxBackoff (default 1h).
-	Backoff, MaxBackoff time.Duration
+	// Schedules are the retry schedules per channel; a channel missing, or
+	// a zero field, takes DefaultSchedules.
+	Schedules map[herald.Channel]Schedule
 	// Observe, when set, is told every provider call's result (metrics).
 	Observe func(c herald.Channel, provider string, o herald.OutcomeKind, took time.Duration)
+	// OnDead, when set, is told each delivery the worker marked dead (metrics).
+	OnDead func(c herald.Channel)
 	// Jitter picks a wait in [0, n) for the full-jitter backoff (default math/rand/v2).
 	Jitter func(n int64) int64
 }
@@ -91,15 +136,21 @@ func New(store Store, log LogWriter, providers Providers, o Options) *Worker {
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = 30 * time.Second
 	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
+	schedules := DefaultSchedules()
+	for c, s := range o.Schedules {
+		def := schedules[c]
+		if s.Attempts <= 0 {
+			s.Attempts = def.Attempts
+		}
+		if s.Base <= 0 {
+			s.Base = def.Base
+		}
+		if s.Cap <= 0 {
+			s.Cap = max(def.Cap, s.Base)
+		}
+		schedules[c] = s
 	}
-	if o.Backoff <= 0 {
-		o.Backoff = 2 * time.Second
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = time.Hour
-	}
+	o.Schedules = schedules
 	if o.Jitter == nil {
 		o.Jitter = rand.Int64N
 	}
@@ -156,8 +207,11 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	// the claim holds before a crashed attempt may be taken over.
 	attempt := d.Attempts + 1
 	detail := ""
-	if d.Status == herald.StatusSending {
-		detail = "possible_duplicate: the previous attempt ended without a recorded outcome"
+	switch {
+	case d.Status == herald.StatusSending:
+		detail = PossibleDuplicate + ": the previous attempt ended without a recorded outcome"
+	case d.Reason == herald.ReasonPossibleDuplicate:
+		detail = PossibleDuplicate + ": the previous attempt timed out and may have reached the provider"
 	}
 	claim := &herald.Batch{}
 	if d.Status == herald.StatusAccepted {
@@ -200,6 +254,9 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	sctx, cancel := context.WithTimeout(ctx, w.o.SendTimeout)
 	start := time.Now()
 	out := p.Send(sctx, msg)
+	// A call cut short by the timeout (or a shutdown) may have reached the
+	// provider all the same: its outcome is unknown, not failed.
+	ambiguous := sctx.Err() != nil
 	cancel()
 	kind := p.Kind()
 	if out.Provider != "" {
@@ -226,19 +283,37 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 			"channel", d.Channel, "provider", kind, "detail", out.Detail)
 		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderConfig, kind, "", time.Time{}, out.Detail)
 	default:
+		if ambiguous {
+			return w.retryOrDie(ctx, d, attempt, kind, herald.ReasonPossibleDuplicate,
+				fmt.Sprintf("%s: no answer within %s, the provider may have accepted it: %s", PossibleDuplicate, w.o.SendTimeout, out.Detail),
+				out.RetryAfter)
+		}
 		return w.retryOrDie(ctx, d, attempt, kind, "", out.Detail, out.RetryAfter)
 	}
 }
 
-// retryOrDie schedules the next attempt with backoff, or marks the delivery dead after the last one.
+// PossibleDuplicate starts the detail of every timeline event after which
+// the provider may have received a delivery twice: an attempt that follows
+// one whose outcome is unknown, and the retry of a timed-out call.
+const PossibleDuplicate = "possible_duplicate"
+
+// retryOrDie schedules the next attempt with backoff, or marks the
+// delivery dead after the channel's last one. reason is kept on a retry
+// and as the dead reason, except possible_duplicate, which only a retry
+// carries (the next attempt reads it).
 func (w *Worker) retryOrDie(ctx context.Context, d herald.Delivery, attempt int, provider, reason, detail string, retryAfter time.Duration) Verdict {
-	if attempt >= w.o.MaxAttempts {
-		if reason == "" {
+	sched := w.o.Schedules[d.Channel]
+	used := attempt
+	if used >= sched.Attempts {
+		used -= w.replayedAt(ctx, d)
+	}
+	if used >= sched.Attempts {
+		if reason == "" || reason == herald.ReasonPossibleDuplicate {
 			reason = herald.ReasonRetriesExhausted
 		}
 		return w.finish(ctx, d, attempt, herald.StatusDead, reason, provider, "", time.Time{}, detail)
 	}
-	delay := w.backoff(attempt)
+	delay := w.backoff(sched, used)
 	if delay < retryAfter {
 		delay = retryAfter
 	}
@@ -257,12 +332,27 @@ func (w *Worker) retryOrDie(ctx context.Context, d herald.Delivery, attempt int,
 const queueRetryLimit = 10 * time.Second
 
 // backoff is exponential with full jitter.
-func (w *Worker) backoff(attempt int) time.Duration {
-	ceiling := w.o.Backoff << min(attempt-1, 30)
-	if ceiling <= 0 || ceiling > w.o.MaxBackoff {
-		ceiling = w.o.MaxBackoff
+func (w *Worker) backoff(s Schedule, attempt int) time.Duration {
+	return time.Duration(w.o.Jitter(int64(s.ceiling(attempt)))) + time.Millisecond
+}
+
+// replayedAt returns the attempt count at which the delivery was last
+// replayed from the dead letters (its fresh budget starts there), or 0.
+func (w *Worker) replayedAt(ctx context.Context, d herald.Delivery) int {
+	evs, err := w.store.ListEvents(ctx, d.AppID, d.NotificationID)
+	if err != nil {
+		// Without the timeline the delivery dies a replay early at worst,
+		// and stays in the dead letters to be replayed again.
+		w.o.Logger.Warn("reading the timeline for a replay", "delivery", d.ID, "err", err)
+		return 0
 	}
-	return time.Duration(w.o.Jitter(int64(ceiling))) + time.Millisecond
+	at := 0
+	for _, e := range evs {
+		if e.DeliveryID == d.ID && e.Reason == herald.ReasonReplayed {
+			at = e.Attempt
+		}
+	}
+	return at
 }
 
 // finish writes the attempt's outcome; only then may the message be acked.
@@ -283,7 +373,10 @@ func (w *Worker) finish(ctx context.Context, d herald.Delivery, attempt int, to 
 	}
 	if !b.Transitions[0].Applied {
 		w.o.Logger.Warn("delivery changed while it was being sent", "delivery", d.ID, "status", to)
+	} else if to == herald.StatusDead && w.o.OnDead != nil {
+		w.o.OnDead(d.Channel)
 	}
+	// Only now, with the outcome (dead included) committed, may the queue let go of the message.
 	return Verdict{Action: Ack}
 }
 

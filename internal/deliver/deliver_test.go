@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,7 +179,7 @@ func TestRetriesShortInQueueLongInLog(t *testing.T) {
 		{"long", time.Hour, deliver.Ack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, deliver.Options{Backoff: tc.backoff, Jitter: func(n int64) int64 { return n - 1 }},
+			f := newFixture(t, deliver.Options{Schedules: emailSchedule(8, tc.backoff), Jitter: func(n int64) int64 { return n - 1 }},
 				providertest.FailData(451, "try later"))
 			d := f.accepted(t)
 			v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
@@ -197,7 +198,7 @@ func TestRetriesShortInQueueLongInLog(t *testing.T) {
 }
 
 func TestLastAttemptIsDead(t *testing.T) {
-	f := newFixture(t, deliver.Options{MaxAttempts: 2, Backoff: time.Millisecond}, providertest.FailData(451, "try later"))
+	f := newFixture(t, deliver.Options{Schedules: emailSchedule(2, time.Millisecond)}, providertest.FailData(451, "try later"))
 	d := f.accepted(t)
 	f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
 	f.now = f.now.Add(time.Second)
@@ -207,5 +208,87 @@ func TestLastAttemptIsDead(t *testing.T) {
 	got := f.get(t, d.ID)
 	if got.Status != herald.StatusDead || got.Reason != herald.ReasonRetriesExhausted || got.Attempts != 2 {
 		t.Fatalf("delivery = %+v, want dead after 2 attempts", got)
+	}
+}
+
+func emailSchedule(attempts int, base time.Duration) map[herald.Channel]deliver.Schedule {
+	return map[herald.Channel]deliver.Schedule{herald.ChannelEmail: {Attempts: attempts, Base: base, Cap: time.Hour}}
+}
+
+// A provider call that runs out of time may have reached the provider: the
+// retry says so, and so does the next attempt's "sending" event.
+func TestTimedOutAttemptIsFlaggedPossibleDuplicate(t *testing.T) {
+	f := newFixture(t, deliver.Options{SendTimeout: 200 * time.Millisecond, Schedules: emailSchedule(3, time.Millisecond)},
+		providertest.DataDelay(time.Second))
+	d := f.accepted(t)
+	if v := f.worker.Handle(context.Background(), f.appID, d.ID, f.now); v.Action != deliver.Retry {
+		t.Fatalf("verdict = %+v, want a retry", v)
+	}
+	if got := f.get(t, d.ID); got.Status != herald.StatusQueued || got.Reason != herald.ReasonPossibleDuplicate {
+		t.Fatalf("delivery = %+v, want queued with reason possible_duplicate", got)
+	}
+	f.now = f.now.Add(time.Second)
+	f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+	evs, err := f.store.ListEvents(context.Background(), f.appID, d.NotificationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retry, next bool
+	for _, e := range evs {
+		flagged := strings.HasPrefix(e.Detail, deliver.PossibleDuplicate)
+		retry = retry || e.Status == herald.StatusQueued && e.Attempt == 1 && flagged
+		next = next || e.Status == herald.StatusSending && e.Attempt == 2 && flagged
+	}
+	if !retry || !next {
+		t.Errorf("timeline %+v: flagged retry %v, flagged next attempt %v; want both", evs, retry, next)
+	}
+}
+
+// A delivery replayed from the dead letters gets a fresh budget of attempts.
+func TestReplayedDeliveryGetsAFreshBudget(t *testing.T) {
+	f := newFixture(t, deliver.Options{Schedules: emailSchedule(2, time.Millisecond)}, providertest.FailData(451, "try later"))
+	d := f.accepted(t)
+	for range 2 {
+		f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+		f.now = f.now.Add(time.Second)
+	}
+	if got := f.get(t, d.ID); got.Status != herald.StatusDead || got.Attempts != 2 {
+		t.Fatalf("delivery = %+v, want dead after 2 attempts", got)
+	}
+	two := 2
+	replay := &herald.Batch{Transitions: []herald.Transition{{AppID: f.appID, DeliveryID: d.ID,
+		From: []herald.Status{herald.StatusDead}, IfAttempts: &two, To: herald.StatusAccepted, Reason: herald.ReasonReplayed,
+		Event: herald.Event{Status: herald.StatusAccepted, Reason: herald.ReasonReplayed, Attempt: 2, At: f.now}}}}
+	if err := f.store.Apply(context.Background(), replay); err != nil || !replay.Transitions[0].Applied {
+		t.Fatalf("replay: %v", err)
+	}
+	f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+	if got := f.get(t, d.ID); got.Status != herald.StatusQueued || got.Attempts != 3 {
+		t.Fatalf("after the replay's first attempt: %+v, want queued for a retry", got)
+	}
+	f.now = f.now.Add(time.Second)
+	f.worker.Handle(context.Background(), f.appID, d.ID, f.now)
+	if got := f.get(t, d.ID); got.Status != herald.StatusDead || got.Attempts != 4 {
+		t.Fatalf("after the replay's budget: %+v, want dead after attempt 4", got)
+	}
+}
+
+// The default schedules keep push and SMS trying about 6 hours on
+// average (as Amazon SNS does), and email longer.
+func TestDefaultScheduleHorizons(t *testing.T) {
+	s := deliver.DefaultSchedules()
+	for _, tc := range []struct {
+		c            herald.Channel
+		minMean, max time.Duration
+	}{
+		{herald.ChannelPush, 5 * time.Hour, 13 * time.Hour},
+		{herald.ChannelSMS, 5 * time.Hour, 13 * time.Hour},
+		{herald.ChannelEmail, 20 * time.Hour, 48 * time.Hour},
+	} {
+		mean, longest := s[tc.c].Horizon()
+		if mean < tc.minMean || longest > tc.max {
+			t.Errorf("%s: %d attempts, mean horizon %s, longest %s; want a mean of at least %s and at most %s",
+				tc.c, s[tc.c].Attempts, mean, longest, tc.minMean, tc.max)
+		}
 	}
 }

@@ -64,14 +64,17 @@ type deliveryResponse struct {
 	// read statuses but should not learn users' contact details.
 	Address string `json:"address,omitempty"`
 	// Platform replaces the address for push: a device token is a credential.
-	Platform          string          `json:"platform,omitempty"`
-	Status            string          `json:"status"`
-	Reason            string          `json:"reason,omitempty"`
-	Provider          string          `json:"provider,omitempty"`
-	ProviderMessageID string          `json:"provider_message_id,omitempty"`
-	Attempts          int             `json:"attempts"`
-	CreatedAt         time.Time       `json:"created_at"`
-	UpdatedAt         time.Time       `json:"updated_at"`
+	Platform          string    `json:"platform,omitempty"`
+	Status            string    `json:"status"`
+	Reason            string    `json:"reason,omitempty"`
+	Provider          string    `json:"provider,omitempty"`
+	ProviderMessageID string    `json:"provider_message_id,omitempty"`
+	Attempts          int       `json:"attempts"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	// PossibleDuplicate is true when an attempt's outcome was unknown (a
+	// crash or a timeout mid-call), so the provider may have it twice.
+	PossibleDuplicate bool            `json:"possible_duplicate"`
 	Timeline          []eventResponse `json:"timeline"`
 }
 
@@ -148,39 +151,57 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 	if err != nil {
 		return fmt.Errorf("httpapi: list events of %q: %w", id, err)
 	}
-	timelines := map[string][]eventResponse{}
+	byDelivery := map[string][]herald.Event{}
 	for _, e := range events {
-		timelines[e.DeliveryID] = append(timelines[e.DeliveryID], eventResponse{
-			Status: string(e.Status), At: e.At.UTC(), Detail: e.Detail, Reason: e.Reason,
-			Attempt: e.Attempt, Provider: e.Provider,
-		})
+		byDelivery[e.DeliveryID] = append(byDelivery[e.DeliveryID], e)
 	}
 	out := notificationResponse{
 		ID: n.ID, Status: notificationStatus(ds), Category: n.Category, Priority: priorityOrNormal(n.Priority),
 		CreatedAt: n.CreatedAt.UTC(), Deliveries: make([]deliveryResponse, 0, len(ds)),
 	}
 	for _, d := range ds {
-		// Providers' replies may quote the address the API otherwise masks.
-		if masked := maskAddress(d.Channel, d.Address); d.Address != "" && masked != "" {
-			for i, e := range timelines[d.ID] {
-				timelines[d.ID][i].Detail = strings.ReplaceAll(e.Detail, d.Address, masked)
-			}
-		}
-		dr := deliveryResponse{
-			ID: d.ID, UserID: d.UserID, Channel: string(d.Channel), Address: maskAddress(d.Channel, d.Address),
-			Status: string(d.Status), Reason: d.Reason, Provider: d.Provider, ProviderMessageID: d.ProviderMessageID,
-			Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), Timeline: timelines[d.ID],
-		}
-		if d.Channel == herald.ChannelPush {
-			dr.Platform = string(d.Platform)
-		}
-		if dr.Timeline == nil {
-			dr.Timeline = []eventResponse{}
-		}
-		out.Deliveries = append(out.Deliveries, dr)
+		out.Deliveries = append(out.Deliveries, toDeliveryResponse(d, byDelivery[d.ID]))
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
+}
+
+// toDeliveryResponse shapes a delivery and its own events, oldest first.
+func toDeliveryResponse(d herald.Delivery, events []herald.Event) deliveryResponse {
+	dr := deliveryResponse{
+		ID: d.ID, UserID: d.UserID, Channel: string(d.Channel), Address: maskAddress(d.Channel, d.Address),
+		Status: string(d.Status), Reason: d.Reason, Provider: d.Provider, ProviderMessageID: d.ProviderMessageID,
+		Attempts: d.Attempts, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		Timeline: make([]eventResponse, 0, len(events)),
+	}
+	if d.Channel == herald.ChannelPush {
+		dr.Platform = string(d.Platform)
+	}
+	for _, e := range events {
+		dr.PossibleDuplicate = dr.PossibleDuplicate || possibleDuplicate(e)
+		dr.Timeline = append(dr.Timeline, eventResponse{
+			Status: string(e.Status), At: e.At.UTC(), Detail: maskDetail(d, e.Detail), Reason: e.Reason,
+			Attempt: e.Attempt, Provider: e.Provider,
+		})
+	}
+	return dr
+}
+
+// possibleDuplicatePrefix starts the detail of an event after which the
+// provider may have received the delivery twice (the worker writes it).
+const possibleDuplicatePrefix = "possible_duplicate"
+
+func possibleDuplicate(e herald.Event) bool {
+	return strings.HasPrefix(e.Detail, possibleDuplicatePrefix)
+}
+
+// maskDetail hides the delivery's address in a provider's reply, which may
+// quote the address the API otherwise masks.
+func maskDetail(d herald.Delivery, detail string) string {
+	if masked := maskAddress(d.Channel, d.Address); d.Address != "" && masked != "" {
+		return strings.ReplaceAll(detail, d.Address, masked)
+	}
+	return detail
 }
 
 // validStatus reports whether s is a delivery status of the contract.

@@ -36,6 +36,9 @@ func (s *server) routes() {
 	m.Handle("POST /v1/sms/send", s.v1(send, s.channelSend(herald.ChannelSMS)))
 	m.Handle("POST /v1/push/send", s.v1(send, s.channelSend(herald.ChannelPush)))
 
+	m.Handle("GET /v1/dead-letters", s.v1(send, s.listDeadLetters))
+	m.Handle("POST /v1/dead-letters/{delivery_id}/replay", s.v1(admin, s.replayDeadLetter))
+
 	m.Handle("PUT /v1/providers/{channel}", s.v1(admin, s.putProviders))
 	m.Handle("GET /v1/providers/{channel}", s.v1(admin, s.getProviders))
 }

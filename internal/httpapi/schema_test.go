@@ -45,6 +45,12 @@ func TestResponsesMatchSchemas(t *testing.T) {
 				CreatedAt: now, UpdatedAt: now, Timeline: []eventResponse{}},
 		}}},
 		{"NotificationList", notificationListResponse{Data: []notificationSummary{{ID: "n1", Status: "completed", Category: "c", Priority: "high", CreatedAt: now}}, NextCursor: "abc"}},
+		{"DeadLetterList", deadLetterListResponse{Data: []deadLetterResponse{toDeadLetterResponse(herald.DeadLetter{
+			Delivery: herald.Delivery{ID: "d1", NotificationID: "n1", UserID: "u1", Channel: herald.ChannelSMS, Status: herald.StatusDead,
+				Reason: herald.ReasonRetriesExhausted, Attempts: 2, UpdatedAt: now},
+			Events: []herald.Event{{DeliveryID: "d1", Status: herald.StatusQueued, Attempt: 1, Provider: "twilio", Detail: "503", At: now},
+				{DeliveryID: "d1", Status: herald.StatusDead, Attempt: 2, Provider: "twilio", Detail: "503", At: now}}})},
+			NextCursor: "abc"}},
 		{"ProviderList", toProvidersResponse(herald.ChannelEmail, []string{"sendgrid", "smtp"})},
 		{"Problem", problemFor(herald.CodeInvalid, "bad", []herald.FieldError{{Field: "email", Message: "bad"}})},
 		{"StatusOK", statusResponse{Status: "ok"}},

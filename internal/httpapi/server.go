@@ -49,6 +49,8 @@ type Deps struct {
 	Sender herald.Sender
 	// Providers stores the provider lists of PUT|GET /v1/providers/{channel}.
 	Providers ProviderConfigurer
+	// DeadLetters replays dead deliveries (POST /v1/dead-letters/{delivery_id}/replay).
+	DeadLetters Replayer
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -68,6 +70,7 @@ type server struct {
 	store         herald.Store
 	sender        herald.Sender
 	providers     ProviderConfigurer
+	replayer      Replayer
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -86,6 +89,7 @@ func NewServer(d Deps) http.Handler {
 		store:         d.Store,
 		sender:        d.Sender,
 		providers:     d.Providers,
+		replayer:      d.DeadLetters,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,

@@ -16,7 +16,8 @@ import (
 
 // Delivery is one job handed to a worker, with what JetStream knows of it.
 // Exactly one of Ack, NakWithDelay and Term should end it; InProgress may
-// precede them to extend the ack wait.
+// precede them to extend the ack wait (ConsumeJobs does so by itself while
+// the handler runs).
 type Delivery struct {
 	Job
 	// NumDelivered counts the deliveries of this message, this one included.
@@ -24,28 +25,67 @@ type Delivery struct {
 	// StoredAt is when the message was stored in the stream.
 	StoredAt time.Time
 
-	msg jetstream.Msg
+	msg   jetstream.Msg
+	mu    sync.Mutex // orders InProgress against the answer that ends the delivery
+	ended bool
+}
+
+// end runs the answer that ends the delivery; InProgress is a no-op after it.
+func (d *Delivery) end(op string, f func() error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ended = true
+	return translate(fmt.Sprintf("queue: %s delivery %q", op, d.DeliveryID), f())
 }
 
 // Ack removes the job from the queue and waits for the server to confirm,
 // so that a lost ack cannot make a sent delivery look pending.
 func (d *Delivery) Ack(ctx context.Context) error {
-	return translate(fmt.Sprintf("queue: ack delivery %q", d.DeliveryID), d.msg.DoubleAck(ctx))
+	return d.end("ack", func() error { return d.msg.DoubleAck(ctx) })
 }
 
 // NakWithDelay hands the job back for redelivery after delay.
 func (d *Delivery) NakWithDelay(delay time.Duration) error {
-	return translate(fmt.Sprintf("queue: nak delivery %q", d.DeliveryID), d.msg.NakWithDelay(delay))
+	return d.end("nak", func() error { return d.msg.NakWithDelay(delay) })
 }
 
 // Term removes the job without sending it again.
 func (d *Delivery) Term() error {
-	return translate(fmt.Sprintf("queue: term delivery %q", d.DeliveryID), d.msg.Term())
+	return d.end("term", d.msg.Term)
 }
 
-// InProgress restarts the ack wait, for a send that takes longer than expected.
+// InProgress restarts the ack wait, for a send that takes longer than
+// expected. After the delivery was ended it does nothing.
 func (d *Delivery) InProgress() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ended {
+		return nil
+	}
 	return translate(fmt.Sprintf("queue: extend delivery %q", d.DeliveryID), d.msg.InProgress())
+}
+
+// keepInProgress restarts the ack wait every interval until the returned
+// stop is called, so that JetStream never hands a job whose handler is
+// still running (a slow provider, a slow log commit) to a second worker.
+func (d *Delivery) keepInProgress(interval time.Duration, log *slog.Logger) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := d.InProgress(); err != nil {
+					log.Warn("extending the ack wait failed; the job may be redelivered", "delivery_id", d.DeliveryID, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
 }
 
 // Consumer runs handlers for the messages of one durable consumer until
@@ -80,7 +120,8 @@ func (c *Consumer) Stop(ctx context.Context) error {
 // concurrency at a time. It pulls only as many messages as it has free
 // handlers, so no job waits in a local buffer while its ack wait runs out.
 // handle gets a context that carries ctx's values and is canceled only when
-// a Stop gives up waiting; handle must end the delivery (Ack, NakWithDelay
+// a Stop gives up waiting; while it runs, the job's ack wait is restarted
+// every third of AckWait (InProgress); handle must end the delivery (Ack, NakWithDelay
 // or Term). A message that is not a valid job is logged and terminated.
 //
 // Errors: CodeInternal for a bad channel, priority or concurrency, or when
@@ -105,6 +146,9 @@ func (q *Queue) ConsumeJobs(ctx context.Context, ch herald.Channel, p herald.Pri
 			}
 			return
 		}
+		// A third of the ack wait leaves two chances for a progress ack to arrive in time.
+		stop := d.keepInProgress(q.o.AckWait/3, log)
+		defer stop()
 		handle(hctx, d)
 	}), nil
 }

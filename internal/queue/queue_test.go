@@ -51,6 +51,7 @@ func runSuite(t *testing.T, nc *nats.Conn) {
 		{"PublishConsumePerChannelAndPriority", testPublishConsumePerChannelAndPriority},
 		{"DuplicateMsgIDStoredOnce", testDuplicateMsgIDStoredOnce},
 		{"NakWithDelayRedelivers", testNakWithDelayRedelivers},
+		{"SlowHandlerKeepsItsJob", testSlowHandlerKeepsItsJob},
 		{"TermRemoves", testTermRemoves},
 		{"AckRemoves", testAckRemoves},
 		{"StopWaitsForInFlight", testStopWaitsForInFlight},
@@ -235,6 +236,32 @@ func testNakWithDelayRedelivers(t *testing.T, nc *nats.Conn) {
 	defer mu.Unlock()
 	if want := []uint64{1, 2}; !reflect.DeepEqual(seen, want) {
 		t.Errorf("NumDelivered seen = %v, want %v", seen, want)
+	}
+}
+
+// testSlowHandlerKeepsItsJob: a handler running several times the ack wait
+// keeps its job (progress acks), so a second free handler never gets it.
+func testSlowHandlerKeepsItsJob(t *testing.T, nc *nats.Conn) {
+	q := openQueue(t, nc, queue.Options{AckWait: 300 * time.Millisecond})
+	if err := q.Publish(t.Context(), []queue.Job{job("d1", herald.ChannelSMS, herald.PriorityNormal)}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []uint64
+	consume(t, q, herald.ChannelSMS, herald.PriorityNormal, 2, func(ctx context.Context, d *queue.Delivery) {
+		mu.Lock()
+		seen = append(seen, d.NumDelivered)
+		mu.Unlock()
+		time.Sleep(1500 * time.Millisecond) // five ack waits of work
+		if err := d.Ack(ctx); err != nil {
+			t.Errorf("ack: %v", err)
+		}
+	})
+	waitStreamEmpty(t, nc, q)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []uint64{1}; !reflect.DeepEqual(seen, want) {
+		t.Errorf("NumDelivered seen = %v, want %v: the job went to a second handler while the first was working", seen, want)
 	}
 }
 

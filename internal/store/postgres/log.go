@@ -276,6 +276,65 @@ func (s *Store) deliveries(ctx context.Context, q string, args ...any) ([]herald
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (herald.Delivery, error) { return scanDelivery(r) })
 }
 
+// ListDeadLetters returns the app's dead deliveries newest first, one page
+// at a time, each with its events; the page's events are one query.
+func (s *Store) ListDeadLetters(ctx context.Context, appID string, f herald.DeadLetterFilter) ([]herald.DeadLetter, string, error) {
+	limit := storeutil.Limit(f.Limit)
+	args := []any{appID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	// status = 'dead' reads exactly as in the partial index deliveries_dead.
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE app_id = $1 AND status = 'dead'`
+	if f.Cursor != "" {
+		after, err := storeutil.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", wrap(err, "list dead letters of app %q", appID)
+		}
+		q += ` AND id < ` + arg(after)
+	}
+	if f.Channel != "" {
+		q += ` AND channel = ` + arg(string(f.Channel))
+	}
+	q += ` ORDER BY id DESC LIMIT ` + arg(limit+1)
+	ds, err := s.deliveries(ctx, q, args...)
+	if err != nil {
+		return nil, "", wrap(err, "list dead letters of app %q", appID)
+	}
+	next := ""
+	if len(ds) > limit {
+		ds = ds[:limit]
+		next = storeutil.EncodeCursor(ds[limit-1].ID)
+	}
+	if len(ds) == 0 {
+		return nil, "", nil
+	}
+	nids := make([]string, len(ds))
+	for i, d := range ds {
+		nids[i] = d.NotificationID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,
+		provider, detail, at FROM events WHERE app_id = $1 AND notification_id = ANY($2::text[]) ORDER BY seq`, appID, nids)
+	if err != nil {
+		return nil, "", wrap(err, "list dead letters of app %q: events", appID)
+	}
+	evs, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, "", wrap(err, "list dead letters of app %q: events", appID)
+	}
+	return storeutil.DeadLetters(ds, evs), next, nil
+}
+
+func scanEvent(r pgx.CollectableRow) (herald.Event, error) {
+	var e herald.Event
+	var channel, status string
+	err := r.Scan(&e.AppID, &e.NotificationID, &e.DeliveryID, &channel, &status, &e.Reason, &e.Attempt,
+		&e.Provider, &e.Detail, &e.At)
+	e.Channel, e.Status, e.At = herald.Channel(channel), herald.Status(status), e.At.UTC()
+	return e, err
+}
+
 // ListDeliveries returns the notification's deliveries in creation order.
 func (s *Store) ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error) {
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE app_id = $1 AND notification_id = $2

@@ -388,6 +388,73 @@ func (s *Store) deliveries(ctx context.Context, q string, args ...any) ([]herald
 	return out, rows.Err()
 }
 
+// ListDeadLetters returns the app's dead deliveries newest first, one page
+// at a time, each with its events; the page's events are one query.
+func (s *Store) ListDeadLetters(ctx context.Context, appID string, f herald.DeadLetterFilter) ([]herald.DeadLetter, string, error) {
+	limit := storeutil.Limit(f.Limit)
+	// status = 'dead' reads exactly as in the partial index deliveries_dead.
+	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE app_id = ? AND status = 'dead'`
+	args := []any{appID}
+	if f.Cursor != "" {
+		after, err := storeutil.DecodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", wrap(err, "list dead letters of app %q", appID)
+		}
+		q += ` AND id < ?`
+		args = append(args, after)
+	}
+	if f.Channel != "" {
+		q += ` AND channel = ?`
+		args = append(args, string(f.Channel))
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit+1)
+	ds, err := s.deliveries(ctx, q, args...)
+	if err != nil {
+		return nil, "", wrap(err, "list dead letters of app %q", appID)
+	}
+	next := ""
+	if len(ds) > limit {
+		ds = ds[:limit]
+		next = storeutil.EncodeCursor(ds[limit-1].ID)
+	}
+	if len(ds) == 0 {
+		return nil, "", nil
+	}
+	eq := `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at
+		FROM events WHERE app_id = ? AND notification_id IN (?` + strings.Repeat(", ?", len(ds)-1) + `) ORDER BY seq`
+	eargs := []any{appID}
+	for _, d := range ds {
+		eargs = append(eargs, d.NotificationID)
+	}
+	evs, err := s.events(ctx, eq, eargs...)
+	if err != nil {
+		return nil, "", wrap(err, "list dead letters of app %q: events", appID)
+	}
+	return storeutil.DeadLetters(ds, evs), next, nil
+}
+
+func (s *Store) events(ctx context.Context, q string, args ...any) ([]herald.Event, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []herald.Event
+	for rows.Next() {
+		var e herald.Event
+		var channel, status string
+		var at int64
+		if err := rows.Scan(&e.AppID, &e.NotificationID, &e.DeliveryID, &channel, &status, &e.Reason, &e.Attempt,
+			&e.Provider, &e.Detail, &at); err != nil {
+			return nil, err
+		}
+		e.Channel, e.Status, e.At = herald.Channel(channel), herald.Status(status), fromUS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // ListDeliveries returns the notification's deliveries in creation order.
 func (s *Store) ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error) {
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE app_id = ? AND notification_id = ?

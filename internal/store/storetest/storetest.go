@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Transitions", testTransitions},
 		{"LogIsolation", testLogIsolation},
 		{"ListNotifications", testListNotifications},
+		{"ListDeadLetters", testListDeadLetters},
 		{"StaleAndPostpone", testStaleAndPostpone},
 		{"ConcurrentApply", testConcurrentApply},
 		{"Leases", testLeases},
@@ -690,6 +691,102 @@ func testListNotifications(t *testing.T, s herald.Store) {
 	diff(t, "filtered page 2", ids(list), pick(2, 0))
 
 	_, _, err = s.ListNotifications(ctx, a.ID, herald.NotificationFilter{Cursor: "not a cursor!"})
+	wantCode(t, err, herald.CodeInvalid)
+}
+
+func testListDeadLetters(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now().Add(-time.Hour)
+	channels := []herald.Channel{herald.ChannelEmail, herald.ChannelSMS, herald.ChannelEmail, herald.ChannelPush, herald.ChannelEmail}
+	var all []herald.NewNotification // oldest first
+	for i, c := range channels {
+		all = append(all, notification(a.ID, "user-1", t0.Add(time.Duration(i)*time.Second), c))
+	}
+	// A second delivery of the first notification stays alive: its events must not show up.
+	alive := notification(a.ID, "user-1", t0, herald.ChannelSMS).Deliveries[0]
+	alive.NotificationID = all[0].Notification.ID
+	all[0].Deliveries = append(all[0].Deliveries, alive)
+	all[0].Events = append(all[0].Events, herald.Event{AppID: a.ID, NotificationID: alive.NotificationID, DeliveryID: alive.ID,
+		Channel: alive.Channel, Status: herald.StatusAccepted, At: t0})
+	other := notification(b.ID, "user-1", t0, herald.ChannelEmail)
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: append(all, other)}))
+
+	die := func(appID string, d herald.Delivery, at time.Time) {
+		t.Helper()
+		must(t, s.Apply(ctx, &herald.Batch{Transitions: []herald.Transition{
+			{AppID: appID, DeliveryID: d.ID, To: herald.StatusSending, Attempts: 1,
+				Event: herald.Event{Status: herald.StatusSending, Attempt: 1, At: at}},
+			{AppID: appID, DeliveryID: d.ID, To: herald.StatusDead, Reason: herald.ReasonRetriesExhausted, Provider: "smtp",
+				Event: herald.Event{Status: herald.StatusDead, Reason: herald.ReasonRetriesExhausted, Attempt: 1, Provider: "smtp",
+					Detail: "451 try again later", At: at.Add(time.Second)}},
+		}}))
+	}
+	dead := []int{0, 1, 2, 4} // all[3] stays accepted
+	for _, i := range dead {
+		die(a.ID, all[i].Deliveries[0], t0.Add(time.Minute))
+	}
+	die(b.ID, other.Deliveries[0], t0.Add(time.Minute))
+
+	pick := func(idx ...int) []string {
+		var out []string
+		for _, i := range idx {
+			out = append(out, all[i].Deliveries[0].ID)
+		}
+		return out
+	}
+	deliveryIDs := func(list []herald.DeadLetter) []string {
+		var out []string
+		for _, dl := range list {
+			out = append(out, dl.Delivery.ID)
+		}
+		return out
+	}
+	var pages [][]string
+	f := herald.DeadLetterFilter{Limit: 3}
+	for range 4 {
+		list, next, err := s.ListDeadLetters(ctx, a.ID, f)
+		must(t, err)
+		pages = append(pages, deliveryIDs(list))
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	diff(t, "pages", pages, [][]string{pick(4, 2, 1), pick(0)})
+
+	list, next, err := s.ListDeadLetters(ctx, a.ID, herald.DeadLetterFilter{Channel: herald.ChannelEmail})
+	must(t, err)
+	diff(t, "email dead letters", deliveryIDs(list), pick(4, 2, 0))
+	if next != "" {
+		t.Errorf("next = %q on the only page", next)
+	}
+	first := list[2]
+	if first.Delivery.Status != herald.StatusDead || first.Delivery.Reason != herald.ReasonRetriesExhausted ||
+		first.Delivery.Attempts != 1 || first.Delivery.Provider != "smtp" {
+		t.Errorf("dead delivery = %+v", first.Delivery)
+	}
+	var statuses []herald.Status
+	for _, e := range first.Events {
+		statuses = append(statuses, e.Status)
+		if e.DeliveryID != first.Delivery.ID {
+			t.Errorf("event %+v belongs to another delivery", e)
+		}
+	}
+	diff(t, "timeline", statuses, []herald.Status{herald.StatusAccepted, herald.StatusSending, herald.StatusDead})
+	diff(t, "dead event", first.Events[2], herald.Event{AppID: a.ID, NotificationID: first.Delivery.NotificationID,
+		DeliveryID: first.Delivery.ID, Channel: herald.ChannelEmail, Status: herald.StatusDead,
+		Reason: herald.ReasonRetriesExhausted, Attempt: 1, Provider: "smtp", Detail: "451 try again later", At: t0.Add(time.Minute + time.Second)})
+
+	list, _, err = s.ListDeadLetters(ctx, b.ID, herald.DeadLetterFilter{})
+	must(t, err)
+	diff(t, "the other app's dead letters", deliveryIDs(list), []string{other.Deliveries[0].ID})
+	list, next, err = s.ListDeadLetters(ctx, createApp(t, s).ID, herald.DeadLetterFilter{})
+	must(t, err)
+	if len(list) != 0 || next != "" {
+		t.Errorf("an app without dead letters sees %d", len(list))
+	}
+	_, _, err = s.ListDeadLetters(ctx, a.ID, herald.DeadLetterFilter{Cursor: "not a cursor!"})
 	wantCode(t, err, herald.CodeInvalid)
 }
 

@@ -70,6 +70,7 @@ type Server struct {
 	mu       sync.Mutex
 	accounts map[string]string // sid → auth token
 	requests []url.Values
+	arrivals []time.Time // when each of requests arrived
 	received int
 	failures []failure
 	stopped  map[string]bool
@@ -144,6 +145,13 @@ func (s *Server) Requests() []url.Values {
 	return out
 }
 
+// Arrivals returns when each request of Requests arrived, in the same order.
+func (s *Server) Arrivals() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.arrivals...)
+}
+
 // Received reports how many messages the fake has accepted (answered 201).
 func (s *Server) Received() int {
 	s.mu.Lock()
@@ -195,6 +203,7 @@ func (s *Server) Hang() {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	s.mu.Lock()
 	hang, latency := s.hang, s.latency
 	s.mu.Unlock()
@@ -236,6 +245,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if form != nil {
 		s.mu.Lock()
 		s.requests = append(s.requests, form)
+		s.arrivals = append(s.arrivals, arrived)
 		s.mu.Unlock()
 	}
 	if code != 0 {

@@ -196,3 +196,19 @@ func DecodeAttributes(doc []byte) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+// DeadLetters pairs each dead delivery with its own events, kept in order.
+func DeadLetters(ds []herald.Delivery, evs []herald.Event) []herald.DeadLetter {
+	out := make([]herald.DeadLetter, len(ds))
+	at := make(map[string]int, len(ds))
+	for i, d := range ds {
+		out[i].Delivery = d
+		at[d.ID] = i
+	}
+	for _, e := range evs {
+		if i, ok := at[e.DeliveryID]; ok {
+			out[i].Events = append(out[i].Events, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,8 @@
+-- The dead-letter list (GET /v1/dead-letters): a small index, since only
+-- dead deliveries enter it.
+
+-- +goose Up
+CREATE INDEX deliveries_dead ON deliveries (app_id, id) WHERE status = 'dead';
+
+-- +goose Down
+DROP INDEX deliveries_dead;
