@@ -120,7 +120,7 @@ func TestProviderErrors(t *testing.T) {
 // flowing at about their usual latency; SMS deliveries are retried and all
 // delivered once the provider is back.
 func TestOneChannelDown(t *testing.T) {
-	count, rate, outage := 1600, 200.0, 20*time.Second
+	count, rate, outage := 1600, 200.0, 10*time.Second
 	if long() {
 		count, rate, outage = 8000, 250, 60*time.Second
 	}
