@@ -104,6 +104,11 @@ type LogStore interface {
 	GetDelivery(ctx context.Context, appID, id string) (Delivery, error)
 	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
 	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
+	// DeleteIdempotencyBefore deletes up to limit idempotency records of
+	// any app created before before, oldest first, and reports how many it
+	// deleted; the caller repeats while it deletes limit. Only the sweep of
+	// the scheduler role calls it. The notifications stay.
+	DeleteIdempotencyBefore(ctx context.Context, before time.Time, limit int) (int, error)
 	// StaleDeliveries returns up to limit deliveries of any app that should
 	// be on the work queue but may not be, oldest due first: accepted or
 	// sending with a due time before staleBefore (a publish or a worker was

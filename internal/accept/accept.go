@@ -53,6 +53,7 @@ type Service struct {
 	limits Limits
 	// OnAccepted, when set, is called with the channel of every accepted delivery (metrics).
 	onAccepted func(herald.Channel, herald.Status)
+	admit      func(herald.Channel) error
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -64,6 +65,10 @@ type Options struct {
 	Now        func() time.Time
 	Limits     Limits
 	OnAccepted func(herald.Channel, herald.Status)
+	// Admit, when set, is asked before the log write whether a channel's
+	// queue has room; its error (CodeUnavailable with RetryAfterSeconds)
+	// refuses the whole request. A replay of a stored answer is never refused.
+	Admit func(herald.Channel) error
 }
 
 // New returns a Service.
@@ -81,7 +86,7 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)
@@ -119,6 +124,19 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	deliveries, err := s.resolve(ctx, n, req)
 	if err != nil {
 		return herald.Accepted{}, false, err
+	}
+
+	if s.admit != nil {
+		asked := map[herald.Channel]bool{}
+		for _, d := range deliveries {
+			if d.Status != herald.StatusAccepted || asked[d.Channel] {
+				continue
+			}
+			asked[d.Channel] = true
+			if err := s.admit(d.Channel); err != nil {
+				return herald.Accepted{}, false, fmt.Errorf("accept: %s queue: %w", d.Channel, err)
+			}
+		}
 	}
 
 	rec := herald.NewNotification{Notification: n, Deliveries: deliveries}

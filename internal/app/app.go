@@ -47,6 +47,8 @@ type App struct {
 	writer     *logwriter.Writer
 	consumers  []*queue.Consumer
 	reconciler *reconcile.Reconciler
+	watch      *queueWatch
+	gate       *storeGate
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
@@ -116,6 +118,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.connectQueue(ctx); err != nil {
 		return err
 	}
+	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.logger, a.reg)
+	if err = a.watch.Start(ctx); err != nil {
+		return err
+	}
 	box, err := a.secretBox()
 	if err != nil {
 		return err
@@ -155,7 +161,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		host, _ := os.Hostname()
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
-			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile})
+			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile,
+			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg)})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
 		}
@@ -164,7 +171,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var sender herald.Sender
 	if a.cfg.HasRole(RoleAPI) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
-			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted})
+			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted,
+			Admit: a.watch.admit})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers,
 		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients})
@@ -212,37 +220,99 @@ func queueKind(c Config) string {
 }
 
 func (a *App) connectQueue(ctx context.Context) error {
-	var err error
-	if a.cfg.NATSURL != "" {
-		a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				a.logger.Warn("nats error", "err", err)
-			}))
-		if err != nil {
-			return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
-		}
-	} else {
-		a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(a.cfg.DataDir, "jetstream"), Logger: a.logger})
-		if err != nil {
-			return fmt.Errorf("start embedded NATS: %w", err)
-		}
-		if a.nc, err = a.ns.Connect(); err != nil {
-			return fmt.Errorf("connect to embedded NATS: %w", err)
-		}
+	if a.cfg.NATSURL == "" {
+		return a.startEmbeddedQueue(ctx)
 	}
+	var err error
+	a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			a.logger.Warn("nats error", "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
+	}
+	return a.openQueue(ctx)
+}
+
+func (a *App) openQueue(ctx context.Context) error {
+	var err error
 	a.q, err = queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
-		AckWait: a.cfg.SendTimeout*2 + 10*time.Second, Logger: a.logger})
+		AckWait: a.cfg.SendTimeout*2 + 10*time.Second, Logger: a.logger,
+		NotifyMaxMsgs: a.cfg.QueueMaxMsgs, NotifyMaxBytes: a.cfg.QueueMaxBytes})
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
 	}
 	return nil
 }
 
+// startEmbeddedQueue starts the embedded server and opens the queue. When
+// the JetStream store is too damaged for either, it is moved aside and the
+// queue starts empty: the notification log, not the queue, is the durable
+// record, and the reconciler republishes every unfinished delivery from
+// it. Refusing to start would deliver nothing.
+func (a *App) startEmbeddedQueue(ctx context.Context) error {
+	dir := filepath.Join(a.cfg.DataDir, "jetstream")
+	err := a.tryEmbeddedQueue(ctx, dir)
+	if err == nil || herald.ErrorCode(err) != herald.CodeInternal || ctx.Err() != nil {
+		return err
+	}
+	aside := fmt.Sprintf("%s.damaged-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
+	a.logger.Error("the JetStream store is damaged: moving it aside and starting with an empty queue; "+
+		"unfinished deliveries are republished from the notification log after --reconcile-after",
+		"store", dir, "moved_to", aside, "err", err)
+	a.closeEmbeddedQueue(ctx)
+	if rerr := os.Rename(dir, aside); rerr != nil {
+		return fmt.Errorf("move the damaged JetStream store aside: %w (after: %w)", rerr, err)
+	}
+	return a.tryEmbeddedQueue(ctx, dir)
+}
+
+func (a *App) tryEmbeddedQueue(ctx context.Context, dir string) error {
+	var err error
+	a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: dir, Logger: a.logger})
+	if err != nil {
+		return fmt.Errorf("start embedded NATS: %w", err)
+	}
+	if a.nc, err = a.ns.Connect(); err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	return a.openQueue(ctx)
+}
+
+// closeEmbeddedQueue undoes a failed tryEmbeddedQueue.
+func (a *App) closeEmbeddedQueue(ctx context.Context) {
+	if a.nc != nil {
+		a.nc.Close()
+		a.nc = nil
+	}
+	if a.ns != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := a.ns.Stop(sctx); err != nil {
+			a.logger.Warn("stopping the embedded NATS server on a damaged store", "err", err)
+		}
+		a.ns = nil
+	}
+}
+
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
 	w := deliver.New(a.store, a.writer, providers, deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
 		MaxAttempts: a.cfg.MaxAttempts, Backoff: a.cfg.RetryBackoff, Observe: m.observeSend})
+	a.gate = newStoreGate(a.logger, a.reg)
 	handle := func(ctx context.Context, d *queue.Delivery) {
+		a.gate.wait(ctx)
 		v := w.Handle(ctx, d.AppID, d.DeliveryID, d.StoredAt)
+		if v.Action == deliver.Retry {
+			// No claim without the store, hence no send; pause everyone
+			// rather than cycle the backlog through failed reads.
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if err := a.store.Ping(pctx); err != nil {
+				v.Delay = max(v.Delay, a.gate.trip())
+			}
+			cancel()
+		} else {
+			a.gate.ok()
+		}
 		var err error
 		switch v.Action {
 		case deliver.Ack:
@@ -306,6 +376,9 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.srv != nil {
 			errs = append(errs, a.srv.Shutdown(ctx))
 		}
+		if a.gate != nil {
+			a.gate.close()
+		}
 		// Stop every consumer at once: stopping them one by one would let the
 		// later ones start new sends while the first ones drain.
 		stopErrs := make([]error, len(a.consumers))
@@ -324,6 +397,9 @@ func (a *App) Stop(ctx context.Context) error {
 		}
 		if a.writer != nil {
 			errs = append(errs, a.writer.Stop(ctx))
+		}
+		if a.watch != nil {
+			errs = append(errs, a.watch.Stop(ctx))
 		}
 		if a.nc != nil {
 			if err := a.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

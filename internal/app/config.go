@@ -56,7 +56,17 @@ type Config struct {
 	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
 	ConfigFile          string        `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
+
+	// Durability: idempotency retention and work-queue limits ("nothing lost, nothing twice").
+	IdempotencyRetention time.Duration `flag:"idempotency-retention" env:"HERALD_IDEMPOTENCY_RETENTION" help:"how long an Idempotency-Key is remembered (at least 24h)"`
+	QueueMaxMsgs         int64         `flag:"queue-max-msgs" env:"HERALD_QUEUE_MAX_MSGS" help:"most deliveries waiting in the NOTIFY stream; beyond it publishes are refused, never old messages dropped"`
+	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
+	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
 }
+
+// MinIdempotencyRetention is the shortest Idempotency-Key retention
+// accepted: clients retry for up to a day.
+const MinIdempotencyRetention = 24 * time.Hour
 
 // Defaults returns the embedded-default configuration.
 func Defaults() Config {
@@ -76,6 +86,10 @@ func Defaults() Config {
 		ReconcileInterval: 10 * time.Second,
 		ReconcileAfter:    60 * time.Second,
 		ShutdownTimeout:   30 * time.Second,
+
+		IdempotencyRetention: MinIdempotencyRetention,
+		QueueMaxMsgs:         10_000_000,
+		QueueHighWater:       0.95,
 	}
 }
 
@@ -181,6 +195,15 @@ func (c *Config) Validate() error {
 	if c.SendTimeout <= 0 || c.ProviderCooldown <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
 		problems = append(problems, "durations must be positive")
 	}
+	if c.IdempotencyRetention < MinIdempotencyRetention {
+		problems = append(problems, "idempotency-retention: must be at least 24h (clients may retry for a day)")
+	}
+	if c.QueueMaxMsgs < 1 || c.QueueMaxBytes < 0 {
+		problems = append(problems, "queue-max-msgs: must be at least 1; queue-max-bytes: must not be negative")
+	}
+	if !(c.QueueHighWater > 0 && c.QueueHighWater <= 1) {
+		problems = append(problems, "queue-high-water: must be above 0 and at most 1")
+	}
 	if c.DataDir != "" {
 		abs, err := filepath.Abs(c.DataDir)
 		if err == nil {
@@ -281,6 +304,12 @@ func setField(v reflect.Value, s string) error {
 			return fmt.Errorf("not true or false: %q", s)
 		}
 		v.SetBool(b)
+	case float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		v.SetFloat(f)
 	case int, int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {

@@ -219,6 +219,13 @@ func TestValidate(t *testing.T) {
 		{"relative public url", func(c *Config) { c.PublicURL = "herald.example.com" }, "public-url"},
 		{"embedded without data dir", func(c *Config) { c.DataDir = "" }, "data-dir"},
 		{"postgres without data dir", func(c *Config) { c.DataDir, c.DatabaseURL = "", "postgres://db/herald" }, "data-dir"},
+		{"idempotency kept a day", func(c *Config) { c.IdempotencyRetention = 24 * time.Hour }, ""},
+		{"idempotency kept a week", func(c *Config) { c.IdempotencyRetention = 7 * 24 * time.Hour }, ""},
+		{"idempotency kept less than a day", func(c *Config) { c.IdempotencyRetention = 23 * time.Hour }, "idempotency-retention"},
+		{"no queue messages", func(c *Config) { c.QueueMaxMsgs = 0 }, "queue-max-msgs"},
+		{"negative queue bytes", func(c *Config) { c.QueueMaxBytes = -1 }, "queue-max-bytes"},
+		{"queue high water above 1", func(c *Config) { c.QueueHighWater = 1.5 }, "queue-high-water"},
+		{"queue high water zero", func(c *Config) { c.QueueHighWater = 0 }, "queue-high-water"},
 		{"scaled out without data dir", func(c *Config) {
 			c.DataDir, c.DatabaseURL, c.NATSURL = "", "postgres://db/herald", "nats://a:4222"
 		}, ""},

@@ -41,6 +41,15 @@ type Options struct {
 	DuplicateWindow time.Duration
 	// EventsMaxAge is how long events are kept; default 72h.
 	EventsMaxAge time.Duration
+	// NotifyMaxMsgs bounds the deliveries waiting in NOTIFY; default
+	// 10,000,000. A full NOTIFY refuses publishes (DiscardNew) rather than
+	// dropping old messages: the log holds every refused delivery and the
+	// reconciler republishes it once there is room.
+	NotifyMaxMsgs int64
+	// NotifyMaxBytes bounds NOTIFY's size; 0 leaves it to the server's file
+	// store limit. JetStream reserves a stream's MaxBytes on the server, so
+	// a large value can make the stream impossible to create.
+	NotifyMaxBytes int64
 	// Logger receives what the queue cannot return as an error (malformed
 	// messages, failed pulls); nil discards.
 	Logger *slog.Logger
@@ -52,6 +61,7 @@ const (
 	DefaultMaxAckPending   = 1000
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultEventsMaxAge    = 72 * time.Hour
+	DefaultNotifyMaxMsgs   = 10_000_000
 )
 
 // publishAckTimeout bounds the wait for one PubAck, so that a publish to a
@@ -87,7 +97,8 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Queue, error) {
 	if o.Replicas < 0 || o.Replicas > 5 {
 		v.Add("replicas", "must be between 1 and 5")
 	}
-	if o.AckWait < 0 || o.MaxAckPending < 0 || o.DuplicateWindow < 0 || o.EventsMaxAge < 0 {
+	if o.AckWait < 0 || o.MaxAckPending < 0 || o.DuplicateWindow < 0 || o.EventsMaxAge < 0 ||
+		o.NotifyMaxMsgs < 0 || o.NotifyMaxBytes < 0 {
 		v.Add("options", "durations and limits must not be negative")
 	}
 	if err := v.Err(); err != nil {
@@ -107,6 +118,13 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Queue, error) {
 	}
 	if o.EventsMaxAge == 0 {
 		o.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if o.NotifyMaxMsgs == 0 {
+		o.NotifyMaxMsgs = DefaultNotifyMaxMsgs
+	}
+	notifyMaxBytes := o.NotifyMaxBytes
+	if notifyMaxBytes == 0 {
+		notifyMaxBytes = -1 // unlimited, in JetStream's terms
 	}
 	log := o.Logger
 	if log == nil {
@@ -134,6 +152,11 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Queue, error) {
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
 		Duplicates:  o.DuplicateWindow,
+		MaxMsgs:     o.NotifyMaxMsgs,
+		MaxBytes:    notifyMaxBytes,
+		// A full work queue must refuse new deliveries, never silently drop
+		// accepted ones (DiscardOld would delete the oldest).
+		Discard: jetstream.DiscardNew,
 	}); err != nil {
 		return nil, err
 	}
@@ -261,4 +284,43 @@ func (q *Queue) Depth(ctx context.Context) (map[string]uint64, error) {
 		}
 	}
 	return depth, nil
+}
+
+// StreamFill is how full a stream is against its limits, for metrics and
+// for the API's back-pressure.
+type StreamFill struct {
+	Stream   string
+	Msgs     uint64
+	Bytes    uint64
+	MaxMsgs  int64 // -1: no limit
+	MaxBytes int64 // -1: no limit
+}
+
+// Ratio is the fill of the tightest limit, 0 when the stream has none.
+func (f StreamFill) Ratio() float64 {
+	r := 0.0
+	if f.MaxMsgs > 0 {
+		r = max(r, float64(f.Msgs)/float64(f.MaxMsgs))
+	}
+	if f.MaxBytes > 0 {
+		r = max(r, float64(f.Bytes)/float64(f.MaxBytes))
+	}
+	return r
+}
+
+// Fill reads the state and limits of the NOTIFY and EVENTS streams, in
+// that order. Errors: CodeUnavailable when the server does not answer,
+// CodeInternal otherwise.
+func (q *Queue) Fill(ctx context.Context) ([]StreamFill, error) {
+	out := make([]StreamFill, 0, 2)
+	for _, name := range []string{q.notify, q.events} {
+		s, err := q.js.Stream(ctx, name)
+		if err != nil {
+			return nil, translate(fmt.Sprintf("queue: fill of stream %q", name), err)
+		}
+		info := s.CachedInfo()
+		out = append(out, StreamFill{Stream: name, Msgs: info.State.Msgs, Bytes: info.State.Bytes,
+			MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes})
+	}
+	return out, nil
 }

@@ -62,6 +62,7 @@ func runSuite(t *testing.T, nc *nats.Conn) {
 		{"EventHandlerErrorRedelivers", testEventHandlerErrorRedelivers},
 		{"MalformedMessageTerminated", testMalformedMessageTerminated},
 		{"DepthAndPing", testDepthAndPing},
+		{"FullQueueRefusesNew", testFullQueueRefusesNew},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -595,6 +596,67 @@ func testDepthAndPing(t *testing.T, nc *nats.Conn) {
 	want := map[string]uint64{"email.normal": 2, "email.high": 0, "sms.normal": 0, "sms.high": 0, "push.normal": 0, "push.high": 1}
 	if !reflect.DeepEqual(depth, want) {
 		t.Errorf("Depth = %v, want %v", depth, want)
+	}
+}
+
+// testFullQueueRefusesNew: a full NOTIFY refuses the publishes beyond its
+// limit, naming them, and keeps the messages it holds (DiscardNew), so that
+// nothing accepted is dropped without the publisher knowing.
+func testFullQueueRefusesNew(t *testing.T, nc *nats.Conn) {
+	q := openQueue(t, nc, queue.Options{NotifyMaxMsgs: 3})
+	var jobs []queue.Job
+	for i := range 5 {
+		jobs = append(jobs, job(fmt.Sprintf("d%d", i), herald.ChannelEmail, herald.PriorityNormal))
+	}
+	err := q.Publish(t.Context(), jobs)
+	if err == nil {
+		t.Fatal("publishing 5 jobs to a stream limited to 3 succeeded")
+	}
+	if herald.ErrorCode(err) != herald.CodeUnavailable {
+		t.Errorf("error code = %s, want unavailable (a full queue passes): %v", herald.ErrorCode(err), err)
+	}
+	for _, id := range []string{`"d3"`, `"d4"`} {
+		if !strings.Contains(err.Error(), id) {
+			t.Errorf("error does not name refused delivery %s: %v", id, err)
+		}
+	}
+	for _, id := range []string{`"d0"`, `"d1"`, `"d2"`} {
+		if strings.Contains(err.Error(), id) {
+			t.Errorf("error names stored delivery %s: %v", id, err)
+		}
+	}
+	if got := streamMsgs(t, nc, q); got != 3 {
+		t.Errorf("stream holds %d messages, want the first 3", got)
+	}
+	fill, err := q.Fill(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify, events := q.StreamNames()
+	if fill[0].Stream != notify || fill[0].Msgs != 3 || fill[0].MaxMsgs != 3 || fill[0].MaxBytes != -1 || fill[0].Ratio() != 1 {
+		t.Errorf("NOTIFY fill = %+v (ratio %v), want 3 of 3 messages, no byte limit, ratio 1", fill[0], fill[0].Ratio())
+	}
+	if fill[1].Stream != events {
+		t.Errorf("second fill is of %s, want %s", fill[1].Stream, events)
+	}
+	// Consuming makes room again.
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	consume(t, q, herald.ChannelEmail, herald.PriorityNormal, 3, func(ctx context.Context, d *queue.Delivery) {
+		mu.Lock()
+		seen[d.DeliveryID] = true
+		mu.Unlock()
+		_ = d.Ack(ctx)
+	})
+	waitStreamEmpty(t, nc, q)
+	if err := q.Publish(t.Context(), jobs[3:]); err != nil {
+		t.Fatalf("publishing after the queue drained: %v", err)
+	}
+	waitStreamEmpty(t, nc, q)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 5 {
+		t.Errorf("consumed %v, want all 5 jobs", seen)
 	}
 }
 

@@ -3,7 +3,8 @@
 // queue that lost data, a worker that died mid-way — and retries whose
 // time has come (workers acknowledge a failed attempt once its retry is in
 // the log, rather than holding the message in the queue for hours). The
-// log, not the queue, decides what must still happen.
+// log, not the queue, decides what must still happen. Under the same lease
+// it sweeps idempotency records past their retention.
 package reconcile
 
 import (
@@ -22,6 +23,7 @@ type Store interface {
 	PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
+	DeleteIdempotencyBefore(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Publisher republishes deliveries under a fresh message id (the first
@@ -44,6 +46,13 @@ type Options struct {
 	Batch int
 	// Observe, when set, is told how many deliveries each pass republished.
 	Observe func(n int)
+	// IdempotencyRetention is how long an Idempotency-Key is kept; older
+	// records are swept. 0 keeps them forever.
+	IdempotencyRetention time.Duration
+	// SweepEvery is the time between idempotency sweeps (default 1m).
+	SweepEvery time.Duration
+	// Swept, when set, is told how many idempotency records a sweep deleted.
+	Swept func(n int)
 }
 
 // Reconciler is a long-lived part: Start, then Stop.
@@ -51,6 +60,9 @@ type Reconciler struct {
 	store Store
 	pub   Publisher
 	o     Options
+
+	mu        sync.Mutex
+	lastSweep time.Time
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -73,6 +85,9 @@ func New(store Store, pub Publisher, o Options) *Reconciler {
 	}
 	if o.Batch <= 0 {
 		o.Batch = 500
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = time.Minute
 	}
 	return &Reconciler{store: store, pub: pub, o: o}
 }
@@ -131,6 +146,10 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if !ok {
 		return 0, nil
 	}
+	if err := r.sweep(ctx, now); err != nil {
+		// The sweep is housekeeping: it must never hold up republishing.
+		r.o.Logger.Warn("idempotency sweep failed", "err", err)
+	}
 	stale, err := r.store.StaleDeliveries(ctx, now.Add(-r.o.After), now, r.o.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("reconcile: find stale deliveries: %w", err)
@@ -164,4 +183,44 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 		r.o.Observe(len(stale))
 	}
 	return len(stale), nil
+}
+
+// sweepBatch bounds one delete, so a sweep after a long outage never holds
+// the log's write lock for long.
+const sweepBatch = 1000
+
+// sweep deletes idempotency records older than the retention, in batches,
+// at most once per SweepEvery. Only the lease holder calls it.
+func (r *Reconciler) sweep(ctx context.Context, now time.Time) error {
+	if r.o.IdempotencyRetention <= 0 {
+		return nil
+	}
+	r.mu.Lock()
+	due := now.Sub(r.lastSweep) >= r.o.SweepEvery
+	if due {
+		r.lastSweep = now
+	}
+	r.mu.Unlock()
+	if !due {
+		return nil
+	}
+	before := now.Add(-r.o.IdempotencyRetention)
+	total := 0
+	for {
+		n, err := r.store.DeleteIdempotencyBefore(ctx, before, sweepBatch)
+		total += n
+		if err != nil {
+			return fmt.Errorf("reconcile: sweep idempotency records before %s: %w", before, err)
+		}
+		if n < sweepBatch || ctx.Err() != nil {
+			break
+		}
+	}
+	if total > 0 {
+		r.o.Logger.Info("swept expired idempotency keys", "count", total, "before", before)
+	}
+	if r.o.Swept != nil {
+		r.o.Swept(total)
+	}
+	return nil
 }

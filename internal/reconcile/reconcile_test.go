@@ -392,3 +392,64 @@ func TestStopWithoutStart(t *testing.T) {
 		}
 	}
 }
+
+// seedKey stores a notification with an idempotency record created at at.
+func seedKey(t *testing.T, s *sqlite.Store, key string, at time.Time) {
+	t.Helper()
+	nn := herald.NewNotification{Notification: herald.Notification{AppID: appID, ID: "n-" + key,
+		Priority: herald.PriorityNormal, Content: herald.Content{Body: "hello"}, CreatedAt: at},
+		Idempotency: &herald.Idempotency{AppID: appID, Key: key, RequestHash: []byte(key), NotificationID: "n-" + key, CreatedAt: at}}
+	if err := s.Apply(t.Context(), &herald.Batch{Notifications: []herald.NewNotification{nn}}); err != nil {
+		t.Fatalf("seed key %s: %v", key, err)
+	}
+}
+
+func hasKey(t *testing.T, s *sqlite.Store, key string) bool {
+	t.Helper()
+	_, err := s.GetIdempotency(t.Context(), appID, key)
+	if err != nil && !herald.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestSweepKeepsKeysForTheRetention: a key is kept for the whole retention
+// and swept after it, by the lease holder only, at most once per SweepEvery.
+func TestSweepKeepsKeysForTheRetention(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	seedKey(t, s, "day-old", t0.Add(-24*time.Hour-time.Second))
+	seedKey(t, s, "almost-day-old", t0.Add(-24*time.Hour+time.Minute))
+	clk := newClock()
+	var swept []int
+	o := reconcile.Options{Now: clk.Now, Interval: time.Hour, IdempotencyRetention: 24 * time.Hour,
+		SweepEvery: 5 * time.Minute}
+	ownerOpts, otherOpts := o, o
+	ownerOpts.Holder, otherOpts.Holder = "owner", "other"
+	ownerOpts.Swept = func(n int) { swept = append(swept, n) }
+	owner := newReconciler(t, s, &sink{}, ownerOpts)
+	other := newReconciler(t, s, &sink{}, otherOpts)
+
+	pass(t, owner) // takes the lease and sweeps
+	if hasKey(t, s, "day-old") {
+		t.Error("a key older than the retention survived the sweep")
+	}
+	if !hasKey(t, s, "almost-day-old") {
+		t.Fatal("a key younger than the retention was swept")
+	}
+
+	clk.Advance(2 * time.Minute) // almost-day-old is now past the retention
+	pass(t, other)               // no lease: no sweep
+	pass(t, owner)               // holds the lease, but the last sweep was 2 minutes ago
+	if !hasKey(t, s, "almost-day-old") {
+		t.Fatal("swept before SweepEvery passed, or by a process without the lease")
+	}
+	clk.Advance(4 * time.Minute)
+	pass(t, owner)
+	if hasKey(t, s, "almost-day-old") {
+		t.Error("a key past the retention survived the next sweep")
+	}
+	if want := []int{1, 1}; !slices.Equal(swept, want) {
+		t.Errorf("sweeps reported %v, want %v", swept, want)
+	}
+}

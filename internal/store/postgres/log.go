@@ -341,6 +341,21 @@ func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore ti
 	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
 
+// DeleteIdempotencyBefore deletes up to limit idempotency records of any
+// app created before before, oldest first, and reports how many.
+func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency WHERE (app_id, key) IN
+		(SELECT app_id, key FROM idempotency WHERE created_at < $1 ORDER BY created_at LIMIT $2)`,
+		storeutil.Time(before), limit)
+	if err != nil {
+		return 0, wrap(err, "delete idempotency records before %s", before)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // PostponeDeliveries moves the due time of the given deliveries (any app)
 // to until, without changing their status or timeline.
 func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error {

@@ -150,6 +150,7 @@ func wrap(err error, format string, args ...any) error {
 		}
 	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, net.ErrClosed),
+		errors.Is(err, pgconn.ErrConnClosed), // the connection died under the query
 		errors.Is(err, puddle.ErrClosedPool):
 		code = herald.CodeUnavailable
 	}

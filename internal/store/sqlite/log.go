@@ -444,6 +444,22 @@ func (s *Store) GetIdempotency(ctx context.Context, appID, key string) (herald.I
 	return k, nil
 }
 
+// DeleteIdempotencyBefore deletes up to limit idempotency records of any
+// app created before before, oldest first, and reports how many.
+func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency WHERE rowid IN
+		(SELECT rowid FROM idempotency WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+		us(storeutil.Time(before)), limit)
+	if err != nil {
+		return 0, wrap(err, "delete idempotency records before %s", before)
+	}
+	n, err := res.RowsAffected()
+	return int(n), wrap(err, "delete idempotency records before %s", before)
+}
+
 // StaleDeliveries returns up to limit deliveries of any app that should be
 // on the work queue but may not be, oldest due first.
 func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]herald.Delivery, error) {

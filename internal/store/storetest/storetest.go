@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"StaleAndPostpone", testStaleAndPostpone},
 		{"ConcurrentApply", testConcurrentApply},
 		{"Leases", testLeases},
+		{"IdempotencySweep", testIdempotencySweep},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
@@ -810,5 +811,69 @@ func testPingClose(t *testing.T, s herald.Store) {
 	must(t, s.Close())
 	if err := s.Ping(ctx); err == nil {
 		t.Error("Ping after Close succeeded")
+	}
+}
+
+// testIdempotencySweep: records older than the cut-off go, in batches of at
+// most the limit and oldest first, across apps; newer ones and the
+// notifications themselves stay.
+func testIdempotencySweep(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now().Add(-48 * time.Hour)
+	var batch herald.Batch
+	keys := map[string]string{} // key -> app id
+	for i := range 5 {
+		app := a
+		if i%2 == 1 {
+			app = b
+		}
+		at := t0.Add(time.Duration(i) * time.Hour) // keys 0..4: 48h..44h ago
+		nn := notification(app.ID, "user-1", at, herald.ChannelEmail)
+		key := fmt.Sprintf("old-%d", i)
+		nn.Idempotency = &herald.Idempotency{AppID: app.ID, Key: key, RequestHash: []byte{byte(i)},
+			NotificationID: nn.Notification.ID, CreatedAt: at}
+		keys[key] = app.ID
+		batch.Notifications = append(batch.Notifications, nn)
+	}
+	fresh := notification(a.ID, "user-1", now(), herald.ChannelEmail)
+	fresh.Idempotency = &herald.Idempotency{AppID: a.ID, Key: "fresh", RequestHash: []byte{9},
+		NotificationID: fresh.Notification.ID, CreatedAt: now()}
+	batch.Notifications = append(batch.Notifications, fresh)
+	must(t, s.Apply(ctx, &batch))
+
+	cut := now().Add(-24 * time.Hour)
+	n, err := s.DeleteIdempotencyBefore(ctx, cut, 3)
+	must(t, err)
+	if n != 3 {
+		t.Fatalf("first sweep deleted %d, want 3 (the limit)", n)
+	}
+	// Oldest first: old-0..old-2 are gone, old-3 and old-4 remain.
+	for i := range 5 {
+		key := fmt.Sprintf("old-%d", i)
+		_, err := s.GetIdempotency(ctx, keys[key], key)
+		if i < 3 {
+			wantCode(t, err, herald.CodeNotFound)
+		} else {
+			must(t, err)
+		}
+	}
+	n, err = s.DeleteIdempotencyBefore(ctx, cut, 3)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("second sweep deleted %d, want 2", n)
+	}
+	n, err = s.DeleteIdempotencyBefore(ctx, cut, 3)
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("third sweep deleted %d, want 0", n)
+	}
+	if _, err := s.GetIdempotency(ctx, a.ID, "fresh"); err != nil {
+		t.Fatalf("a record newer than the cut-off was deleted: %v", err)
+	}
+	for _, nn := range batch.Notifications {
+		if _, err := s.GetNotification(ctx, nn.Notification.AppID, nn.Notification.ID); err != nil {
+			t.Fatalf("the sweep touched notification %s: %v", nn.Notification.ID, err)
+		}
 	}
 }
