@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/heraldhq/herald/internal/heraldtest"
+	"github.com/heraldhq/herald/internal/clustertest"
 )
 
 // cluster is Herald scaled out: API processes, worker processes and one
@@ -53,72 +50,97 @@ func (cl *cluster) baseURL() string {
 	return ""
 }
 
-// postgresSchema creates a schema of the test's own in the Postgres at
-// HERALD_TEST_POSTGRES_URL, dropped at cleanup, and returns a URL using it.
-func postgresSchema(t *testing.T) string {
+// disruptUnderLoad runs the load in the background and, on the test's
+// goroutine (the cluster helpers may call t.Fatal), calls disrupt every 3–6 s
+// until the load is done; it returns the load's duration and how many
+// disruptions there were.
+func disruptUnderLoad(t *testing.T, c *client, l load, led *ledger, disrupt func()) (time.Duration, int) {
 	t.Helper()
-	base := heraldtest.ServiceURL(t, heraldtest.EnvPostgres)
-	schema := fmt.Sprintf("faults_%d", mrand.Uint64())
-	conn, err := pgx.Connect(context.Background(), base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", heraldtest.EnvPostgres, err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
+	done := make(chan struct{})
+	begin := time.Now()
+	go func() {
+		defer close(done)
+		l.run(context.Background(), c, led)
+	}()
+	n := 0
+	for {
+		select {
+		case <-done:
+			return time.Since(begin), n
+		case <-time.After(3*time.Second + mrand.N(3*time.Second)):
 		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
+		select {
+		case <-done:
+			return time.Since(begin), n
+		default:
 		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
+		disrupt()
+		n++
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
-// TestKillNineWorker (case d, workers): Herald scaled out on Postgres and
-// an external JetStream, two API processes, two workers and a tracker and
-// scheduler; one of the two workers is killed with SIGKILL every 3–6 s and
-// started again.
-func TestKillNineWorker(t *testing.T) {
-	count, rate := 3000, 200.0
+// TestCluster (case d): Herald scaled out as deploy/cluster runs it — a
+// 3-node JetStream cluster (stream replicas 3), a private PostgreSQL, two
+// API processes, two workers and a tracker and scheduler — under load while
+// one part after another fails: a worker killed with SIGKILL, a NATS node
+// killed and brought back, PostgreSQL restarted.
+func TestCluster(t *testing.T) {
+	count, rate := 2000, 200.0
 	if long() {
 		count, rate = 20000, 250
 	}
-	databaseURL := postgresSchema(t)
-	natsURL := heraldtest.ServiceURL(t, heraldtest.EnvNATS)
-	prov := startProviders(t)
-	cl := startCluster(t, databaseURL, natsURL, 1, 2, 2)
-	c := newClient(createApp(t, cl.env), cl.baseURL)
-	prov.configure(t, c)
-	createUsers(t, c, 50)
+	cases := []struct {
+		name    string
+		disrupt func(t *testing.T, cl *cluster, nats *clustertest.NATSCluster, pg *clustertest.Postgres) func()
+	}{
+		{"kill9_worker", func(t *testing.T, cl *cluster, _ *clustertest.NATSCluster, _ *clustertest.Postgres) func() {
+			return func() {
+				w := cl.workers[mrand.IntN(len(cl.workers))]
+				w.kill()
+				if err := w.start(); err != nil {
+					t.Fatalf("restart after kill -9: %v", err)
+				}
+			}
+		}},
+		{"kill9_nats_node", func(t *testing.T, _ *cluster, nats *clustertest.NATSCluster, _ *clustertest.Postgres) func() {
+			return func() {
+				i := mrand.IntN(3)
+				nats.Kill(i)
+				time.Sleep(3 * time.Second) // down under load
+				nats.Start(i)
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				if err := nats.WaitReady(ctx); err != nil {
+					t.Fatalf("NATS node %d did not rejoin: %v", i, err)
+				}
+			}
+		}},
+		{"restart_postgres", func(t *testing.T, _ *cluster, _ *clustertest.NATSCluster, pg *clustertest.Postgres) func() {
+			return func() { pg.Restart() }
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pg := clustertest.StartPostgres(t)
+			nats := clustertest.StartNATSCluster(t, 3)
+			prov := startProviders(t)
+			cl := startCluster(t, pg.URL(), nats.URL(), 3, 2, 2)
+			c := newClient(createApp(t, cl.env), cl.baseURL)
+			prov.configure(t, c)
+			createUsers(t, c, 50)
 
-	f := figures{Case: "d_kill9_worker", Form: form(), Notifications: count}
-	led := &ledger{}
-	k := startKiller(t, func() *heraldProc { return cl.workers[mrand.IntN(len(cl.workers))] })
-	begin := time.Now()
-	load{Count: count, Concurrency: 16, Rate: rate, Users: 50, RunID: "d" + runID()}.run(context.Background(), c, led)
-	f.LoadSeconds = time.Since(begin).Seconds()
-	f.Kills = k.stop()
-	settle(t, c, led, prov.rec, 3*time.Minute, &f)
-	f.Faults = prov.faultCounts()
-	f.Latency = latency(led, prov.rec, "push", "email", "sms")
-	check(t, led, &f)
-	if f.Kills == 0 {
-		t.Errorf("the run ended before the first kill")
+			f := figures{Case: "d_cluster_" + tc.name, Form: form(), Notifications: count}
+			led := &ledger{}
+			l := load{Count: count, Concurrency: 16, Rate: rate, Users: 50, RunID: "d" + runID()}
+			took, n := disruptUnderLoad(t, c, l, led, tc.disrupt(t, cl, nats, pg))
+			f.LoadSeconds, f.Disruptions = took.Seconds(), n
+			settle(t, c, led, prov.rec, 3*time.Minute, &f)
+			f.Faults = prov.faultCounts()
+			f.Latency = latency(led, prov.rec, "push", "email", "sms")
+			check(t, led, &f)
+			if n == 0 {
+				t.Errorf("the run ended before the first disruption")
+			}
+		})
 	}
 }

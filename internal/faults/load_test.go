@@ -185,8 +185,8 @@ type figures struct {
 	ExtraSends        int              `json:"extra_sends"` // accepted calls beyond the first, over all deliveries
 	FlaggedDuplicates int              `json:"flagged_duplicates"`
 	DuplicatesPer100k float64          `json:"duplicates_per_100k"`
-	Unledgered        int              `json:"unledgered"` // provider accepted a delivery no 202 named
-	Kills             int              `json:"kills,omitempty"`
+	Unledgered        int              `json:"unledgered"`            // provider accepted a delivery no 202 named
+	Disruptions       int              `json:"disruptions,omitempty"` // kills, node failures or restarts
 	LoadSeconds       float64          `json:"load_seconds"`
 	DrainSeconds      float64          `json:"drain_seconds"`
 	Latency           map[string]pct   `json:"latency_ms,omitempty"`
@@ -272,6 +272,7 @@ func settle(t *testing.T, c *client, led *ledger, rec *recorder, timeout time.Du
 	t.Helper()
 	begin := time.Now()
 	terminal := map[*entry]string{}
+	last := map[*entry]string{} // the status Herald last showed for a pending entry
 	var mu sync.Mutex
 	lastCount, lastProgress := -1, time.Now()
 	for {
@@ -294,11 +295,12 @@ func settle(t *testing.T, c *client, led *ledger, rec *recorder, timeout time.Du
 				if err != nil {
 					return
 				}
+				mu.Lock()
+				defer mu.Unlock()
+				last[e] = fmt.Sprintf("%s, %d attempts", d.Status, d.Attempts)
 				switch d.Status {
 				case "dead", "suppressed", "failed", "canceled":
-					mu.Lock()
 					terminal[e] = d.Status
-					mu.Unlock()
 				}
 			})
 		}
@@ -332,7 +334,7 @@ func settle(t *testing.T, c *client, led *ledger, rec *recorder, timeout time.Du
 			}
 			f.Lost++
 			if len(f.LostRefs) < 20 {
-				f.LostRefs = append(f.LostRefs, fmt.Sprintf("%s %s %s", e.Ref, e.Channel, e.DeliveryID))
+				f.LostRefs = append(f.LostRefs, fmt.Sprintf("%s %s %s (herald: %s)", e.Ref, e.Channel, e.DeliveryID, last[e]))
 			}
 		}
 	}
