@@ -63,6 +63,7 @@ type config struct {
 	keys  map[string]key // by key id
 	topic string
 	now   func() time.Time
+	wrap  func(http.Handler) http.Handler
 }
 
 type key struct {
@@ -87,6 +88,13 @@ func WithTopic(topic string) Option {
 // is time.Now. Share the adapter's fake clock to move both at once.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
+}
+
+// WithMiddleware puts wrap around the fake's handler, so a test can answer
+// some requests itself (faults the fake does not script, such as a random
+// share of errors) and watch what the fake answers to the rest.
+func WithMiddleware(wrap func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.wrap = wrap }
 }
 
 // Server is a running fake. Its methods are safe for concurrent use.
@@ -126,7 +134,11 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&s.cfg)
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	var h http.Handler = http.HandlerFunc(s.serve)
+	if s.cfg.wrap != nil {
+		h = s.cfg.wrap(h)
+	}
+	s.srv = httptest.NewUnstartedServer(h)
 	s.srv.EnableHTTP2 = true
 	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {

@@ -109,12 +109,21 @@ type failure struct {
 	header http.Header
 }
 
+// WithMiddleware puts wrap around the fake's handler, so a test can answer
+// some requests itself (faults the fake does not script, such as a random
+// share of errors) and watch what the fake answers to the rest.
+func WithMiddleware(wrap func(http.Handler) http.Handler) Option {
+	return func(s *Server) { s.wrap = wrap }
+}
+
 // Server is the fake. It is safe for concurrent use.
 type Server struct {
 	srv     *httptest.Server
 	router  routers.Router
 	formats map[string]openapi3.StringFormatValidator
 	closing chan struct{}
+
+	wrap func(http.Handler) http.Handler
 
 	mu       sync.Mutex
 	keys     map[string]bool
@@ -153,7 +162,11 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	var h http.Handler = http.HandlerFunc(s.serve)
+	if s.wrap != nil {
+		h = s.wrap(h)
+	}
+	s.srv = httptest.NewTLSServer(h)
 	t.Cleanup(func() {
 		close(s.closing) // releases hung handlers, so Close does not wait on them
 		s.srv.Close()

@@ -61,11 +61,20 @@ func WithLatency(d time.Duration) Option {
 	return func(s *Server) { s.latency = d }
 }
 
+// WithMiddleware puts wrap around the fake's handler, so a test can answer
+// some requests itself (faults the fake does not script, such as a random
+// share of errors) and watch what the fake answers to the rest.
+func WithMiddleware(wrap func(http.Handler) http.Handler) Option {
+	return func(s *Server) { s.wrap = wrap }
+}
+
 // Server is a running fake. Its methods are safe for concurrent use.
 type Server struct {
 	srv    *httptest.Server
 	router routers.Router
 	done   chan struct{} // closed at cleanup, ends hanging requests
+
+	wrap func(http.Handler) http.Handler
 
 	mu       sync.Mutex
 	accounts map[string]string // sid → auth token
@@ -105,7 +114,11 @@ func New(t testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	var h http.Handler = http.HandlerFunc(s.serve)
+	if s.wrap != nil {
+		h = s.wrap(h)
+	}
+	s.srv = httptest.NewUnstartedServer(h)
 	s.srv.StartTLS()
 	t.Cleanup(func() {
 		close(s.done)
