@@ -63,6 +63,9 @@ type Deps struct {
 	MaxBodyBytes int64
 	// MaxRecipients bounds the "to" list of a send request; default 1000.
 	MaxRecipients int
+	// Pprof serves net/http/pprof under /debug/pprof/, unauthenticated;
+	// off unless the operator asks for it (--pprof).
+	Pprof bool
 }
 
 type server struct {
@@ -76,6 +79,7 @@ type server struct {
 	now           func() time.Time
 	maxBody       int64
 	maxRecipients int
+	pprof         bool
 	latency       *prometheus.HistogramVec
 	mux           *http.ServeMux
 }
@@ -95,6 +99,7 @@ func NewServer(d Deps) http.Handler {
 		now:           d.Now,
 		maxBody:       d.MaxBodyBytes,
 		maxRecipients: d.MaxRecipients,
+		pprof:         d.Pprof,
 		mux:           http.NewServeMux(),
 	}
 	if s.log == nil {
