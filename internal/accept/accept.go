@@ -53,7 +53,7 @@ type Service struct {
 	limits Limits
 	// OnAccepted, when set, is called with the channel of every accepted delivery (metrics).
 	onAccepted func(herald.Channel, herald.Status)
-	admit      func(herald.Channel) error
+	admit      func(herald.Channel, int) error
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -66,9 +66,10 @@ type Options struct {
 	Limits     Limits
 	OnAccepted func(herald.Channel, herald.Status)
 	// Admit, when set, is asked before the log write whether a channel's
-	// queue has room; its error (CodeUnavailable with RetryAfterSeconds)
-	// refuses the whole request. A replay of a stored answer is never refused.
-	Admit func(herald.Channel) error
+	// queue can take n more deliveries; its error (CodeUnavailable or
+	// CodeRateLimited, with RetryAfterSeconds) refuses the whole request.
+	// A replay of a stored answer is never refused.
+	Admit func(c herald.Channel, n int) error
 }
 
 // New returns a Service.
@@ -127,14 +128,18 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	}
 
 	if s.admit != nil {
-		asked := map[herald.Channel]bool{}
+		queued := map[herald.Channel]int{}
 		for _, d := range deliveries {
-			if d.Status != herald.StatusAccepted || asked[d.Channel] {
+			if d.Status == herald.StatusAccepted {
+				queued[d.Channel]++
+			}
+		}
+		for _, c := range herald.AllChannels() {
+			if queued[c] == 0 {
 				continue
 			}
-			asked[d.Channel] = true
-			if err := s.admit(d.Channel); err != nil {
-				return herald.Accepted{}, false, fmt.Errorf("accept: %s queue: %w", d.Channel, err)
+			if err := s.admit(c, queued[c]); err != nil {
+				return herald.Accepted{}, false, fmt.Errorf("accept: %s queue: %w", c, err)
 			}
 		}
 	}

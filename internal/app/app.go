@@ -119,7 +119,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.connectQueue(ctx); err != nil {
 		return err
 	}
-	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.logger, a.reg)
+	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
 	if err = a.watch.Start(ctx); err != nil {
 		return err
 	}

@@ -78,6 +78,7 @@ type Config struct {
 	QueueMaxMsgs         int64         `flag:"queue-max-msgs" env:"HERALD_QUEUE_MAX_MSGS" help:"most deliveries waiting in the NOTIFY stream; beyond it publishes are refused, never old messages dropped"`
 	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
+	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off)"`
 
 	ConfigFile string `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
 }
@@ -228,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueMaxMsgs < 1 || c.QueueMaxBytes < 0 {
 		problems = append(problems, "queue-max-msgs: must be at least 1; queue-max-bytes: must not be negative")
+	}
+	if c.MaxQueueLag != 0 && c.MaxQueueLag < time.Second {
+		problems = append(problems, "max-queue-lag: 0 (off) or at least 1s")
 	}
 	if !(c.QueueHighWater > 0 && c.QueueHighWater <= 1) {
 		problems = append(problems, "queue-high-water: must be above 0 and at most 1")
