@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -82,6 +83,7 @@ type server struct {
 	pprof         bool
 	latency       *prometheus.HistogramVec
 	mux           *http.ServeMux
+	buffers       sync.Pool // *bytes.Buffer, see getBuffer
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics only when
