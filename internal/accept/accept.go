@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -255,7 +256,7 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	}
 	for i := range req.To {
 		r := &req.To[i]
-		field := fmt.Sprintf("to[%d]", i)
+		field := "to[" + strconv.Itoa(i) + "]"
 		set := 0
 		for _, f := range []string{r.UserID, r.Email, r.Phone} {
 			if f != "" {
@@ -306,9 +307,10 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if c.Body == "" && c.HTML == "" && c.Title == "" {
 		v.Add("content", "give at least a body, an html part or a title")
 	}
-	for name, val := range map[string]string{"title": c.Title, "body": c.Body, "subject": c.Subject, "html": c.HTML, "url": c.URL} {
-		if len(val) > s.limits.MaxBodyChars {
-			v.Add("content."+name, "at most %d characters", s.limits.MaxBodyChars)
+	for _, f := range [...]struct{ name, val string }{
+		{"title", c.Title}, {"body", c.Body}, {"subject", c.Subject}, {"html", c.HTML}, {"url", c.URL}} {
+		if len(f.val) > s.limits.MaxBodyChars {
+			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
