@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +54,7 @@ type Service struct {
 	limits Limits
 	// OnAccepted, when set, is called with the channel of every accepted delivery (metrics).
 	onAccepted func(herald.Channel, herald.Status)
-	admit      func(herald.Channel) error
+	admit      func(herald.Channel, int) error
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -66,9 +67,10 @@ type Options struct {
 	Limits     Limits
 	OnAccepted func(herald.Channel, herald.Status)
 	// Admit, when set, is asked before the log write whether a channel's
-	// queue has room; its error (CodeUnavailable with RetryAfterSeconds)
-	// refuses the whole request. A replay of a stored answer is never refused.
-	Admit func(herald.Channel) error
+	// queue can take n more deliveries; its error (CodeUnavailable or
+	// CodeRateLimited, with RetryAfterSeconds) refuses the whole request.
+	// A replay of a stored answer is never refused.
+	Admit func(c herald.Channel, n int) error
 }
 
 // New returns a Service.
@@ -127,14 +129,18 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	}
 
 	if s.admit != nil {
-		asked := map[herald.Channel]bool{}
+		queued := map[herald.Channel]int{}
 		for _, d := range deliveries {
-			if d.Status != herald.StatusAccepted || asked[d.Channel] {
+			if d.Status == herald.StatusAccepted {
+				queued[d.Channel]++
+			}
+		}
+		for _, c := range herald.AllChannels() {
+			if queued[c] == 0 {
 				continue
 			}
-			asked[d.Channel] = true
-			if err := s.admit(d.Channel); err != nil {
-				return herald.Accepted{}, false, fmt.Errorf("accept: %s queue: %w", d.Channel, err)
+			if err := s.admit(c, queued[c]); err != nil {
+				return herald.Accepted{}, false, fmt.Errorf("accept: %s queue: %w", c, err)
 			}
 		}
 	}
@@ -250,7 +256,7 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	}
 	for i := range req.To {
 		r := &req.To[i]
-		field := fmt.Sprintf("to[%d]", i)
+		field := "to[" + strconv.Itoa(i) + "]"
 		set := 0
 		for _, f := range []string{r.UserID, r.Email, r.Phone} {
 			if f != "" {
@@ -301,9 +307,10 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if c.Body == "" && c.HTML == "" && c.Title == "" {
 		v.Add("content", "give at least a body, an html part or a title")
 	}
-	for name, val := range map[string]string{"title": c.Title, "body": c.Body, "subject": c.Subject, "html": c.HTML, "url": c.URL} {
-		if len(val) > s.limits.MaxBodyChars {
-			v.Add("content."+name, "at most %d characters", s.limits.MaxBodyChars)
+	for _, f := range [...]struct{ name, val string }{
+		{"title", c.Title}, {"body", c.Body}, {"subject", c.Subject}, {"html", c.HTML}, {"url", c.URL}} {
+		if len(f.val) > s.limits.MaxBodyChars {
+			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {

@@ -2,6 +2,7 @@ package accept
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -20,6 +21,7 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 	}
 	wants := func(c herald.Channel) bool { return len(asked) == 0 || asked[c] }
 
+	nid := uuid.MustParse(n.ID)
 	var out []herald.Delivery
 	seen := map[string]bool{}
 	add := func(d herald.Delivery) {
@@ -28,7 +30,7 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 			return
 		}
 		seen[key] = true
-		d.ID = deliveryID(n.ID, key)
+		d.ID = deliveryID(nid, key)
 		d.AppID, d.NotificationID, d.Priority = n.AppID, n.ID, n.Priority
 		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = n.CreatedAt, n.CreatedAt, n.CreatedAt
 		if d.Status == "" {
@@ -74,12 +76,15 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 // instead of at random pages. It is a UUIDv8: the notification id's first
 // eight bytes (its millisecond timestamp and random bits), then eight
 // bytes of a SHA-1 over the notification id and the key.
-func deliveryID(notificationID, key string) string {
-	nid := uuid.MustParse(notificationID)
-	h := uuid.NewSHA1(nid, []byte(key))
+//
+// The hash is uuid.NewSHA1(notification id, key)'s, computed here on a
+// stack buffer with the notification id parsed once per notification.
+func deliveryID(nid uuid.UUID, key string) string {
+	var buf [256]byte
+	h := sha1.Sum(append(append(buf[:0], nid[:]...), key...))
 	var id uuid.UUID
 	copy(id[:8], nid[:8])
-	copy(id[8:], h[8:])
+	copy(id[8:], h[8:16])
 	id[6] = id[6]&0x0f | 0x80 // version 8
 	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
 	return id.String()

@@ -119,7 +119,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.connectQueue(ctx); err != nil {
 		return err
 	}
-	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.logger, a.reg)
+	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
 	if err = a.watch.Start(ctx); err != nil {
 		return err
 	}
@@ -178,9 +178,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients})
+		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler)
+	}
+	if a.cfg.Pprof {
+		a.logger.Warn("the Go profiler is served at /debug/pprof/ without authentication (--pprof): keep the HTTP listener private",
+			"addr", a.cfg.HTTPAddr)
 	}
 	a.ln, err = net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
@@ -196,11 +201,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// opsOnly limits a process without the api role to health, readiness and metrics.
+// opsOnly limits a process without the api role to health, readiness,
+// metrics and, when the API handler mounts it (--pprof), the profiler.
 func opsOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/healthz", "/readyz", "/metrics":
+		switch {
+		case r.URL.Path == "/healthz", r.URL.Path == "/readyz", r.URL.Path == "/metrics",
+			strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
 			h.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)

@@ -58,6 +58,7 @@ type Config struct {
 	ReconcileAfter      time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
 	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
+	Pprof               bool          `flag:"pprof" env:"HERALD_PPROF" help:"serve Go's profiler at /debug/pprof/ on the HTTP listener, without authentication: only where that listener is not reachable from outside"`
 	// Retries and dead letters: each channel's retry schedule (exponential
 	// backoff with full jitter, never shorter than a provider's Retry-After),
 	// and the queue's ack wait, which a provider call must stay well under.
@@ -77,6 +78,7 @@ type Config struct {
 	QueueMaxMsgs         int64         `flag:"queue-max-msgs" env:"HERALD_QUEUE_MAX_MSGS" help:"most deliveries waiting in the NOTIFY stream; beyond it publishes are refused, never old messages dropped"`
 	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
+	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off)"`
 
 	ConfigFile string `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
 }
@@ -227,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueMaxMsgs < 1 || c.QueueMaxBytes < 0 {
 		problems = append(problems, "queue-max-msgs: must be at least 1; queue-max-bytes: must not be negative")
+	}
+	if c.MaxQueueLag != 0 && c.MaxQueueLag < time.Second {
+		problems = append(problems, "max-queue-lag: 0 (off) or at least 1s")
 	}
 	if !(c.QueueHighWater > 0 && c.QueueHighWater <= 1) {
 		problems = append(problems, "queue-high-water: must be above 0 and at most 1")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -17,28 +18,46 @@ import (
 // info is one small request; a second is quick enough for back-pressure.
 const queueSampleEvery = time.Second
 
+// Bounds of the Retry-After of a send refused for the queue's lag.
+const (
+	minLagRetryAfter = 1
+	maxLagRetryAfter = 60
+)
+
 // queueWatch samples the streams' fill against their limits, for the
 // metrics and for the API's back-pressure: above the high-water mark a
 // send is refused with 503 rather than accepted into a queue that cannot
-// take it.
+// take it, and when the deliveries waiting in NOTIFY would take longer than
+// maxLag to drain at the recent delivery rate, with 429 and a Retry-After
+// of about the excess, rather than accepted faster than it can be
+// delivered.
 type queueWatch struct {
 	q         *queue.Queue
 	highWater float64
+	maxLag    time.Duration // 0: no lag limit
+	now       func() time.Time
 	log       *slog.Logger
 
 	msgs, bytes *prometheus.GaugeVec
 	ratio       *prometheus.GaugeVec
+	lag, rate   prometheus.Gauge
+	refused     *prometheus.CounterVec
 
-	mu    sync.Mutex
-	full  bool    // NOTIFY at or above highWater at the last sample
-	notif float64 // NOTIFY's last fill ratio
+	mu       sync.Mutex
+	full     bool    // NOTIFY at or above highWater at the last sample
+	notif    float64 // NOTIFY's last fill ratio
+	waiting  uint64  // NOTIFY's messages at the last sample
+	admitted uint64  // deliveries admitted since the last sample, not yet counted in waiting
+	behind   bool    // over maxLag at the last sample (for the log)
+	meter    drainMeter
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newQueueWatch(q *queue.Queue, highWater float64, log *slog.Logger, reg prometheus.Registerer) *queueWatch {
-	w := &queueWatch{q: q, highWater: highWater, log: log,
+func newQueueWatch(q *queue.Queue, highWater float64, maxLag time.Duration, log *slog.Logger, reg prometheus.Registerer) *queueWatch {
+	w := &queueWatch{q: q, highWater: highWater, maxLag: maxLag, now: time.Now, log: log,
+		meter: drainMeter{window: drainWindow},
 		msgs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_queue_messages",
 			Help: "Messages in each JetStream stream (NOTIFY: deliveries waiting or in flight)."}, []string{"stream"}),
 		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_queue_bytes",
@@ -46,8 +65,18 @@ func newQueueWatch(q *queue.Queue, highWater float64, log *slog.Logger, reg prom
 		ratio: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_queue_fill_ratio",
 			Help: "Fill of each stream against its limits (limit: messages or bytes); only limits that are set. Sends are refused above --queue-high-water."},
 			[]string{"stream", "limit"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_queue_lag_seconds",
+			Help: "How long the deliveries waiting in NOTIFY take to drain at the recent delivery rate (+Inf: waiting, none delivered lately; 0: none waiting or no rate measured yet). Sends are refused with 429 above --max-queue-lag."}),
+		rate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_queue_drain_rate",
+			Help: "Deliveries removed from NOTIFY per second while it had a backlog, over the last 30s (every worker of the deployment)."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_sends_refused_total",
+			Help: "Send requests refused to protect delivery, by reason: queue_lag (429, --max-queue-lag) or queue_full (503, --queue-high-water)."},
+			[]string{"reason"}),
 	}
-	reg.MustRegister(w.msgs, w.bytes, w.ratio)
+	reg.MustRegister(w.msgs, w.bytes, w.ratio, w.lag, w.rate, w.refused)
+	for _, r := range []string{"queue_lag", "queue_full"} {
+		w.refused.WithLabelValues(r) // present at zero, so that increase() sees the first one
+	}
 	return w
 }
 
@@ -107,35 +136,147 @@ func (w *queueWatch) sample(ctx context.Context) {
 		if f.MaxBytes > 0 {
 			w.ratio.WithLabelValues(f.Stream, "bytes").Set(float64(f.Bytes) / float64(f.MaxBytes))
 		}
-		if f.Stream != notify {
-			continue
-		}
-		r := f.Ratio()
-		w.mu.Lock()
-		was := w.full
-		w.full, w.notif = r >= w.highWater, r
-		w.mu.Unlock()
-		switch {
-		case w.full && !was:
-			w.log.Warn("the delivery queue is above its high-water mark: refusing sends until workers catch up",
-				"stream", f.Stream, "fill", r, "messages", f.Msgs, "max_messages", f.MaxMsgs, "bytes", f.Bytes, "max_bytes", f.MaxBytes)
-		case !w.full && was:
-			w.log.Info("the delivery queue is below its high-water mark again: accepting sends", "stream", f.Stream, "fill", r)
+		if f.Stream == notify {
+			w.observeNotify(f)
 		}
 	}
 }
 
+// observeNotify takes a sample of NOTIFY: its fill for the high-water
+// mark, and its messages and last sequence for the drain rate and the lag.
+func (w *queueWatch) observeNotify(f queue.StreamFill) {
+	r := f.Ratio()
+	w.mu.Lock()
+	was, wasBehind := w.full, w.behind
+	w.full, w.notif = r >= w.highWater, r
+	w.meter.observe(fillPoint{at: w.now(), msgs: f.Msgs, lastSeq: f.LastSeq})
+	w.waiting, w.admitted = f.Msgs, 0
+	rate, known := w.meter.rate()
+	lag := lagSeconds(f.Msgs, rate, known)
+	w.behind = w.maxLag > 0 && lag > w.maxLag.Seconds()
+	w.mu.Unlock()
+	w.lag.Set(lag)
+	w.rate.Set(rate)
+	switch {
+	case w.full && !was:
+		w.log.Warn("the delivery queue is above its high-water mark: refusing sends until workers catch up",
+			"stream", f.Stream, "fill", r, "messages", f.Msgs, "max_messages", f.MaxMsgs, "bytes", f.Bytes, "max_bytes", f.MaxBytes)
+	case !w.full && was:
+		w.log.Info("the delivery queue is below its high-water mark again: accepting sends", "stream", f.Stream, "fill", r)
+	}
+	switch {
+	case w.behind && !wasBehind:
+		w.log.Warn("deliveries lag behind: refusing sends with 429 until workers catch up",
+			"stream", f.Stream, "waiting", f.Msgs, "deliveries_per_second", rate, "lag_seconds", lag, "max_queue_lag", w.maxLag)
+	case !w.behind && wasBehind:
+		w.log.Info("deliveries caught up: accepting sends again", "stream", f.Stream, "waiting", f.Msgs, "lag_seconds", lag)
+	}
+}
+
 // admit is accept.Options.Admit. Every channel shares the NOTIFY stream,
-// so a full stream refuses every channel.
-func (w *queueWatch) admit(c herald.Channel) error {
+// so a full or lagging stream refuses every channel. n deliveries are
+// counted as waiting until the next sample sees them in the stream, so
+// that a burst between two samples is not taken whole.
+func (w *queueWatch) admit(c herald.Channel, n int) error {
 	w.mu.Lock()
 	full, r := w.full, w.notif
-	w.mu.Unlock()
-	if !full {
-		return nil
+	waiting := w.waiting + w.admitted + uint64(n)
+	rate, known := w.meter.rate()
+	lag := lagSeconds(waiting, rate, known)
+	behind := w.maxLag > 0 && lag > w.maxLag.Seconds()
+	if !full && !behind {
+		w.admitted += uint64(n)
 	}
-	return &herald.Error{Code: herald.CodeUnavailable, RetryAfterSeconds: 5,
-		Message: fmt.Sprintf("the delivery queue is %.0f%% full; %s is not accepted until workers catch up", r*100, c)}
+	w.mu.Unlock()
+	switch {
+	case full:
+		w.refused.WithLabelValues("queue_full").Inc()
+		return &herald.Error{Code: herald.CodeUnavailable, RetryAfterSeconds: 5,
+			Message: fmt.Sprintf("the delivery queue is %.0f%% full; %s is not accepted until workers catch up", r*100, c)}
+	case behind:
+		w.refused.WithLabelValues("queue_lag").Inc()
+		retry := int(math.Min(math.Max(math.Ceil(lag-w.maxLag.Seconds()), minLagRetryAfter), maxLagRetryAfter))
+		msg := fmt.Sprintf("%d deliveries are waiting and workers deliver about %.0f per second: about %.0fs behind, more than the %s allowed; %s is not accepted until they catch up",
+			waiting, rate, lag, w.maxLag, c)
+		if rate == 0 {
+			msg = fmt.Sprintf("%d deliveries are waiting and workers delivered none lately; %s is not accepted until they catch up",
+				waiting, c)
+		}
+		return &herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: retry, Message: msg}
+	}
+	return nil
+}
+
+// drainWindow is how far back the delivery rate looks.
+const drainWindow = 30 * time.Second
+
+// fillPoint is one sample of NOTIFY.
+type fillPoint struct {
+	at      time.Time
+	msgs    uint64
+	lastSeq uint64
+}
+
+// drainSpan is what left NOTIFY between two samples while it held messages.
+type drainSpan struct {
+	at      time.Time
+	took    time.Duration
+	removed uint64
+}
+
+// drainMeter measures how fast deliveries leave NOTIFY (acknowledged by a
+// worker: work-queue retention removes them) from successive samples of
+// its message count and last sequence: removed = messages before +
+// published since (growth of the last sequence) - messages now. Only spans
+// that began with a backlog count: with an empty queue, the workers' pace
+// is the senders', not their capacity. It measures every worker of the
+// deployment, since the stream is shared.
+type drainMeter struct {
+	window time.Duration
+	prev   fillPoint
+	spans  []drainSpan
+}
+
+func (m *drainMeter) observe(p fillPoint) {
+	if prev := m.prev; !prev.at.IsZero() && p.at.After(prev.at) && prev.msgs > 0 && p.lastSeq >= prev.lastSeq {
+		// A lower last sequence means the stream was recreated: skip the span.
+		removed := int64(prev.msgs) + int64(p.lastSeq-prev.lastSeq) - int64(p.msgs)
+		m.spans = append(m.spans, drainSpan{at: p.at, took: p.at.Sub(prev.at), removed: uint64(max(removed, 0))})
+	}
+	m.prev = p
+	i := 0
+	for i < len(m.spans) && p.at.Sub(m.spans[i].at) > m.window {
+		i++
+	}
+	m.spans = m.spans[i:]
+}
+
+// rate returns deliveries per second over the recent backlogged spans;
+// known is false when there are none.
+func (m *drainMeter) rate() (perSecond float64, known bool) {
+	var removed uint64
+	var took time.Duration
+	for _, s := range m.spans {
+		removed += s.removed
+		took += s.took
+	}
+	if took <= 0 {
+		return 0, false
+	}
+	return float64(removed) / took.Seconds(), true
+}
+
+// lagSeconds is how long waiting deliveries take at rate: 0 with nothing
+// waiting or no rate measured yet (no evidence of a lag), +Inf when
+// nothing was delivered lately.
+func lagSeconds(waiting uint64, rate float64, known bool) float64 {
+	switch {
+	case waiting == 0 || !known:
+		return 0
+	case rate <= 0:
+		return math.Inf(1)
+	}
+	return float64(waiting) / rate
 }
 
 // storeGate pauses a process's workers while the store is unreachable:

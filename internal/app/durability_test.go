@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -439,5 +440,89 @@ func waitMetric(t *testing.T, a *app.App, name string, min float64) {
 			t.Fatalf("metric %s did not reach %v", name, min)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestQueueLagPushesBack: with --max-queue-lag and no workers, sends are
+// accepted until the API has seen deliveries wait with none delivered,
+// then answered 429 problem+json with a Retry-After (never a 5xx), while a
+// replay of an accepted request is still its first answer; with workers,
+// the backlog is delivered exactly once and sends are accepted again.
+func TestQueueLagPushesBack(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := testConfig(t)
+	cfg.MaxQueueLag = time.Second
+	a, c, key := startAPIOnly(t, cfg, smtpd)
+
+	send := func(headers ...string) response {
+		return c.do("POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+			"channels": []string{"email"}, "content": map[string]any{"subject": "Hi", "body": "hello"}}, headers...)
+	}
+	var accepted []string
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		var headers []string
+		if i == 0 {
+			headers = []string{"Idempotency-Key", "first"}
+		}
+		r := send(headers...)
+		if r.status == 429 {
+			secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+			if err != nil || secs < 1 || secs > 60 {
+				t.Fatalf("429 with Retry-After %q, want 1 to 60 seconds", r.header.Get("Retry-After"))
+			}
+			var p struct{ Type, Detail string }
+			r.decode(t, &p)
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") || !strings.HasSuffix(p.Type, "/rate-limited") {
+				t.Fatalf("429 is not a rate-limited problem: %v %s", r.header, r.body)
+			}
+			t.Logf("refused after %d sends: Retry-After %d: %s", len(accepted), secs, p.Detail)
+			break
+		}
+		if r.status != 202 {
+			t.Fatalf("send %d: status %d, want 202 or 429: %s", i, r.status, r.body)
+		}
+		var acc struct{ ID string }
+		r.decode(t, &acc)
+		accepted = append(accepted, acc.ID)
+		if time.Now().After(deadline) {
+			t.Fatalf("still accepting after %d sends with no worker", len(accepted))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := send("Idempotency-Key", "first"); r.status != 202 || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay while refusing: status %d, replayed %q, want the first answer", r.status, r.header.Get("Idempotent-Replayed"))
+	}
+	if m := string(c.must(200, "GET", "/metrics", nil).body); !strings.Contains(m, `herald_sends_refused_total{reason="queue_lag"} 1`) ||
+		!strings.Contains(m, "herald_queue_lag_seconds +Inf") {
+		t.Errorf("metrics after one refusal lack herald_sends_refused_total{reason=\"queue_lag\"} 1 or an infinite lag")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Roles = strings.Join(app.AllRoles, ",")
+	b := start(t, cfg)
+	c = newAPI(t, b, key)
+	for _, id := range accepted {
+		if n := c.waitDone(id, 30*time.Second); n.Deliveries[0].Status != "sent" {
+			t.Fatalf("delivery of %s = %+v, want sent", id, n.Deliveries[0])
+		}
+	}
+	exactlyMessages(t, smtpd, len(accepted))
+	// The reconciler may have queued copies of the backlog (dropped by the
+	// workers, as already sent); sends are accepted once they are gone.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		r := send()
+		if r.status == 202 {
+			break
+		}
+		if r.status != 429 || time.Now().After(deadline) {
+			t.Fatalf("send while the backlog drains: status %d: %s", r.status, r.body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

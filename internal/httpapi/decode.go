@@ -22,7 +22,12 @@ import (
 // value of the wrong type and text with a NUL character are CodeInvalid
 // (422) naming the field; a body over the limit is CodeTooLarge.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	// The body is read into a pooled buffer: decoding copies every value
+	// it keeps (strings, json.RawMessage), so nothing refers to it after.
+	buf := s.getBuffer()
+	defer s.putBuffer(buf)
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody))
+	data := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

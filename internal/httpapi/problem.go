@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -139,13 +140,36 @@ func writeProblemBody(w http.ResponseWriter, status int, p problem) {
 
 // writeJSON answers v, an explicit response struct, as application/json.
 func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := s.getBuffer()
+	defer s.putBuffer(buf)
+	// Encode writes what json.Marshal would (HTML escaped too) and the newline.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// maxPooledBuffer bounds the buffers kept for reuse, so that one large
+// body does not stay allocated.
+const maxPooledBuffer = 64 << 10
+
+// getBuffer returns an empty buffer from the server's pool, for request
+// bodies and JSON answers; putBuffer gives it back.
+func (s *server) getBuffer() *bytes.Buffer {
+	if b, ok := s.buffers.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (s *server) putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	s.buffers.Put(b)
 }

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"net/http/pprof"
+
 	"github.com/heraldhq/herald"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -15,6 +17,16 @@ func (s *server) routes() {
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /openapi.yaml", s.openAPI)
+	if s.pprof {
+		// Operator-only diagnostics, not part of the API (not in
+		// openapi.yaml): mounted only with --pprof.
+		m.HandleFunc("GET /debug/pprof/", pprof.Index) // also serves heap, allocs, goroutine, block, mutex…
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 
 	m.Handle("POST /v1/keys", s.v1(admin, s.createKey))
 	m.Handle("DELETE /v1/keys/{id}", s.v1(admin, s.revokeKey))

@@ -90,17 +90,23 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	}
 	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority)}
 	s.checkRecipientCount(&v, len(body.To))
+	req.To = make([]herald.Recipient, 0, len(body.To))
 	for i, rc := range body.To {
-		field := "to[" + strconv.Itoa(i) + "]"
+		// Field names are built only for an error: most requests have none.
 		if present(rc.Topic) {
-			v.Add(field+".topic", notSupported)
+			v.Add(recipientField(i)+".topic", notSupported)
 			continue
 		}
 		if rc.UserID != "" && !validUserID(rc.UserID) {
-			v.Add(field+".user_id", "must be 1 to %d printable characters without a slash", maxUserID)
+			v.Add(recipientField(i)+".user_id", "must be 1 to %d printable characters without a slash", maxUserID)
 		}
 		req.To = append(req.To, herald.Recipient{UserID: rc.UserID, Email: rc.Email, Phone: rc.Phone})
-		checkOneAddress(&v, field, req.To[len(req.To)-1])
+		if !oneAddress(req.To[len(req.To)-1]) {
+			v.Add(recipientField(i), oneAddressMessage)
+		}
+	}
+	if len(body.Channels) > 0 {
+		req.Channels = make([]herald.Channel, 0, len(body.Channels))
 	}
 	for i, c := range body.Channels {
 		req.Channels = append(req.Channels, herald.Channel(c))
@@ -135,16 +141,24 @@ func (s *server) checkRecipientCount(v *herald.Validation, n int) {
 }
 
 func checkOneAddress(v *herald.Validation, field string, rc herald.Recipient) {
+	if !oneAddress(rc) {
+		v.Add(field, oneAddressMessage)
+	}
+}
+
+const oneAddressMessage = "must have exactly one of user_id, email or phone"
+
+func oneAddress(rc herald.Recipient) bool {
 	n := 0
-	for _, s := range []string{rc.UserID, rc.Email, rc.Phone} {
+	for _, s := range [...]string{rc.UserID, rc.Email, rc.Phone} {
 		if s != "" {
 			n++
 		}
 	}
-	if n != 1 {
-		v.Add(field, "must have exactly one of user_id, email or phone")
-	}
+	return n == 1
 }
+
+func recipientField(i int) string { return "to[" + strconv.Itoa(i) + "]" }
 
 func checkCategoryPriority(v *herald.Validation, category, priority string) {
 	if category != "" {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -63,6 +64,9 @@ type Deps struct {
 	MaxBodyBytes int64
 	// MaxRecipients bounds the "to" list of a send request; default 1000.
 	MaxRecipients int
+	// Pprof serves net/http/pprof under /debug/pprof/, unauthenticated;
+	// off unless the operator asks for it (--pprof).
+	Pprof bool
 }
 
 type server struct {
@@ -76,8 +80,10 @@ type server struct {
 	now           func() time.Time
 	maxBody       int64
 	maxRecipients int
+	pprof         bool
 	latency       *prometheus.HistogramVec
 	mux           *http.ServeMux
+	buffers       sync.Pool // *bytes.Buffer, see getBuffer
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics only when
@@ -95,6 +101,7 @@ func NewServer(d Deps) http.Handler {
 		now:           d.Now,
 		maxBody:       d.MaxBodyBytes,
 		maxRecipients: d.MaxRecipients,
+		pprof:         d.Pprof,
 		mux:           http.NewServeMux(),
 	}
 	if s.log == nil {

@@ -294,6 +294,10 @@ type StreamFill struct {
 	Bytes    uint64
 	MaxMsgs  int64 // -1: no limit
 	MaxBytes int64 // -1: no limit
+	// LastSeq is the sequence of the newest message ever stored: its
+	// growth between two reads is what was published in between, so that
+	// with Msgs it gives what was removed (acknowledged, on NOTIFY).
+	LastSeq uint64
 }
 
 // Ratio is the fill of the tightest limit, 0 when the stream has none.
@@ -320,7 +324,7 @@ func (q *Queue) Fill(ctx context.Context) ([]StreamFill, error) {
 		}
 		info := s.CachedInfo()
 		out = append(out, StreamFill{Stream: name, Msgs: info.State.Msgs, Bytes: info.State.Bytes,
-			MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes})
+			MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes, LastSeq: info.State.LastSeq})
 	}
 	return out, nil
 }
