@@ -398,6 +398,15 @@ func (p *process) kill() {
 		_ = p.cmd.Process.Kill()
 	}
 	<-p.done
+	if p.group {
+		// The children (PostgreSQL's backends) die a moment after the
+		// leader; a restart before they are gone finds their shared memory.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if err := syscall.Kill(-p.cmd.Process.Pid, 0); errors.Is(err, syscall.ESRCH) {
+				return
+			}
+		}
+	}
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

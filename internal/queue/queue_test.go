@@ -242,7 +242,7 @@ func testNakWithDelayRedelivers(t *testing.T, nc *nats.Conn) {
 // testSlowHandlerKeepsItsJob: a handler running several times the ack wait
 // keeps its job (progress acks), so a second free handler never gets it.
 func testSlowHandlerKeepsItsJob(t *testing.T, nc *nats.Conn) {
-	q := openQueue(t, nc, queue.Options{AckWait: 300 * time.Millisecond})
+	q := openQueue(t, nc, queue.Options{AckWait: time.Second})
 	if err := q.Publish(t.Context(), []queue.Job{job("d1", herald.ChannelSMS, herald.PriorityNormal)}); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func testSlowHandlerKeepsItsJob(t *testing.T, nc *nats.Conn) {
 		mu.Lock()
 		seen = append(seen, d.NumDelivered)
 		mu.Unlock()
-		time.Sleep(1500 * time.Millisecond) // five ack waits of work
+		time.Sleep(4 * time.Second) // four ack waits of work
 		if err := d.Ack(ctx); err != nil {
 			t.Errorf("ack: %v", err)
 		}
