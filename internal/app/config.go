@@ -256,20 +256,14 @@ func (c *Config) validateRetries() []string {
 	if c.MaxAttempts < 0 || c.RetryBackoff < 0 {
 		problems = append(problems, "max-attempts and retry-backoff must not be negative (0 leaves each channel's own)")
 	}
-	for _, s := range []struct {
-		channel   string
-		attempts  int
-		base, cap time.Duration
-	}{
-		{"push", c.PushRetryAttempts, c.PushRetryBase, c.PushRetryCap},
-		{"sms", c.SMSRetryAttempts, c.SMSRetryBase, c.SMSRetryCap},
-		{"email", c.EmailRetryAttempts, c.EmailRetryBase, c.EmailRetryCap},
-	} {
-		if s.attempts < 1 {
-			problems = append(problems, fmt.Sprintf("%s-retry-attempts: must be at least 1", s.channel))
+	// The schedules in effect, after max-attempts and retry-backoff.
+	for _, ch := range herald.AllChannels() {
+		s := c.RetrySchedules()[ch]
+		if s.Attempts < 1 {
+			problems = append(problems, fmt.Sprintf("%s-retry-attempts: must be at least 1", ch))
 		}
-		if s.base <= 0 || s.cap < s.base {
-			problems = append(problems, fmt.Sprintf("%s-retry-base and %s-retry-cap: the base must be positive and the cap at least the base", s.channel, s.channel))
+		if s.Base <= 0 || s.Cap < s.Base {
+			problems = append(problems, fmt.Sprintf("%s-retry-base and %s-retry-cap: the base must be positive and the cap at least the base", ch, ch))
 		}
 	}
 	if c.AckWait <= 0 || c.SendTimeout > c.AckWait/2 {

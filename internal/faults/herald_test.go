@@ -37,6 +37,8 @@ func baseEnv(extra ...string) []string {
 	env := append(os.Environ(), "HERALD_TEST_RUN_MAIN=1",
 		"HERALD_SEND_TIMEOUT=2s", "HERALD_RECONCILE_INTERVAL=250ms", "HERALD_RECONCILE_AFTER=2s",
 		"HERALD_RETRY_BACKOFF=200ms", "HERALD_PROVIDER_COOLDOWN=1s", "HERALD_LOG_LEVEL=info",
+		// Waits of a few seconds at most, so a run drains soon after its faults end.
+		"HERALD_PUSH_RETRY_CAP=5s", "HERALD_SMS_RETRY_CAP=5s", "HERALD_EMAIL_RETRY_CAP=5s",
 		"HERALD_ALLOW_PRIVATE_TARGETS=true")
 	return append(env, extra...)
 }
