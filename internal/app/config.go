@@ -78,6 +78,10 @@ type Config struct {
 	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
 
+	// Outcome journal: provider answers kept in a local file until their outcome is committed,
+	// so a crash of the process between the two does not send again (docs/RELIABILITY.md).
+	JournalDir string `flag:"journal-dir" env:"HERALD_JOURNAL_DIR" help:"directory of the worker's outcome journal (default <data-dir>/journal; \"off\" disables it)"`
+
 	ConfigFile string `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
 }
 
