@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
 	"github.com/heraldhq/herald/internal/httpapi"
+	"github.com/heraldhq/herald/internal/journal"
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
 	"github.com/heraldhq/herald/internal/queue"
@@ -50,6 +51,7 @@ type App struct {
 	reconciler *reconcile.Reconciler
 	watch      *queueWatch
 	gate       *storeGate
+	journal    *journal.Journal
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
@@ -306,8 +308,15 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 }
 
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
-	w := deliver.New(a.store, a.writer, providers, deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
-		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead})
+	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead}
+	if a.journal = a.openJournal(); a.journal != nil {
+		o.Journal = a.journal
+	}
+	w := deliver.New(a.store, a.writer, providers, o)
+	if err := a.recoverJournal(ctx, w); err != nil {
+		return err
+	}
 	a.gate = newStoreGate(a.logger, a.reg)
 	handle := func(ctx context.Context, d *queue.Delivery) {
 		a.gate.wait(ctx)
@@ -407,6 +416,9 @@ func (a *App) Stop(ctx context.Context) error {
 		}
 		if a.writer != nil {
 			errs = append(errs, a.writer.Stop(ctx))
+		}
+		if a.journal != nil {
+			errs = append(errs, a.journal.Close())
 		}
 		if a.watch != nil {
 			errs = append(errs, a.watch.Stop(ctx))

@@ -80,6 +80,10 @@ type Config struct {
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
 	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off)"`
 
+	// Outcome journal: provider answers kept in a local file until their outcome is committed,
+	// so a crash of the process between the two does not send again (docs/RELIABILITY.md).
+	JournalDir string `flag:"journal-dir" env:"HERALD_JOURNAL_DIR" help:"directory of the worker's outcome journal (default <data-dir>/journal; \"off\" disables it)"`
+
 	ConfigFile string `flag:"config" env:"HERALD_CONFIG" help:"YAML file with any of these settings, keyed by flag name"`
 }
 

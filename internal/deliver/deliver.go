@@ -6,6 +6,7 @@ package deliver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -38,6 +39,14 @@ type LogWriter interface {
 // Errors: CodeNotFound when the app has no provider for the channel and platform.
 type Providers interface {
 	For(ctx context.Context, appID string, c herald.Channel, p herald.Platform) (herald.Provider, error)
+}
+
+// Journal keeps provider answers across a crash of the process: Append
+// writes a record the moment the provider answers, before the outcome waits
+// for the group commit, and the returned done marks it committed. After a
+// crash, the records still pending are handed to Recover at the next start.
+type Journal interface {
+	Append(rec []byte) (done func(), err error)
 }
 
 // Action tells the queue what to do with the message after Handle.
@@ -115,6 +124,9 @@ type Options struct {
 	OnDead func(c herald.Channel)
 	// Jitter picks a wait in [0, n) for the full-jitter backoff (default math/rand/v2).
 	Jitter func(n int64) int64
+	// Journal, when set, records every provider answer before its outcome
+	// is committed (see Recover); nil means no journal.
+	Journal Journal
 }
 
 // Worker delivers messages. Handle is safe for concurrent use.
@@ -255,41 +267,124 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	start := time.Now()
 	out := p.Send(sctx, msg)
 	// A call cut short by the timeout (or a shutdown) may have reached the
-	// provider all the same: its outcome is unknown, not failed.
-	ambiguous := sctx.Err() != nil
+	// provider all the same: its outcome is unknown, not failed. A client
+	// whose connection deadline is the context's may return a moment before
+	// the context itself reports the deadline, hence the clock as well.
+	deadline, _ := sctx.Deadline()
+	ambiguous := sctx.Err() != nil || !time.Now().Before(deadline)
 	cancel()
 	kind := p.Kind()
 	if out.Provider != "" {
 		kind = out.Provider
 	}
+	done := w.journal(answer{AppID: appID, DeliveryID: d.ID, Attempt: attempt, Kind: out.Kind, Provider: kind,
+		ProviderMessageID: out.ProviderMessageID, RetryAfter: out.RetryAfter, Detail: out.Detail, Ambiguous: ambiguous, At: w.now()})
 	if w.o.Observe != nil {
 		w.o.Observe(d.Channel, kind, out.Kind, time.Since(start))
 	}
+	v, committed := w.afterSend(ctx, d, attempt, kind, out, ambiguous)
+	if committed {
+		done()
+	}
+	return v
+}
 
+// afterSend classifies a provider's answer and commits the outcome; d is
+// the delivery as read before attempt was claimed. committed reports
+// whether the outcome reached the log (or the log had moved on).
+func (w *Worker) afterSend(ctx context.Context, d herald.Delivery, attempt int, kind string, out herald.Outcome, ambiguous bool) (v Verdict, committed bool) {
 	switch out.Kind {
 	case herald.OutcomeSent:
-		return w.finish(ctx, d, attempt, herald.StatusSent, "", kind, out.ProviderMessageID, time.Time{}, out.Detail)
+		return w.settle(ctx, d, attempt, herald.StatusSent, "", kind, out.ProviderMessageID, time.Time{}, out.Detail)
 	case herald.OutcomeInvalidRecipient:
 		w.disable(ctx, d)
-		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonInvalidRecipient, kind, "", time.Time{}, out.Detail)
+		return w.settle(ctx, d, attempt, herald.StatusFailed, herald.ReasonInvalidRecipient, kind, "", time.Time{}, out.Detail)
 	case herald.OutcomePermanent:
-		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderRejected, kind, "", time.Time{}, out.Detail)
+		return w.settle(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderRejected, kind, "", time.Time{}, out.Detail)
 	case herald.OutcomeOptedOut:
 		w.optOut(ctx, d)
-		return w.finish(ctx, d, attempt, herald.StatusSuppressed, herald.ReasonOptedOut, kind, "", time.Time{}, out.Detail)
+		return w.settle(ctx, d, attempt, herald.StatusSuppressed, herald.ReasonOptedOut, kind, "", time.Time{}, out.Detail)
 	case herald.OutcomeConfigError:
 		// Retrying cannot help until someone fixes the provider settings.
-		w.o.Logger.Error("provider configuration error: fix the app's provider settings", "app", appID,
+		w.o.Logger.Error("provider configuration error: fix the app's provider settings", "app", d.AppID,
 			"channel", d.Channel, "provider", kind, "detail", out.Detail)
-		return w.finish(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderConfig, kind, "", time.Time{}, out.Detail)
+		return w.settle(ctx, d, attempt, herald.StatusFailed, herald.ReasonProviderConfig, kind, "", time.Time{}, out.Detail)
 	default:
 		if ambiguous {
-			return w.retryOrDie(ctx, d, attempt, kind, herald.ReasonPossibleDuplicate,
+			return w.retry(ctx, d, attempt, kind, herald.ReasonPossibleDuplicate,
 				fmt.Sprintf("%s: no answer within %s, the provider may have accepted it: %s", PossibleDuplicate, w.o.SendTimeout, out.Detail),
 				out.RetryAfter)
 		}
-		return w.retryOrDie(ctx, d, attempt, kind, "", out.Detail, out.RetryAfter)
+		return w.retry(ctx, d, attempt, kind, "", out.Detail, out.RetryAfter)
 	}
+}
+
+// answer is a provider's answer to one attempt as the journal keeps it.
+type answer struct {
+	AppID             string             `json:"app"`
+	DeliveryID        string             `json:"delivery"`
+	Attempt           int                `json:"attempt"`
+	Kind              herald.OutcomeKind `json:"kind"`
+	Provider          string             `json:"provider,omitempty"`
+	ProviderMessageID string             `json:"provider_message_id,omitempty"`
+	RetryAfter        time.Duration      `json:"retry_after,omitempty"`
+	Detail            string             `json:"detail,omitempty"`
+	Ambiguous         bool               `json:"ambiguous,omitempty"`
+	At                time.Time          `json:"at"`
+}
+
+// journal records a provider's answer, when there is a journal, and
+// returns the function that marks it committed.
+func (w *Worker) journal(a answer) (done func()) {
+	if w.o.Journal == nil {
+		return func() {}
+	}
+	rec, err := json.Marshal(a)
+	if err == nil {
+		done, err = w.o.Journal.Append(rec)
+	}
+	if err != nil {
+		// Without the record a crash before the commit means a flagged
+		// possible duplicate, as without a journal.
+		w.o.Logger.Warn("journal: recording a provider answer", "delivery", a.DeliveryID, "err", err)
+		return func() {}
+	}
+	return done
+}
+
+// Recover commits the outcome of a provider answer that an earlier process
+// recorded in its journal but may have died before committing. It applies
+// only while the delivery is still sending that very attempt, through the
+// same compare-and-set as after a send; otherwise the log has moved on (the
+// outcome was committed, or another worker took the delivery over) and the
+// record is dropped. applied reports whether the outcome was committed now;
+// an error means the log could not be read or written.
+func (w *Worker) Recover(ctx context.Context, rec []byte) (applied bool, err error) {
+	var a answer
+	if err := json.Unmarshal(rec, &a); err != nil || a.DeliveryID == "" || a.Attempt < 1 {
+		w.o.Logger.Warn("journal: skipping an unreadable record", "err", err)
+		return false, nil
+	}
+	d, err := w.store.GetDelivery(ctx, a.AppID, a.DeliveryID)
+	if herald.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("deliver: recover delivery %q: %w", a.DeliveryID, err)
+	}
+	if d.Status != herald.StatusSending || d.Attempts != a.Attempt {
+		return false, nil
+	}
+	// As Handle saw it before the claim: the outcome's compare-and-set then
+	// requires status sending with this attempt.
+	d.Attempts = a.Attempt - 1
+	out := herald.Outcome{Kind: a.Kind, ProviderMessageID: a.ProviderMessageID, RetryAfter: a.RetryAfter,
+		Detail: a.Detail, Provider: a.Provider}
+	// The queue's message, if any, finds the outcome in the log.
+	if _, committed := w.afterSend(ctx, d, a.Attempt, a.Provider, out, a.Ambiguous); !committed {
+		return false, fmt.Errorf("deliver: recover the outcome of delivery %q attempt %d: not committed", a.DeliveryID, a.Attempt)
+	}
+	return true, nil
 }
 
 // PossibleDuplicate starts the detail of every timeline event after which
@@ -302,6 +397,12 @@ const PossibleDuplicate = "possible_duplicate"
 // and as the dead reason, except possible_duplicate, which only a retry
 // carries (the next attempt reads it).
 func (w *Worker) retryOrDie(ctx context.Context, d herald.Delivery, attempt int, provider, reason, detail string, retryAfter time.Duration) Verdict {
+	v, _ := w.retry(ctx, d, attempt, provider, reason, detail, retryAfter)
+	return v
+}
+
+// retry is retryOrDie that also says whether the outcome was committed.
+func (w *Worker) retry(ctx context.Context, d herald.Delivery, attempt int, provider, reason, detail string, retryAfter time.Duration) (Verdict, bool) {
 	sched := w.o.Schedules[d.Channel]
 	used := attempt
 	if used >= sched.Attempts {
@@ -311,21 +412,21 @@ func (w *Worker) retryOrDie(ctx context.Context, d herald.Delivery, attempt int,
 		if reason == "" || reason == herald.ReasonPossibleDuplicate {
 			reason = herald.ReasonRetriesExhausted
 		}
-		return w.finish(ctx, d, attempt, herald.StatusDead, reason, provider, "", time.Time{}, detail)
+		return w.settle(ctx, d, attempt, herald.StatusDead, reason, provider, "", time.Time{}, detail)
 	}
 	delay := w.backoff(sched, used)
 	if delay < retryAfter {
 		delay = retryAfter
 	}
 	due := w.now().Add(delay)
-	v := w.finish(ctx, d, attempt, herald.StatusQueued, reason, provider, "", due, detail)
+	v, committed := w.settle(ctx, d, attempt, herald.StatusQueued, reason, provider, "", due, detail)
 	if v.Action == Ack && delay <= queueRetryLimit {
-		return Verdict{Action: Retry, Delay: delay}
+		return Verdict{Action: Retry, Delay: delay}, committed
 	}
 	// A longer wait is kept in the log, not in the queue: a message waiting
 	// in JetStream counts against its consumer's MaxAckPending and would
 	// hold up the whole channel. The reconciler republishes it when due.
-	return v
+	return v, committed
 }
 
 // queueRetryLimit is the longest retry delay left to the queue's redelivery.
@@ -357,6 +458,13 @@ func (w *Worker) replayedAt(ctx context.Context, d herald.Delivery) int {
 
 // finish writes the attempt's outcome; only then may the message be acked.
 func (w *Worker) finish(ctx context.Context, d herald.Delivery, attempt int, to herald.Status, reason, provider, providerID string, due time.Time, detail string) Verdict {
+	v, _ := w.settle(ctx, d, attempt, to, reason, provider, providerID, due, detail)
+	return v
+}
+
+// settle is finish that also says whether the outcome was committed (or
+// the log had moved on, so that it never will be).
+func (w *Worker) settle(ctx context.Context, d herald.Delivery, attempt int, to herald.Status, reason, provider, providerID string, due time.Time, detail string) (Verdict, bool) {
 	now := w.now()
 	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID, To: to, Reason: reason,
 		Attempts: attempt, Provider: provider, ProviderMessageID: providerID, DueAt: due,
@@ -369,7 +477,7 @@ func (w *Worker) finish(ctx context.Context, d herald.Delivery, attempt int, to 
 	b := &herald.Batch{Transitions: []herald.Transition{t}}
 	if err := w.writeOutcome(ctx, b); err != nil {
 		w.o.Logger.Error("recording outcome", "delivery", d.ID, "status", to, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return Verdict{Action: Retry, Delay: 5 * time.Second}, herald.ErrorCode(err) == herald.CodeConflict
 	}
 	if !b.Transitions[0].Applied {
 		w.o.Logger.Warn("delivery changed while it was being sent", "delivery", d.ID, "status", to)
@@ -377,7 +485,7 @@ func (w *Worker) finish(ctx context.Context, d herald.Delivery, attempt int, to 
 		w.o.OnDead(d.Channel)
 	}
 	// Only now, with the outcome (dead included) committed, may the queue let go of the message.
-	return Verdict{Action: Ack}
+	return Verdict{Action: Ack}, true
 }
 
 // writeOutcome commits an outcome, retrying for as long as the attempt's

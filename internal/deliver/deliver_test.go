@@ -21,11 +21,13 @@ import (
 // fixture is a worker over the real SQLite store and group-commit writer,
 // sending through the real SMTP provider to a real SMTP server.
 type fixture struct {
-	store  *sqlite.Store
-	worker *deliver.Worker
-	smtpd  *providertest.SMTPServer
-	appID  string
-	now    time.Time
+	store    *sqlite.Store
+	writer   *logwriter.Writer
+	provider herald.Provider
+	worker   *deliver.Worker
+	smtpd    *providertest.SMTPServer
+	appID    string
+	now      time.Time
 }
 
 // oneProvider serves every delivery with the same provider.
@@ -54,7 +56,7 @@ func newFixture(t *testing.T, o deliver.Options, smtpOpts ...providertest.SMTPOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: st, smtpd: smtpd, appID: "app-1", now: time.Now().UTC().Truncate(time.Microsecond)}
+	f := &fixture{store: st, writer: w, provider: p, smtpd: smtpd, appID: "app-1", now: time.Now().UTC().Truncate(time.Microsecond)}
 	if o.Now == nil {
 		o.Now = func() time.Time { return f.now }
 	}

@@ -34,7 +34,8 @@ func startCluster(t *testing.T, databaseURL, natsURL string, replicas, apis, wor
 		cl.api = append(cl.api, startHerald(t, fmt.Sprintf("api%d", i), append(env, "HERALD_ROLES=api")))
 	}
 	for i := range workers {
-		cl.workers = append(cl.workers, startHerald(t, fmt.Sprintf("worker%d", i), append(env, "HERALD_ROLES=worker")))
+		// A data dir of its own for each worker's outcome journal, kept across its restarts.
+		cl.workers = append(cl.workers, startHerald(t, fmt.Sprintf("worker%d", i), append(env, "HERALD_ROLES=worker", "HERALD_DATA_DIR="+t.TempDir())))
 	}
 	return cl
 }

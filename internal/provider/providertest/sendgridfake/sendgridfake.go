@@ -26,6 +26,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/heraldhq/herald/internal/provider/providertest/specs"
 )
@@ -120,7 +121,7 @@ func WithMiddleware(wrap func(http.Handler) http.Handler) Option {
 type Server struct {
 	srv     *httptest.Server
 	router  routers.Router
-	formats map[string]openapi3.StringFormatValidator
+	bodies  map[*openapi3.Operation]*bodySchema
 	closing chan struct{}
 
 	wrap func(http.Handler) http.Handler
@@ -149,15 +150,15 @@ func New(t testing.TB, opts ...Option) *Server {
 	if err != nil {
 		t.Fatalf("sendgridfake: openapi router: %v", err)
 	}
+	bodies, err := compileBodies(doc)
+	if err != nil {
+		t.Fatalf("sendgridfake: %v", err)
+	}
 	s := &Server{
 		router:  router,
+		bodies:  bodies,
 		closing: make(chan struct{}),
 		keys:    map[string]bool{},
-		// The spec says format "email"; kin-openapi checks it only when told
-		// how, and per validation rather than through its global table.
-		formats: map[string]openapi3.StringFormatValidator{
-			"email": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail),
-		},
 	}
 	for _, o := range opts {
 		o(s)
@@ -359,17 +360,13 @@ func forbiddenHeader(name string) bool {
 func (s *Server) validate(r *http.Request, raw []byte, route *routers.Route, params map[string]string) []string {
 	vreq := r.Clone(r.Context())
 	vreq.Body = io.NopCloser(bytes.NewReader(raw))
+	// Path, query and headers through kin-openapi; the body through the
+	// schema compiled once in New (compiling it per request cost ≈ 2.6 ms).
 	opts := &openapi3filter.Options{
 		MultiError:         true,
+		ExcludeRequestBody: true,
 		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, // checked exactly above
-		SchemaValidationOptions: []openapi3.SchemaValidationOption{
-			openapi3.WithStringFormatValidators(s.formats),
-		},
 	}
-	// The schema is long; the failing place and the reason say enough.
-	opts.WithCustomSchemaErrorFunc(func(e *openapi3.SchemaError) string {
-		return "/" + strings.Join(e.JSONPointer(), "/") + ": " + e.Reason
-	})
 	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route, Options: opts}
 	var problems []string
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
@@ -381,6 +378,11 @@ func (s *Server) validate(r *http.Request, raw []byte, route *routers.Route, par
 		} else {
 			problems = append(problems, err.Error())
 		}
+	}
+	if b := s.bodies[route.Operation]; b != nil {
+		problems = append(problems, b.check(r.Header.Get("Content-Type"), raw)...)
+	}
+	if len(problems) > 0 {
 		return problems
 	}
 	if route.Path != "/v3/mail/send" {
@@ -437,6 +439,106 @@ func (s *Server) validate(r *http.Request, raw []byte, route *routers.Route, par
 			break
 		}
 	}
+	return problems
+}
+
+// bodySchema is an operation's request body with its JSON schema compiled.
+type bodySchema struct {
+	body   *openapi3.RequestBody
+	schema *jsonschema.Schema
+}
+
+// compileBodies compiles the JSON schema of every operation's JSON request
+// body once, as kin-openapi does per request for an OpenAPI 3.1 document
+// (JSON Schema 2020-12, "email" checked by kin-openapi's own pattern, every
+// other format left unchecked): the spec itself is the schema resource, so
+// its "#/components/schemas/…" references resolve as written.
+func compileBodies(doc *openapi3.T) (map[*openapi3.Operation]*bodySchema, error) {
+	var whole any
+	if err := json.Unmarshal(specs.SendGridMail, &whole); err != nil {
+		return nil, fmt.Errorf("decode the SendGrid spec: %w", err)
+	}
+	const base = "https://sendgrid.spec/mail.json"
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	if err := c.AddResource(base, whole); err != nil {
+		return nil, err
+	}
+	email := openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail)
+	c.RegisterFormat(&jsonschema.Format{Name: "email", Validate: func(v any) error {
+		if s, ok := v.(string); ok {
+			return email.Validate(s)
+		}
+		return nil
+	}})
+	c.AssertFormat()
+	out := map[*openapi3.Operation]*bodySchema{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			ptr := "#/paths/" + escapePointer(path) + "/" + strings.ToLower(method) + "/requestBody"
+			if ref := op.RequestBody.Ref; ref != "" {
+				ptr = ref
+			}
+			b := &bodySchema{body: op.RequestBody.Value}
+			if mt := b.body.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+				var err error
+				if b.schema, err = c.Compile(base + ptr + "/content/application~1json/schema"); err != nil {
+					return nil, fmt.Errorf("compile the body schema of %s %s: %w", method, path, err)
+				}
+			}
+			out[op] = b
+		}
+	}
+	return out, nil
+}
+
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// check validates a request body as kin-openapi's ValidateRequestBody does:
+// required, a content type the operation takes, JSON, and the schema.
+func (b *bodySchema) check(contentType string, raw []byte) []string {
+	if len(raw) == 0 {
+		if b.body.Required {
+			return []string{"request body has an error: value is required but missing"}
+		}
+		return nil
+	}
+	mt := b.body.Content.Get(contentType)
+	if mt == nil {
+		return []string{fmt.Sprintf("request body has an error: header Content-Type has unexpected value: %q", contentType)}
+	}
+	if b.schema == nil {
+		return nil
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return []string{"request body has an error: failed to decode request body: " + err.Error()}
+	}
+	err = b.schema.Validate(v)
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		if err != nil {
+			return []string{"request body has an error: " + err.Error()}
+		}
+		return nil
+	}
+	// The schema is long; the failing place and the reason say enough.
+	var problems []string
+	var leaves func(e *jsonschema.ValidationError)
+	leaves = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			problems = append(problems, "/"+strings.Join(e.InstanceLocation, "/")+": "+e.Error())
+		}
+		for _, c := range e.Causes {
+			leaves(c)
+		}
+	}
+	leaves(verr)
 	return problems
 }
 

@@ -164,3 +164,34 @@ func TestHangReleasedByClient(t *testing.T) {
 		t.Error("a hung request counted as received")
 	}
 }
+
+// BenchmarkMailSend measures the fake's cost per valid request (routing,
+// authorisation and validation against the spec), over one connection.
+func BenchmarkMailSend(b *testing.B) {
+	srv := sendgridfake.New(b, sendgridfake.WithAPIKey(key))
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(srv.CAPEM())) {
+		b.Fatal("CAPEM holds no certificate")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig.RootCAs = roots
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	for b.Loop() {
+		req, err := http.NewRequest(http.MethodPost, srv.URL()+"/v3/mail/send", strings.NewReader(validBody))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}
