@@ -38,7 +38,11 @@ func TestNATSClusterSurvivesOneNode(t *testing.T) {
 		for i := from; i < to; i++ {
 			// A publish may meet a leader election: retry it, deduplicated by its id.
 			for {
-				_, err := js.Publish(ctx, "s.x", []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint(i)))
+				// Each try gets its own deadline: a request caught by a
+				// reconnect is never answered.
+				pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+				_, err := js.Publish(pctx, "s.x", []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint(i)))
+				pcancel()
 				if err == nil {
 					break
 				}
@@ -82,8 +86,18 @@ func TestNATSClusterSurvivesOneNode(t *testing.T) {
 	}
 	defer nc1.Close()
 	js1, _ := jetstream.New(nc1)
-	if _, err := js1.Publish(ctx, "s.x", []byte("20")); err != nil {
-		t.Fatalf("publish through the restarted node: %v", err)
+	// Its routes may still be settling: retry until the test's deadline.
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js1.Publish(pctx, "s.x", []byte("20"), jetstream.WithMsgID("20"))
+		pcancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish through the restarted node: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
