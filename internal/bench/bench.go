@@ -121,7 +121,8 @@ type Options struct {
 	Client *http.Client
 }
 
-func (o *Options) validate() error {
+// Validate checks the options and fills defaults; Run calls it too.
+func (o *Options) Validate() error {
 	switch {
 	case o.Rate < 0:
 		return errors.New("--rate must not be negative")
@@ -144,7 +145,7 @@ func (o *Options) validate() error {
 
 // Run loads target as opts say and reports what it measured.
 func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	client := opts.Client
@@ -170,8 +171,8 @@ type run struct {
 	target Target
 	opts   Options
 
-	start   time.Time
-	seq     atomic.Int64 // requests started
+	start time.Time
+	seq   atomic.Int64 // requests started
 
 	mu         sync.Mutex
 	sent       int

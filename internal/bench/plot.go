@@ -22,11 +22,15 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`+"\n",
 		width, height, width, height)
 	fmt.Fprintf(b, `<rect width="%d" height="%d" fill="#ffffff"/>`+"\n", width, height)
-	title := fmt.Sprintf("herald bench: %s, mix %s, %d recipient(s) per request", rep.Loop, rep.Mix, rep.Recipients)
-	fmt.Fprintf(b, `<text x="%d" y="28" font-size="16" font-weight="600" fill="#222">%s</text>`+"\n", left, html.EscapeString(title))
+	title := fmt.Sprintf("herald bench: %s", rep.Target)
+	sub := fmt.Sprintf("%s; mix %s; %d recipient(s) per request; %d accepted, %d delivered",
+		rep.Loop, rep.Mix, rep.Recipients, rep.Deliveries.Accepted, rep.Deliveries.Delivered)
+	fmt.Fprintf(b, `<text x="%d" y="24" font-size="16" font-weight="600" fill="#222">%s</text>`+"\n", left, html.EscapeString(title))
+	fmt.Fprintf(b, `<text x="%d" y="42" fill="#555">%s</text>`+"\n", left, html.EscapeString(sub))
 
 	n := len(rep.Series)
-	xMax := niceCeil(math.Max(float64(n), 1))
+	xStep := niceStep(math.Max(float64(n), 1) / 10)
+	xMax := math.Ceil(math.Max(float64(n), 1)/xStep) * xStep
 	plotW := float64(width - left - right)
 	x := func(t float64) float64 { return left + t/xMax*plotW }
 
@@ -43,17 +47,16 @@ func (rep *Report) WritePlot(w io.Writer) error {
 				yMax = math.Max(yMax, l.v(s))
 			}
 		}
-		yMax = niceCeil(math.Max(yMax, 1))
+		yStep := niceStep(math.Max(yMax, 1) / 5)
+		yMax = math.Max(math.Ceil(yMax/yStep), 1) * yStep
 		y := func(v float64) float64 { return float64(y0+panelH) - v/yMax*panelH }
 		// Grid and y ticks.
-		for i := 0; i <= 5; i++ {
-			v := yMax * float64(i) / 5
+		for v := 0.0; v <= yMax+yStep/2; v += yStep {
 			fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#e6e6e6"/>`+"\n", left, y(v), width-right, y(v))
 			fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#555">%s</text>`+"\n", left-8, y(v)+4, tick(v))
 		}
 		// x ticks.
-		step := xMax / 10
-		for t := 0.0; t <= xMax+1e-9; t += step {
+		for t := 0.0; t <= xMax+xStep/2; t += xStep {
 			fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/>`+"\n", x(t), y0+panelH, x(t), y0+panelH+4)
 			fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s</text>`+"\n", x(t), y0+panelH+18, tick(t))
 		}
@@ -100,11 +103,10 @@ func (rep *Report) WritePlot(w io.Writer) error {
 	return b.Flush()
 }
 
-// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten, so that
-// fifths and tenths of it are round numbers.
-func niceCeil(v float64) float64 {
+// niceStep rounds v up to 1, 2 or 5 times a power of ten: a tick spacing.
+func niceStep(v float64) float64 {
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+	for _, m := range []float64{1, 2, 5, 10} {
 		if v <= m*p+1e-9 {
 			return m * p
 		}
@@ -116,9 +118,9 @@ func tick(v float64) string {
 	switch {
 	case v >= 10000:
 		return fmt.Sprintf("%gk", v/1000)
-	case v == math.Trunc(v):
+	case math.Abs(v-math.Round(v)) < 1e-9:
 		return fmt.Sprintf("%.0f", v)
 	default:
-		return fmt.Sprintf("%.1f", v)
+		return fmt.Sprintf("%g", math.Round(v*100)/100)
 	}
 }

@@ -261,8 +261,12 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if d.PeakPerSecond == 0 {
 			p("day\tthe run was too short to measure full speed")
 		} else {
-			p("day (16M)\tmeasured %d deliveries in %.1fs; at full speed (%.1f/s, the curve's peak) 16M take %.2f h;",
-				d.Measured, d.MeasuredSeconds, d.PeakPerSecond, d.FullSpeedHours)
+			speed := "full speed"
+			if strings.HasPrefix(rep.Loop, "open") {
+				speed = "the offered peak rate" // --rate capped it: not Herald's full speed
+			}
+			p("day (16M)\tmeasured %d deliveries in %.1fs; at %s (%.1f/s, the curve's peak) 16M take %.2f h;",
+				d.Measured, d.MeasuredSeconds, speed, d.PeakPerSecond, d.FullSpeedHours)
 			p("\twith the day's shape, peak at full speed: %.2f h (extrapolated, not measured)", d.CurveHours)
 		}
 	}

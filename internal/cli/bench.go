@@ -98,6 +98,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	default:
 		return usageError{fmt.Errorf("unknown profile %q (available: day)", profile)}
 	}
+	if err := opts.Validate(); err != nil {
+		return usageError{err}
+	}
 	if f, ok := stderr.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			opts.Progress = stderr
