@@ -115,6 +115,8 @@ type Options struct {
 	Mix         Mix
 	Day         bool          // a compressed diurnal curve shapes the rate (or concurrency)
 	Wait        time.Duration // how long to wait for deliveries after the last request
+	// EmailProvider is the kind set up for email on the sink: sendgrid (the default) or smtp.
+	EmailProvider string
 	// Progress, when set, gets a one-line status every second, rewritten in place.
 	Progress io.Writer
 	// Client sends the requests; nil for a client sized to the load.
@@ -137,6 +139,13 @@ func (o *Options) Validate() error {
 	case len(o.Mix) == 0:
 		return errors.New("--mix is empty")
 	}
+	switch o.EmailProvider {
+	case "":
+		o.EmailProvider = sink.KindSendGrid
+	case sink.KindSendGrid, sink.KindSMTP:
+	default:
+		return fmt.Errorf("--email-provider %q: want sendgrid or smtp", o.EmailProvider)
+	}
 	if o.Wait <= 0 {
 		o.Wait = 60 * time.Second
 	}
@@ -157,7 +166,7 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	}
 	api := &apiClient{base: strings.TrimRight(target.URL, "/"), key: target.APIKey, c: client}
 	if target.Configure {
-		if err := setUp(ctx, api, target.Sink, opts.Users); err != nil {
+		if err := setUp(ctx, api, target.Sink, opts.Users, opts.EmailProvider); err != nil {
 			return nil, err
 		}
 	}
@@ -641,9 +650,12 @@ func (a *apiClient) must(ctx context.Context, method, path string, body any) err
 // setUp points the app's providers at the sink and creates users with an
 // email address, a phone number and a device (iOS for even users, Android
 // for odd ones).
-func setUp(ctx context.Context, api *apiClient, s *SinkClient, users int) error {
+func setUp(ctx context.Context, api *apiClient, s *SinkClient, users int, emailKind string) error {
 	if s == nil {
 		return errors.New("bench: setting the app up needs a sink")
+	}
+	if emailKind == sink.KindSMTP && s.SMTPAddr == "" {
+		return errors.New("bench: --email-provider smtp needs the sink's SMTP address (--sink-smtp)")
 	}
 	settings, err := sink.ProviderSettings(s.URL, s.SMTPAddr, s.CAPEM)
 	if err != nil {
@@ -653,7 +665,7 @@ func setUp(ctx context.Context, api *apiClient, s *SinkClient, users int) error 
 	for path, list := range map[string][]map[string]any{
 		"/v1/providers/push":  {entry(sink.KindAPNs), entry(sink.KindFCM)},
 		"/v1/providers/sms":   {entry(sink.KindTwilio)},
-		"/v1/providers/email": {entry(sink.KindSendGrid)},
+		"/v1/providers/email": {entry(emailKind)},
 	} {
 		if err := api.must(ctx, http.MethodPut, path, list); err != nil {
 			return err

@@ -45,11 +45,11 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return benchSink(ctx, args[1:], stdout, stderr)
 	}
 	var (
-		url, apiKey, mix, plot, profile, sinkURL, sinkCA, sinkSMTP string
-		embedded, asJSON, noSetup                                  bool
-		rate, errorRate                                            float64
-		concurrency, count, recipients, users, pid                 int
-		duration, wait, latency, jitter                            time.Duration
+		url, apiKey, mix, plot, profile, sinkURL, sinkCA, sinkSMTP, emailKind string
+		embedded, asJSON, noSetup                                             bool
+		rate, errorRate                                                       float64
+		concurrency, count, recipients, users, pid                            int
+		duration, wait, latency, jitter                                       time.Duration
 	)
 	cfg, fs, err := loadConfig("bench", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Usage = func() { fmt.Fprint(stderr, benchUsage, "\nFlags:\n"); fs.PrintDefaults() }
@@ -71,7 +71,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fs.StringVar(&sinkURL, "sink-url", "", "the HTTPS URL of a running herald bench sink")
 		fs.StringVar(&sinkCA, "sink-ca", "", "the sink's CA file (its --ca-out)")
 		fs.StringVar(&sinkSMTP, "sink-smtp", "", "the sink's SMTP address, if any")
-		fs.BoolVar(&noSetup, "no-setup", false, "leave the app's providers and users as they are")
+		fs.BoolVar(&noSetup, "no-setup", false, "leave the app's providers and users (bench-0 … bench-N) as they are")
+		fs.StringVar(&emailKind, "email-provider", "sendgrid", `the email provider set up on the sink: "sendgrid" or "smtp"`)
 		fs.DurationVar(&latency, "latency", 5*time.Millisecond, "--embedded: the sink's answer latency")
 		fs.DurationVar(&jitter, "jitter", 2*time.Millisecond, "--embedded: the sink's latency varies by ± this")
 		fs.Float64Var(&errorRate, "error-rate", 0, "--embedded: the share of sends the sink fails")
@@ -87,7 +88,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{err}
 	}
 	opts := bench.Options{Rate: rate, Concurrency: concurrency, Duration: duration, Count: count,
-		Recipients: recipients, Users: users, Mix: m, Wait: wait}
+		Recipients: recipients, Users: users, Mix: m, Wait: wait, EmailProvider: emailKind}
 	switch profile {
 	case "":
 	case "day":
@@ -214,6 +215,7 @@ func benchSink(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	jitter := fs.Duration("jitter", 2*time.Millisecond, "the latency varies uniformly by ± this")
 	errorRate := fs.Float64("error-rate", 0, "the share of sends answered with an error (503, 429 with Retry-After, 500; SMTP 421, 451)")
 	caOut := fs.String("ca-out", "sink-ca.pem", "file to write the sink's CA to")
+	keep := fs.Int("keep", 10_000_000, "arrivals held for /arrivals (about 100 bytes each); past it the oldest half is dropped")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -222,7 +224,7 @@ func benchSink(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s, err := sink.New(sink.Options{Addr: *addr, SMTPAddr: *smtpAddr, Latency: *latency, Jitter: *jitter,
-		ErrorRate: *errorRate, Logger: logger})
+		ErrorRate: *errorRate, Keep: *keep, Logger: logger})
 	if err != nil {
 		return usageError{err}
 	}

@@ -122,6 +122,22 @@ func TestBenchTableAndRetries(t *testing.T) {
 	}
 }
 
+// TestBenchEmailOverSMTP: with --email-provider smtp every email goes
+// through Herald's SMTP adapter to the sink's SMTP listener, recognised
+// by its Message-ID.
+func TestBenchEmailOverSMTP(t *testing.T) {
+	r := run(t, nil, "bench", "--embedded", "--count", "20", "--concurrency", "4", "--users", "10",
+		"--mix", "email=1", "--email-provider", "smtp", "--data-dir", t.TempDir(), "--json")
+	wantCode(t, r, 0)
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Deliveries.Delivered != 20 || rep.Sink.Received["smtp"] != 20 || rep.Sink.Received["sendgrid"] != 0 {
+		t.Errorf("delivered %d, sink received %v; want 20 over smtp", rep.Deliveries.Delivered, rep.Sink.Received)
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--embedded", "--count", "1"},                         // no rate or concurrency
@@ -129,6 +145,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bench", "--concurrency", "1", "--count", "1"},                 // no target
 		{"bench", "--embedded", "--concurrency", "1", "--mix", "fax=1"}, // unknown channel
 		{"bench", "--embedded", "--rate", "1", "--profile", "week"},     // unknown profile
+		{"bench", "--embedded", "--count", "1", "--rate", "1", "--email-provider", "ses"},
 		{"bench", "sink", "--error-rate", "2", "--addr", "127.0.0.1:0"}, // rate over 1
 	} {
 		r := run(t, nil, args...)

@@ -66,7 +66,10 @@ type Options struct {
 	Latency   time.Duration // added before every answer
 	Jitter    time.Duration // the latency varies uniformly by ± this much
 	ErrorRate float64       // the share of sends answered with an error, 0 to 1
-	Logger    *slog.Logger
+	// Keep bounds the arrivals held for /arrivals (about 100 bytes each);
+	// past it the oldest half is dropped. 0 means 10 million.
+	Keep   int
+	Logger *slog.Logger
 }
 
 // Arrival is one message a provider endpoint accepted.
@@ -89,6 +92,8 @@ type Stats struct {
 	Errors   map[string]int64 `json:"errors"`   // injected error answers per kind
 	Tokens   int64            `json:"tokens"`   // OAuth2 tokens issued (FCM)
 	Arrivals int              `json:"arrivals"` // total arrivals recorded
+	// Dropped arrivals are no longer held (Options.Keep); /arrivals skips them.
+	Dropped int `json:"dropped"`
 }
 
 // Sink is the running fake. Start it, then read URL, SMTPAddr and CAPEM.
@@ -110,7 +115,8 @@ type Sink struct {
 	errSeq         atomic.Uint64
 
 	mu       sync.Mutex
-	arrivals []Arrival
+	arrivals []Arrival // arrivals[i] is arrival number base+i
+	base     int
 
 	stopOnce sync.Once
 	stopErr  error
@@ -124,6 +130,9 @@ func New(opts Options) (*Sink, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Keep <= 0 {
+		opts.Keep = 10_000_000
 	}
 	s := &Sink{opts: opts, received: map[string]*atomic.Int64{}, errs: map[string]*atomic.Int64{}}
 	for _, k := range Kinds {
@@ -258,26 +267,34 @@ func (s *Sink) Stats() Stats {
 		st.Received[k], st.Errors[k] = s.received[k].Load(), s.errs[k].Load()
 	}
 	s.mu.Lock()
-	st.Arrivals = len(s.arrivals)
+	st.Arrivals, st.Dropped = s.base+len(s.arrivals), s.base
 	s.mu.Unlock()
 	return st
 }
 
-// Arrivals returns up to limit arrivals from position since, and the
-// position to ask from next.
+// Arrivals returns up to limit arrivals from number since (counted from
+// the sink's start), and the number to ask from next. Arrivals no longer
+// held are skipped.
 func (s *Sink) Arrivals(since, limit int) ([]Arrival, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if since < 0 || since > len(s.arrivals) {
-		since = len(s.arrivals)
+	total := s.base + len(s.arrivals)
+	if since < 0 || since > total {
+		since = total
 	}
-	end := min(len(s.arrivals), since+limit)
-	return append([]Arrival(nil), s.arrivals[since:end]...), end
+	since = max(since, s.base)
+	end := min(total, since+limit)
+	return append([]Arrival(nil), s.arrivals[since-s.base:end-s.base]...), end
 }
 
 func (s *Sink) record(a Arrival) {
 	s.received[a.Kind].Add(1)
 	s.mu.Lock()
+	if len(s.arrivals) >= s.opts.Keep {
+		drop := max(1, len(s.arrivals)/2)
+		s.arrivals = append(s.arrivals[:0:0], s.arrivals[drop:]...)
+		s.base += drop
+	}
 	s.arrivals = append(s.arrivals, a)
 	s.mu.Unlock()
 }

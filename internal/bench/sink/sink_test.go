@@ -180,3 +180,29 @@ func TestNewRejectsBadErrorRate(t *testing.T) {
 		t.Fatal("error rate 1.5 accepted")
 	}
 }
+
+// TestKeepDropsTheOldest: past Keep arrivals the oldest are dropped and
+// reading from an early position resumes at the oldest one held.
+func TestKeepDropsTheOldest(t *testing.T) {
+	s := startSink(t, sink.Options{Keep: 4})
+	p := providers(t, s)[sink.KindSendGrid]
+	var ids []string
+	for range 6 {
+		m := message(sink.KindSendGrid, "")
+		if out := p.Send(context.Background(), m); out.Kind != herald.OutcomeSent {
+			t.Fatalf("send: %v %s", out.Kind, out.Detail)
+		}
+		ids = append(ids, m.DeliveryID)
+	}
+	st := s.Stats()
+	if st.Arrivals != 6 || st.Dropped != 2 || st.Received[sink.KindSendGrid] != 6 {
+		t.Fatalf("stats = %+v; want 6 arrivals, 2 dropped", st)
+	}
+	got, next := s.Arrivals(0, 100)
+	if next != 6 || len(got) != 4 || got[0].ID != ids[2] || got[3].ID != ids[5] {
+		t.Fatalf("Arrivals(0) = %d arrivals, next %d; want the last 4, next 6", len(got), next)
+	}
+	if got, next := s.Arrivals(5, 100); next != 6 || len(got) != 1 || got[0].ID != ids[5] {
+		t.Errorf("Arrivals(5) = %+v, next %d", got, next)
+	}
+}
