@@ -189,7 +189,7 @@ type run struct {
 	expected   int              // deliveries accepted (not suppressed) that a provider should get
 	byChannel  map[string]int   // deliveries accepted per channel
 	errs       map[string]int   // failed requests by kind
-	byID       map[string]int64 // delivery id → when its 202 arrived (Unix ns)
+	byID       map[string]int64 // delivery id → when its 202 arrived (Unix ns), or seen
 	byRef      map[string]int64 // "hb-<seq>" → the same, for wires that carry no id
 	refLeft    map[string]int   // deliveries of a ref not yet seen
 	acceptLat  []time.Duration
@@ -313,7 +313,9 @@ func (r *run) closedLoop(ctx context.Context) {
 				if !ok {
 					return
 				}
-				r.send(ctx, rng, seq, time.Now())
+				// The end of the run stops new requests, never one in
+				// flight: Herald may have accepted it already.
+				r.send(context.WithoutCancel(ctx), rng, seq, time.Now())
 			}
 		})
 	}
@@ -513,28 +515,35 @@ func (r *run) pollOnce(ctx context.Context, cursor *int) error {
 	}
 }
 
+// seen marks, in byID and byRef, a delivery that has arrived.
+const seen = -1
+
 // match pairs arrivals with the deliveries they carry.
 func (r *run) match(arrivals []sink.Arrival) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, a := range arrivals {
-		acc, ok := r.byID[a.ID]
-		if ok {
-			delete(r.byID, a.ID)
-		} else if a.ID == "" && a.Ref != "" && r.refLeft[a.Ref] > 0 {
-			acc, ok = r.byRef[a.Ref], true
-			if r.refLeft[a.Ref]--; r.refLeft[a.Ref] == 0 {
-				delete(r.refLeft, a.Ref)
-				delete(r.byRef, a.Ref)
+		var acc int64
+		if a.ID != "" {
+			acc = r.byID[a.ID]
+			if acc > 0 {
+				r.byID[a.ID] = seen
+			}
+		} else if a.Ref != "" {
+			acc = r.byRef[a.Ref]
+			if acc > 0 {
+				if r.refLeft[a.Ref]--; r.refLeft[a.Ref] == 0 {
+					delete(r.refLeft, a.Ref)
+					r.byRef[a.Ref] = seen
+				}
 			}
 		}
-		if !ok {
-			// A repeat of a delivery already seen, or another sender's message.
-			if a.ID != "" || a.Ref != "" {
-				r.dupes++
-			} else {
-				r.unmatched++
-			}
+		switch acc {
+		case seen: // a delivery that arrived before: a retry after a lost answer
+			r.dupes++
+			continue
+		case 0: // not one of this run's deliveries
+			r.unmatched++
 			continue
 		}
 		// The 202 and the worker's send race: a delivery may reach the
