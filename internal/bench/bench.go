@@ -199,7 +199,6 @@ type run struct {
 	unmatched  int
 	deliverLat []time.Duration
 	lastArrive int64
-	lastSend   time.Time
 }
 
 // second is what happened in one second of the run.
@@ -235,6 +234,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		cpu0, _, _ = r.target.Process()
 	}
 	r.start = time.Now()
+	pollErr := make(chan error, 1)
 	loadCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if r.opts.Duration > 0 {
@@ -247,7 +247,7 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	pollDone := make(chan error, 1)
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
-	go func() { pollDone <- r.poll(pollCtx, &cursor) }()
+	go func() { pollDone <- r.poll(pollCtx, &cursor, pollErr) }()
 	progressDone := make(chan struct{})
 	go r.progress(loadCtx, progressDone)
 
@@ -257,10 +257,8 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		r.closedLoop(loadCtx)
 	}
 	loadEnd := time.Now()
+	cancel() // a run of --count ends here, not by its context
 	<-progressDone
-	r.mu.Lock()
-	r.lastSend = loadEnd
-	r.mu.Unlock()
 
 	// Wait for the deliveries still on their way.
 	if r.target.Sink != nil {
@@ -276,11 +274,17 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	stopPoll()
-	if err := <-pollDone; err != nil && !errors.Is(err, context.Canceled) {
-		return nil, err
-	}
+	<-pollDone
 	if r.target.Sink != nil {
-		_ = r.pollOnce(ctx, &cursor) // whatever arrived since the last poll
+		// Whatever arrived since the last poll; a sink that cannot be read
+		// now, nor could be before, ends the run without a report.
+		if err := r.pollOnce(ctx, &cursor); err != nil && ctx.Err() == nil {
+			select {
+			case perr := <-pollErr:
+				return nil, fmt.Errorf("%w (and during the run: %v)", err, perr)
+			default:
+			}
+		}
 	}
 	rep := r.report(loadEnd)
 	if r.target.Sink != nil {
@@ -291,7 +295,8 @@ func (r *run) run(ctx context.Context) (*Report, error) {
 	if r.target.Process != nil {
 		cpu1, rss, err := r.target.Process()
 		if err == nil {
-			rep.Process = &ProcessReport{CPUSeconds: round(cpu1-cpu0, 2), PeakRSSBytes: rss}
+			rep.Process = &ProcessReport{CPUSeconds: round(cpu1-cpu0, 2), PeakRSSBytes: rss,
+				WallSeconds: round(time.Since(r.start).Seconds(), 3)}
 		}
 	}
 	return rep, ctx.Err()
@@ -482,17 +487,18 @@ func errorKind(err error) string {
 	return "transport: other"
 }
 
-// poll reads the sink's arrivals until ctx ends.
-func (r *run) poll(ctx context.Context, cursor *int) error {
+// poll reads the sink's arrivals until ctx ends. A failed read is tried
+// again at the next tick; the first failure goes to errc.
+func (r *run) poll(ctx context.Context, cursor *int, errc chan<- error) error {
 	if r.target.Sink == nil {
 		return nil
 	}
 	for {
-		if err := r.pollOnce(ctx, cursor); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if err := r.pollOnce(ctx, cursor); err != nil && ctx.Err() == nil {
+			select {
+			case errc <- err:
+			default:
 			}
-			return err
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 		if ctx.Err() != nil {

@@ -76,9 +76,10 @@ type SinkCounts struct {
 
 // ProcessReport is the Herald process's use of the machine.
 type ProcessReport struct {
-	PID          int     `json:"pid,omitempty"` // 0 for the bench's own process (--embedded)
-	CPUSeconds   float64 `json:"cpu_seconds"`   // user and system, during the run
-	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	PID          int     `json:"pid,omitempty"`  // 0 for the bench's own process (--embedded)
+	CPUSeconds   float64 `json:"cpu_seconds"`    // user and system, during the run
+	WallSeconds  float64 `json:"wall_seconds"`   // the run, load and wait for deliveries
+	PeakRSSBytes int64   `json:"peak_rss_bytes"` // the process's high-water mark (VmHWM)
 	Note         string  `json:"note,omitempty"`
 }
 
@@ -250,8 +251,8 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if pr.PID > 0 {
 			who = fmt.Sprintf("pid %d", pr.PID)
 		}
-		p("herald process\t%s: %.2f CPU seconds during the run (%.2f cores), peak RSS %.1f MiB", who, pr.CPUSeconds,
-			pr.CPUSeconds/math.Max(rep.LoadSeconds, 0.001), float64(pr.PeakRSSBytes)/(1<<20))
+		p("herald process\t%s: %.2f CPU seconds in %.1fs (%.2f cores), peak RSS %.1f MiB", who, pr.CPUSeconds,
+			pr.WallSeconds, pr.CPUSeconds/math.Max(pr.WallSeconds, 0.001), float64(pr.PeakRSSBytes)/(1<<20))
 		if pr.Note != "" {
 			p("\t%s", pr.Note)
 		}
