@@ -138,6 +138,31 @@ func TestBenchEmailOverSMTP(t *testing.T) {
 	}
 }
 
+// TestBenchProfileDay: the day's curve runs and the report extrapolates
+// a 16M day from the seconds at the curve's peak.
+func TestBenchProfileDay(t *testing.T) {
+	r := run(t, nil, "bench", "--embedded", "--profile", "day", "--duration", "4s", "--concurrency", "4",
+		"--users", "20", "--data-dir", t.TempDir(), "--json")
+	wantCode(t, r, 0)
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Day
+	if d == nil || d.Notifications != 16_000_000 || d.Measured != rep.Deliveries.Accepted || d.PeakPerSecond <= 0 {
+		t.Fatalf("day = %+v (deliveries %+v)", d, rep.Deliveries)
+	}
+	if want := 16e6 / d.PeakPerSecond / 3600; d.FullSpeedHours < want*0.99 || d.FullSpeedHours > want*1.01 {
+		t.Errorf("full speed hours %v, want %v", d.FullSpeedHours, want)
+	}
+	if d.CurveHours <= d.FullSpeedHours {
+		t.Errorf("a day shaped by the curve (%v h) is not longer than one at full speed (%v h)", d.CurveHours, d.FullSpeedHours)
+	}
+	if rep.Mix != "push=10,email=5,sms=1" {
+		t.Errorf("mix %q, want the seed mix", rep.Mix)
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--embedded", "--count", "1"},                         // no rate or concurrency
