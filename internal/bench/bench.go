@@ -199,6 +199,9 @@ type run struct {
 	unmatched  int
 	deliverLat []time.Duration
 	lastArrive int64
+	// early holds arrivals polled before the bench read their 202 (the
+	// worker can beat the answer), by delivery id or ref, until it does.
+	early map[string][]sink.Arrival
 }
 
 // second is what happened in one second of the run.
@@ -209,7 +212,7 @@ type second struct {
 
 func newRun(api *apiClient, target Target, opts Options) *run {
 	return &run{api: api, target: target, opts: opts, byChannel: map[string]int{}, errs: map[string]int{},
-		byID: map[string]int64{}, byRef: map[string]int64{}, refLeft: map[string]int{}}
+		byID: map[string]int64{}, byRef: map[string]int64{}, refLeft: map[string]int{}, early: map[string][]sink.Arrival{}}
 }
 
 func (r *run) sec(t time.Time) *second {
@@ -460,6 +463,17 @@ func (r *run) send(ctx context.Context, rng *rand.Rand, seq int64, due time.Time
 			r.byID[d.ID] = at
 		}
 	}
+	// Arrivals polled before this answer was read are matched now.
+	keys := []string{ref}
+	for _, d := range res.Deliveries {
+		keys = append(keys, d.ID)
+	}
+	for _, k := range keys {
+		if a, ok := r.early[k]; ok {
+			delete(r.early, k)
+			r.matchLocked(a, false)
+		}
+	}
 }
 
 func (r *run) fail(due time.Time, kind string) {
@@ -528,6 +542,12 @@ const seen = -1
 func (r *run) match(arrivals []sink.Arrival) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.matchLocked(arrivals, true)
+}
+
+// matchLocked matches arrivals; with hold, one of no delivery known yet
+// waits in early for its 202.
+func (r *run) matchLocked(arrivals []sink.Arrival, hold bool) {
 	for _, a := range arrivals {
 		var acc int64
 		if a.ID != "" {
@@ -548,8 +568,16 @@ func (r *run) match(arrivals []sink.Arrival) {
 		case seen: // a delivery that arrived before: a retry after a lost answer
 			r.dupes++
 			continue
-		case 0: // not one of this run's deliveries
-			r.unmatched++
+		case 0: // not one of this run's deliveries, or its 202 is not read yet
+			key := a.ID
+			if key == "" {
+				key = a.Ref
+			}
+			if hold && key != "" {
+				r.early[key] = append(r.early[key], a)
+			} else {
+				r.unmatched++
+			}
 			continue
 		}
 		// The 202 and the worker's send race: a delivery may reach the

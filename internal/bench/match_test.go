@@ -1,6 +1,11 @@
 package bench
 
 import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -27,8 +32,12 @@ func TestMatchCountsEachDeliveryOnce(t *testing.T) {
 		{Kind: "fcm", ID: "other", At: at},
 		{Kind: "smtp", At: at},
 	})
-	if r.delivered != 3 || r.dupes != 2 || r.unmatched != 2 {
-		t.Errorf("delivered %d, repeats %d, unmatched %d; want 3, 2, 2", r.delivered, r.dupes, r.unmatched)
+	if r.delivered != 3 || r.dupes != 2 || r.unmatched != 1 || len(r.early["other"]) != 1 {
+		t.Errorf("delivered %d, repeats %d, unmatched %d, early %v; want 3, 2, 1 and other held",
+			r.delivered, r.dupes, r.unmatched, r.early)
+	}
+	if rep := r.report(r.start.Add(2 * time.Second)); rep.Deliveries.Unmatched != 2 {
+		t.Errorf("report: %d unmatched, want 2 (other's 202 never came)", rep.Deliveries.Unmatched)
 	}
 	p := percentiles(r.deliverLat)
 	if p.N != 3 || p.P50 != 30 || p.Max != 30 || r.deliverLat[2] != 0 {
@@ -36,6 +45,26 @@ func TestMatchCountsEachDeliveryOnce(t *testing.T) {
 	}
 	if s := r.seconds; len(s) != 2 || s[1].delivered != 2 || s[0].delivered != 1 {
 		t.Errorf("per-second deliveries: %d seconds", len(s))
+	}
+}
+
+// TestMatchAnArrivalBeforeIts202: a worker may reach the provider before
+// the bench reads the 202; the arrival waits and is matched then.
+func TestMatchAnArrivalBeforeIts202(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"id":"n1","status":"accepted","deliveries":[{"id":"d9","channel":"push","status":"accepted"}]}`)
+	}))
+	defer srv.Close()
+	r := newRun(&apiClient{base: srv.URL, c: srv.Client()}, Target{}, Options{Mix: Mix{"push": 1}, Users: 1, Recipients: 1})
+	r.start = time.Now()
+	r.match([]sink.Arrival{{Kind: "apns", ID: "d9", At: time.Now().UnixNano()}})
+	if r.delivered != 0 || len(r.early) != 1 {
+		t.Fatalf("before the 202: delivered %d, early %v", r.delivered, r.early)
+	}
+	r.send(context.Background(), rand.New(rand.NewPCG(1, 2)), 1, time.Now())
+	if r.delivered != 1 || len(r.early) != 0 || r.unmatched != 0 || r.expected != 1 {
+		t.Errorf("after the 202: delivered %d, early %v, unmatched %d, expected %d", r.delivered, r.early, r.unmatched, r.expected)
 	}
 }
 

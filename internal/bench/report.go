@@ -137,8 +137,12 @@ func (r *run) report(loadEnd time.Time) *Report {
 	for _, s := range r.seconds {
 		recipients += s.recipients
 	}
+	unmatched := r.unmatched
+	for _, a := range r.early {
+		unmatched += len(a) // their 202 never came
+	}
 	rep.Deliveries = DeliveryCounts{Accepted: recipients, ByChannel: map[string]int{}, Expected: r.expected,
-		Delivered: r.delivered, Repeats: r.dupes, Unmatched: r.unmatched}
+		Delivered: r.delivered, Repeats: r.dupes, Unmatched: unmatched}
 	for k, n := range r.byChannel {
 		rep.Deliveries.ByChannel[k] = n
 	}
