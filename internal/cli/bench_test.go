@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -9,9 +11,21 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/internal/bench"
 )
+
+// runBench runs "herald bench" with more patience than run: a loaded
+// machine may need Herald's retries and their Retry-After waits.
+func runBench(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := Main(ctx, append([]string{"bench"}, args...), func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
 
 // TestBenchEmbeddedEndToEnd runs "herald bench --embedded --count 200":
 // Herald in process on the embedded default, a sink as every provider.
@@ -20,7 +34,7 @@ import (
 // plot must be well-formed SVG.
 func TestBenchEmbeddedEndToEnd(t *testing.T) {
 	plot := filepath.Join(t.TempDir(), "bench.svg")
-	r := run(t, nil, "bench", "--embedded", "--count", "200", "--concurrency", "8", "--users", "50",
+	r := runBench(t, "--embedded", "--count", "200", "--concurrency", "8", "--users", "50",
 		"--data-dir", t.TempDir(), "--json", "--plot", plot)
 	wantCode(t, r, 0)
 	var rep bench.Report
@@ -109,7 +123,7 @@ func checkSVG(t *testing.T, path string) {
 // sink failing some sends, Herald's retries still bring every push
 // notification to the sink, each counted once.
 func TestBenchTableAndRetries(t *testing.T) {
-	r := run(t, nil, "bench", "--embedded", "--count", "40", "--concurrency", "4", "--users", "20",
+	r := runBench(t, "--embedded", "--count", "40", "--concurrency", "4", "--users", "20",
 		"--mix", "push=1", "--error-rate", "0.3", "--data-dir", t.TempDir())
 	wantCode(t, r, 0)
 	for _, want := range []string{"40 sent, 40 accepted, 0 failed", "40 of 40 at the sink", "accept to provider"} {
@@ -126,7 +140,7 @@ func TestBenchTableAndRetries(t *testing.T) {
 // through Herald's SMTP adapter to the sink's SMTP listener, recognised
 // by its Message-ID.
 func TestBenchEmailOverSMTP(t *testing.T) {
-	r := run(t, nil, "bench", "--embedded", "--count", "20", "--concurrency", "4", "--users", "10",
+	r := runBench(t, "--embedded", "--count", "20", "--concurrency", "4", "--users", "10",
 		"--mix", "email=1", "--email-provider", "smtp", "--data-dir", t.TempDir(), "--json")
 	wantCode(t, r, 0)
 	var rep bench.Report
@@ -141,7 +155,7 @@ func TestBenchEmailOverSMTP(t *testing.T) {
 // TestBenchProfileDay: the day's curve runs and the report extrapolates
 // a 16M day from the seconds at the curve's peak.
 func TestBenchProfileDay(t *testing.T) {
-	r := run(t, nil, "bench", "--embedded", "--profile", "day", "--duration", "4s", "--concurrency", "4",
+	r := runBench(t, "--embedded", "--profile", "day", "--duration", "4s", "--concurrency", "4",
 		"--users", "20", "--data-dir", t.TempDir(), "--json")
 	wantCode(t, r, 0)
 	var rep bench.Report
