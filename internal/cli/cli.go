@@ -27,6 +27,8 @@ Usage:
   herald apps create NAME [--json]  create an app and print its first admin key (shown once)
   herald dlq list [--channel C] [--json]        list dead deliveries of a running Herald (--url, --api-key)
   herald dlq replay DELIVERY_ID... | --all      send dead deliveries again, with a fresh budget of attempts
+  herald bench [--embedded] [flags]  load Herald and report throughput, latency, errors, CPU and memory
+  herald bench sink [flags]         fake APNs, FCM, Twilio, SendGrid and SMTP endpoints for load tests
   herald version                    print the version
 
 Every flag has a HERALD_* environment twin; "herald serve -h" lists them.
@@ -51,6 +53,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 		err = apps(ctx, args[1:], getenv, stdout, stderr)
 	case "dlq":
 		err = dlq(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "herald", Version)
 	case "help", "-h", "--help":
