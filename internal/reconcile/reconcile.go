@@ -89,6 +89,7 @@ type Reconciler struct {
 
 	mu        sync.Mutex
 	lastSweep time.Time
+	backlog   map[string]reading // the last reading of each consumer's backlog, for split
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -183,7 +184,7 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if len(stale) == 0 {
 		return 0, nil
 	}
-	republish, waiting := r.split(ctx, stale)
+	republish, waiting := r.split(ctx, now, stale)
 	if len(republish) > 0 {
 		round := fmt.Sprintf("r%d", now.UnixMicro())
 		if err := r.pub.RepublishDeliveries(ctx, republish, round); err != nil {
@@ -228,11 +229,16 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 // message not yet handed to a worker on their consumer was stored no later
 // than their marker (plus backlogSlack), so the workers have not reached
 // them yet. A copy published now would only queue behind the original. A
-// lost delivery is republished once the backlog has moved past it. When the
-// backlog cannot be read for a consumer, its deliveries are republished:
-// a copy too many costs a look-up in the log, a delivery held back wrongly
-// costs a wait.
-func (r *Reconciler) split(ctx context.Context, stale []herald.Delivery) ([]herald.Delivery, int) {
+// lost delivery is republished once the backlog has moved past it.
+//
+// When a consumer cannot be read (its stream or consumer between leaders
+// while a NATS node restarts), its last reading stands in for up to
+// backlogStale: the head of a backlog only moves forward, so an older
+// reading holds back no delivery that a fresh one would release too early.
+// Beyond that, or without any reading, the consumer's stale deliveries are
+// republished: a copy too many costs a look-up in the log, a delivery held
+// back wrongly costs a wait.
+func (r *Reconciler) split(ctx context.Context, now time.Time, stale []herald.Delivery) ([]herald.Delivery, int) {
 	if r.o.Backlog == nil {
 		return stale, 0
 	}
@@ -240,19 +246,41 @@ func (r *Reconciler) split(ctx context.Context, stale []herald.Delivery) ([]hera
 	bctx, cancel := context.WithTimeout(ctx, backlogTimeout)
 	defer cancel()
 	oldest, err := r.o.Backlog.OldestWaiting(bctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.backlog = make(map[string]reading, len(oldest))
+	} else if r.backlog == nil {
+		r.backlog = make(map[string]reading)
+	}
+	for k, h := range oldest {
+		r.backlog[k] = reading{oldest: h, read: now}
+	}
 	if err != nil {
-		r.o.Logger.Warn("reading the queue's backlog failed; republishing those consumers' stale deliveries", "err", err)
+		r.o.Logger.Warn("reading the queue's backlog failed; using readings up to "+backlogStale.String()+" old", "err", err)
 	}
 	republish := make([]herald.Delivery, 0, len(stale))
 	for _, d := range stale {
-		head, ok := oldest[string(d.Channel)+"."+string(d.Priority)]
-		if ok && !head.After(marker(d, r.o.After).Add(backlogSlack)) {
+		h, ok := r.backlog[string(d.Channel)+"."+string(d.Priority)]
+		if ok && now.Sub(h.read) <= backlogStale && !h.oldest.After(marker(d, r.o.After).Add(backlogSlack)) {
 			continue
 		}
 		republish = append(republish, d)
 	}
 	return republish, len(stale) - len(republish)
 }
+
+// reading is one reading of a consumer's backlog: the oldest waiting
+// message's store time, and when it was read. After a read that failed in
+// part, a consumer absent from it keeps its earlier reading, whether it
+// failed or had nothing waiting: within backlogStale that only holds back.
+type reading struct {
+	oldest, read time.Time
+}
+
+// backlogStale is how long a reading of a consumer's backlog stands in
+// when the consumer cannot be read.
+const backlogStale = 15 * time.Second
 
 // marker is when d was last put on the queue, as far as the log knows: the
 // due time of a delivery not yet attempted or in flight (its acceptance, its

@@ -538,3 +538,46 @@ func TestPassHoldsBackDeliveriesWaitingInTheQueue(t *testing.T) {
 		})
 	}
 }
+
+// backlogFunc is a Backlog whose answer the test changes between passes.
+type backlogFunc func() (map[string]time.Time, error)
+
+func (f backlogFunc) OldestWaiting(context.Context) (map[string]time.Time, error) { return f() }
+
+// While the queue's backlog cannot be read (a NATS node restarting), the
+// last reading keeps holding back what it held back, for a while; after
+// that the stale delivery is republished.
+func TestPassUsesTheLastBacklogReadingForAWhile(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	queuedAt := t0.Add(-10 * time.Minute)
+	d := delivery("stale", herald.StatusAccepted, queuedAt)
+	d.Priority = herald.PriorityNormal
+	seed(t, s, d)
+	var answer struct {
+		oldest map[string]time.Time
+		err    error
+	}
+	clk := newClock()
+	pub := &sink{}
+	r := newReconciler(t, s, pub, reconcile.Options{Holder: "a", Now: clk.Now, Interval: time.Hour, After: time.Minute,
+		Backlog: backlogFunc(func() (map[string]time.Time, error) { return answer.oldest, answer.err })})
+
+	for _, step := range []struct {
+		name        string
+		advance     time.Duration
+		oldest      map[string]time.Time
+		err         error
+		republished int
+	}{
+		{"read: the backlog is older than the delivery", 0, map[string]time.Time{"email.normal": queuedAt.Add(-time.Minute)}, nil, 0},
+		{"unreadable, the reading is 10s old", 10 * time.Second, nil, errors.New("no responders"), 0},
+		{"unreadable, the reading is 20s old", 10 * time.Second, nil, errors.New("no responders"), 1},
+	} {
+		clk.Advance(step.advance)
+		answer.oldest, answer.err = step.oldest, step.err
+		if n := pass(t, r); n != step.republished {
+			t.Errorf("%s: pass republished %d, want %d", step.name, n, step.republished)
+		}
+	}
+}
