@@ -234,7 +234,8 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 // When a consumer cannot be read (its stream or consumer between leaders
 // while a NATS node restarts), its last reading stands in for up to
 // backlogStale: the head of a backlog only moves forward, so an older
-// reading holds back no delivery that a fresh one would release too early.
+// reading can only hold back more than a fresh one would, never republish
+// what a fresh one would hold back.
 // Beyond that, or without any reading, the consumer's stale deliveries are
 // republished: a copy too many costs a look-up in the log, a delivery held
 // back wrongly costs a wait.
