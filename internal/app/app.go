@@ -165,7 +165,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
 			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile,
-			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg)})
+			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
 		}

@@ -72,6 +72,7 @@ func startHerald(t *testing.T, name string, env []string) *heraldProc {
 		if t.Failed() {
 			t.Logf("%s: last log:\n%s", p.name, p.lastLog(4000))
 		}
+		p.keepLogs(os.Getenv("HERALD_FAULTS_LOGS"))
 	})
 	if err := p.start(); err != nil {
 		t.Fatal(err)
@@ -176,6 +177,30 @@ func (p *heraldProc) lastLog(n int) string {
 		raw = raw[len(raw)-n:]
 	}
 	return string(raw)
+}
+
+// keepLogs copies every log file of the process (one per start) into
+// dir/<test name>, for reading after a run that passed; "" keeps nothing.
+func (p *heraldProc) keepLogs(dir string) {
+	if dir == "" {
+		return
+	}
+	dst := filepath.Join(dir, strings.ReplaceAll(p.t.Name(), "/", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		p.t.Logf("keep logs of %s: %v", p.name, err)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, src := range p.logs {
+		raw, err := os.ReadFile(src)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, filepath.Base(src)), raw, 0o644)
+		}
+		if err != nil {
+			p.t.Logf("keep logs of %s: %v", p.name, err)
+		}
+	}
 }
 
 // runHerald runs a short herald command to completion and returns its stdout.

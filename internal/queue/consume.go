@@ -39,10 +39,20 @@ func (d *Delivery) end(op string, f func() error) error {
 }
 
 // Ack removes the job from the queue and waits for the server to confirm,
-// so that a lost ack cannot make a sent delivery look pending.
+// so that a lost ack cannot make a sent delivery look pending. It waits at
+// most ackTimeout (less when ctx ends first): while the consumer is between
+// leaders an ack may get no answer for seconds, and a handler waiting for
+// it holds a worker slot. A failed ack costs little: the message comes back
+// after the ack wait and the worker finds the outcome in the log.
 func (d *Delivery) Ack(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
 	return d.end("ack", func() error { return d.msg.DoubleAck(ctx) })
 }
+
+// ackTimeout bounds the wait for the server's confirmation of an ack. The
+// other answers (nak, term, progress) are published without waiting.
+const ackTimeout = 2 * time.Second
 
 // NakWithDelay hands the job back for redelivery after delay.
 func (d *Delivery) NakWithDelay(delay time.Duration) error {
@@ -237,11 +247,15 @@ func retryDelay(numDelivered uint64) time.Duration {
 // Pull loop timing. fetchWait bounds one pull request: an idle consumer
 // sends one request per fetchWait. Stop abandons the request in flight;
 // the server drops a request whose requester lost interest, so at worst a
-// message caught in that instant is redelivered after the ack wait.
+// message caught in that instant is redelivered after the ack wait. A
+// failed pull is retried after a backoff that stops growing at 2s: the
+// usual failure is a consumer between leaders (no responders, leadership
+// change) while a NATS node restarts, which lasts seconds, and a longer
+// wait would leave the workers idle well after the new leader is there.
 const (
 	fetchWait      = 5 * time.Second
 	minPullBackoff = 100 * time.Millisecond
-	maxPullBackoff = 30 * time.Second
+	maxPullBackoff = 2 * time.Second
 )
 
 // run pulls from cons and hands each message to process in its own

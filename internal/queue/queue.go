@@ -286,6 +286,58 @@ func (q *Queue) Depth(ctx context.Context) (map[string]uint64, error) {
 	return depth, nil
 }
 
+// OldestWaiting returns, per NOTIFY consumer keyed "<channel>.<priority>",
+// when the oldest message not yet handed to any worker was stored: the
+// head of the workers' backlog. A consumer with nothing waiting is absent.
+// Every message stored before that time has been handed out at least once
+// (redeliveries aside), so a delivery published earlier that makes no
+// progress is not merely waiting its turn. The reconciler reads it so as
+// not to republish deliveries that are only queued behind a backlog.
+//
+// Errors: the consumers that could be read are in the map even when
+// others failed; the error then names the failures, CodeUnavailable when
+// the server did not answer.
+func (q *Queue) OldestWaiting(ctx context.Context) (map[string]time.Time, error) {
+	out := make(map[string]time.Time)
+	var errs []error
+	stream, err := q.js.Stream(ctx, q.notify)
+	if err != nil {
+		return out, translate(fmt.Sprintf("queue: oldest waiting on %q", q.notify), err)
+	}
+	for _, ch := range herald.AllChannels() {
+		for _, p := range priorities() {
+			if t, ok, err := q.oldestWaiting(ctx, stream, ch, p); err != nil {
+				errs = append(errs, err)
+			} else if ok {
+				out[string(ch)+"."+string(p)] = t
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (q *Queue) oldestWaiting(ctx context.Context, stream jetstream.Stream, ch herald.Channel, p herald.Priority) (time.Time, bool, error) {
+	name := jobConsumerName(ch, p)
+	c, err := stream.Consumer(ctx, name)
+	if err != nil {
+		return time.Time{}, false, translate(fmt.Sprintf("queue: oldest waiting for consumer %q", name), err)
+	}
+	info := c.CachedInfo()
+	if info.NumPending == 0 {
+		return time.Time{}, false, nil
+	}
+	// The consumer's messages are one subject's; the first of them after
+	// the last one delivered is the oldest not handed out.
+	m, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(q.jobSubject(ch, p)))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return time.Time{}, false, nil // taken in the meantime
+	}
+	if err != nil {
+		return time.Time{}, false, translate(fmt.Sprintf("queue: oldest waiting for consumer %q", name), err)
+	}
+	return m.Time, true, nil
+}
+
 // StreamFill is how full a stream is against its limits, for metrics and
 // for the API's back-pressure.
 type StreamFill struct {

@@ -918,3 +918,52 @@ func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+// OldestWaiting names, per consumer, when the oldest message no worker has
+// been handed yet was stored, and leaves out consumers with nothing waiting.
+func TestOldestWaiting(t *testing.T) {
+	t.Parallel()
+	srv := startEmbedded(t, t.TempDir())
+	nc := connectEmbedded(t, srv)
+	q := openQueue(t, nc, queue.Options{AckWait: time.Minute})
+	got, err := q.OldestWaiting(t.Context())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("OldestWaiting on an empty queue = %v, %v; want nothing", got, err)
+	}
+	before := time.Now().Add(-time.Second)
+	for _, id := range []string{"d1", "d2"} {
+		if err := q.Publish(t.Context(), []queue.Job{job(id, herald.ChannelEmail, herald.PriorityNormal)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = q.OldestWaiting(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, ok := got["email.normal"]
+	if len(got) != 1 || !ok || first.Before(before) || first.After(time.Now()) {
+		t.Fatalf("OldestWaiting with two waiting = %v, want email.normal at the first publish", got)
+	}
+
+	// A worker takes d1 and keeps it: d2 is now the oldest waiting.
+	taken := make(chan struct{})
+	release := make(chan struct{})
+	consume(t, q, herald.ChannelEmail, herald.PriorityNormal, 1, func(ctx context.Context, d *queue.Delivery) {
+		if d.DeliveryID == "d1" {
+			close(taken)
+			<-release
+		}
+		if err := d.Ack(ctx); err != nil {
+			t.Errorf("ack: %v", err)
+		}
+	})
+	waitClosed(t, "d1 handed out", taken)
+	got, err = q.OldestWaiting(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, ok := got["email.normal"]; len(got) != 1 || !ok || second.Before(first) {
+		t.Errorf("OldestWaiting with d1 handed out = %v, want email.normal at or after %s", got, first)
+	}
+	close(release)
+}

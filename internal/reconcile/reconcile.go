@@ -32,6 +32,28 @@ type Publisher interface {
 	RepublishDeliveries(ctx context.Context, ds []herald.Delivery, round string) error
 }
 
+// Backlog tells the reconciler how far behind the workers are, so that it
+// does not take a delivery that is only waiting its turn in the queue for
+// a lost one. Republishing those would put a second copy of the whole
+// backlog behind the first, every After, while the workers fall further
+// behind with each pass.
+type Backlog interface {
+	// OldestWaiting returns, per queue consumer keyed "<channel>.<priority>",
+	// when the oldest message not yet handed to a worker was stored; a
+	// consumer with nothing waiting is absent. On an error the consumers
+	// that could be read are still in the map.
+	OldestWaiting(ctx context.Context) (map[string]time.Time, error)
+}
+
+// backlogSlack is how much later than its marker in the log a delivery's
+// message may have been stored (a publish buffered through a reconnect,
+// the clocks of Herald and the NATS server apart) and still count as
+// possibly waiting in the backlog.
+const backlogSlack = 5 * time.Second
+
+// backlogTimeout bounds the look at the queue's backlog in a pass.
+const backlogTimeout = 3 * time.Second
+
 // Options tune the reconciler.
 type Options struct {
 	Logger *slog.Logger
@@ -53,6 +75,10 @@ type Options struct {
 	SweepEvery time.Duration
 	// Swept, when set, is told how many idempotency records a sweep deleted.
 	Swept func(n int)
+	// Backlog, when set, holds back stale deliveries that may still be
+	// waiting in the queue behind older messages (see Backlog); nil
+	// republishes every stale delivery.
+	Backlog Backlog
 }
 
 // Reconciler is a long-lived part: Start, then Stop.
@@ -63,6 +89,7 @@ type Reconciler struct {
 
 	mu        sync.Mutex
 	lastSweep time.Time
+	backlog   map[string]reading // the last reading of each consumer's backlog, for split
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -157,15 +184,23 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if len(stale) == 0 {
 		return 0, nil
 	}
-	round := fmt.Sprintf("r%d", now.UnixMicro())
-	if err := r.pub.RepublishDeliveries(ctx, stale, round); err != nil {
-		return 0, fmt.Errorf("reconcile: republish %d deliveries: %w", len(stale), err)
+	republish, waiting := r.split(ctx, now, stale)
+	if len(republish) > 0 {
+		round := fmt.Sprintf("r%d", now.UnixMicro())
+		if err := r.pub.RepublishDeliveries(ctx, republish, round); err != nil {
+			return 0, fmt.Errorf("reconcile: republish %d deliveries: %w", len(republish), err)
+		}
 	}
 	// Give the republished copies time to be worked before looking again.
 	// Lost work becomes stale again After from now; a due retry, whose
 	// marker is its due time itself, is looked at again After from now.
+	// Deliveries held back are not written: their due time stays the
+	// marker of when they were queued, which the next pass compares with
+	// the backlog again. (A price: when more than Batch of them are older
+	// than a delivery lost on another consumer, that one waits until its
+	// turn comes in the oldest-first batch.)
 	var lost, retries []string
-	for _, d := range stale {
+	for _, d := range republish {
 		if d.Status == herald.StatusQueued {
 			retries = append(retries, d.ID)
 		} else {
@@ -178,11 +213,87 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if err := r.store.PostponeDeliveries(ctx, retries, now, now.Add(r.o.After)); err != nil {
 		return 0, fmt.Errorf("reconcile: postpone: %w", err)
 	}
-	r.o.Logger.Info("republished stale deliveries", "count", len(stale))
-	if r.o.Observe != nil {
-		r.o.Observe(len(stale))
+	if len(republish) > 0 {
+		r.o.Logger.Info("republished stale deliveries", "count", len(republish), "waiting_in_queue", waiting)
+	} else {
+		r.o.Logger.Debug("stale deliveries are waiting in the queue", "count", waiting)
 	}
-	return len(stale), nil
+	if r.o.Observe != nil {
+		r.o.Observe(len(republish))
+	}
+	return len(republish), nil
+}
+
+// split returns the stale deliveries to republish and how many were held
+// back because their message may still be waiting in the queue: the oldest
+// message not yet handed to a worker on their consumer was stored no later
+// than their marker (plus backlogSlack), so the workers have not reached
+// them yet. A copy published now would only queue behind the original. A
+// lost delivery is republished once the backlog has moved past it.
+//
+// When a consumer cannot be read (its stream or consumer between leaders
+// while a NATS node restarts), its last reading stands in for up to
+// backlogStale: the head of a backlog only moves forward, so an older
+// reading can only hold back more than a fresh one would, never republish
+// what a fresh one would hold back.
+// Beyond that, or without any reading, the consumer's stale deliveries are
+// republished: a copy too many costs a look-up in the log, a delivery held
+// back wrongly costs a wait.
+func (r *Reconciler) split(ctx context.Context, now time.Time, stale []herald.Delivery) ([]herald.Delivery, int) {
+	if r.o.Backlog == nil {
+		return stale, 0
+	}
+	// A NATS node that does not answer must not hold the pass up for long.
+	bctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	oldest, err := r.o.Backlog.OldestWaiting(bctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.backlog = make(map[string]reading, len(oldest))
+	} else if r.backlog == nil {
+		r.backlog = make(map[string]reading)
+	}
+	for k, h := range oldest {
+		r.backlog[k] = reading{oldest: h, read: now}
+	}
+	if err != nil {
+		r.o.Logger.Warn("reading the queue's backlog failed; using readings up to "+backlogStale.String()+" old", "err", err)
+	}
+	republish := make([]herald.Delivery, 0, len(stale))
+	for _, d := range stale {
+		h, ok := r.backlog[string(d.Channel)+"."+string(d.Priority)]
+		if ok && now.Sub(h.read) <= backlogStale && !h.oldest.After(marker(d, r.o.After).Add(backlogSlack)) {
+			continue
+		}
+		republish = append(republish, d)
+	}
+	return republish, len(stale) - len(republish)
+}
+
+// reading is one reading of a consumer's backlog: the oldest waiting
+// message's store time, and when it was read. After a read that failed in
+// part, a consumer absent from it keeps its earlier reading, whether it
+// failed or had nothing waiting: within backlogStale that only holds back.
+type reading struct {
+	oldest, read time.Time
+}
+
+// backlogStale is how long a reading of a consumer's backlog stands in
+// when the consumer cannot be read.
+const backlogStale = 15 * time.Second
+
+// marker is when d was last put on the queue, as far as the log knows: the
+// due time of a delivery not yet attempted or in flight (its acceptance, its
+// last progress or its last republish), and for a retry After before its
+// due time (a republished retry is postponed by After; one never
+// republished is then taken as queued earlier than it was, which only
+// makes its republish likelier).
+func marker(d herald.Delivery, after time.Duration) time.Time {
+	if d.Status == herald.StatusQueued {
+		return d.NextAttemptAt.Add(-after)
+	}
+	return d.NextAttemptAt
 }
 
 // sweepBatch bounds one delete, so a sweep after a long outage never holds

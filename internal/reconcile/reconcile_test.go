@@ -453,3 +453,131 @@ func TestSweepKeepsKeysForTheRetention(t *testing.T) {
 		t.Errorf("sweeps reported %v, want %v", swept, want)
 	}
 }
+
+// backlog is a fixed Backlog.
+type backlog struct {
+	oldest map[string]time.Time
+	err    error
+}
+
+func (b backlog) OldestWaiting(context.Context) (map[string]time.Time, error) {
+	return b.oldest, b.err
+}
+
+// A stale delivery whose message the workers have not reached yet (the
+// oldest message waiting on its consumer was stored before it) is not
+// copied behind the backlog again, nor written; one the backlog has moved
+// past is republished and postponed.
+func TestPassHoldsBackDeliveriesWaitingInTheQueue(t *testing.T) {
+	t.Parallel()
+	const after = time.Minute
+	marker := t0.Add(-10 * time.Minute) // an accepted delivery's due time
+	retryDue := t0.Add(-time.Second)    // a retry's: its marker is After earlier
+	for _, tt := range []struct {
+		name        string
+		status      herald.Status
+		due         time.Time
+		backlog     backlog
+		republished bool
+	}{
+		{"no backlog", herald.StatusAccepted, marker, backlog{}, true},
+		{"backlog older than the delivery", herald.StatusAccepted, marker,
+			backlog{oldest: map[string]time.Time{"email.normal": marker.Add(-time.Minute)}}, false},
+		{"backlog stored just after the delivery's marker", herald.StatusAccepted, marker,
+			backlog{oldest: map[string]time.Time{"email.normal": marker.Add(2 * time.Second)}}, false},
+		{"backlog moved past the delivery", herald.StatusAccepted, marker,
+			backlog{oldest: map[string]time.Time{"email.normal": marker.Add(time.Minute)}}, true},
+		{"backlog on another consumer", herald.StatusAccepted, marker,
+			backlog{oldest: map[string]time.Time{"push.normal": marker.Add(-time.Minute), "email.high": marker.Add(-time.Minute)}}, true},
+		{"backlog unreadable", herald.StatusAccepted, marker,
+			backlog{err: errors.New("no responders")}, true},
+		{"in flight, backlog older", herald.StatusSending, marker,
+			backlog{oldest: map[string]time.Time{"email.normal": marker.Add(-time.Minute)}}, false},
+		{"retry republished before, backlog older", herald.StatusQueued, retryDue,
+			backlog{oldest: map[string]time.Time{"email.normal": retryDue.Add(-2 * after)}}, false},
+		{"retry, backlog newer than After before its due time", herald.StatusQueued, retryDue,
+			backlog{oldest: map[string]time.Time{"email.normal": retryDue.Add(-after / 2)}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := openStore(t)
+			d := delivery("stale", tt.status, tt.due)
+			d.Priority = herald.PriorityNormal
+			seed(t, s, d)
+			pub := &sink{}
+			r := newReconciler(t, s, pub, reconcile.Options{Holder: "a", Now: newClock().Now, Interval: time.Hour, After: after,
+				Backlog: tt.backlog})
+			var want []round
+			if tt.republished {
+				want = []round{{deliveries: []string{"stale"}}}
+			}
+			if n := pass(t, r); n != len(want) {
+				t.Errorf("pass republished %d, want %d", n, len(want))
+			}
+			got := pub.all()
+			for i := range got {
+				got[i].id = ""
+			}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(round{})); diff != "" {
+				t.Errorf("republish calls (-want +got):\n%s", diff)
+			}
+			stored, err := s.GetDelivery(t.Context(), appID, "stale")
+			if err != nil {
+				t.Fatalf("get delivery: %v", err)
+			}
+			wantDue := tt.due // held back: left as it was
+			switch {
+			case tt.republished && tt.status == herald.StatusQueued:
+				wantDue = t0.Add(after)
+			case tt.republished:
+				wantDue = t0
+			}
+			if !stored.NextAttemptAt.Equal(wantDue) {
+				t.Errorf("due after the pass = %s, want %s", stored.NextAttemptAt, wantDue)
+			}
+		})
+	}
+}
+
+// backlogFunc is a Backlog whose answer the test changes between passes.
+type backlogFunc func() (map[string]time.Time, error)
+
+func (f backlogFunc) OldestWaiting(context.Context) (map[string]time.Time, error) { return f() }
+
+// While the queue's backlog cannot be read (a NATS node restarting), the
+// last reading keeps holding back what it held back, for a while; after
+// that the stale delivery is republished.
+func TestPassUsesTheLastBacklogReadingForAWhile(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	queuedAt := t0.Add(-10 * time.Minute)
+	d := delivery("stale", herald.StatusAccepted, queuedAt)
+	d.Priority = herald.PriorityNormal
+	seed(t, s, d)
+	var answer struct {
+		oldest map[string]time.Time
+		err    error
+	}
+	clk := newClock()
+	pub := &sink{}
+	r := newReconciler(t, s, pub, reconcile.Options{Holder: "a", Now: clk.Now, Interval: time.Hour, After: time.Minute,
+		Backlog: backlogFunc(func() (map[string]time.Time, error) { return answer.oldest, answer.err })})
+
+	for _, step := range []struct {
+		name        string
+		advance     time.Duration
+		oldest      map[string]time.Time
+		err         error
+		republished int
+	}{
+		{"read: the backlog is older than the delivery", 0, map[string]time.Time{"email.normal": queuedAt.Add(-time.Minute)}, nil, 0},
+		{"unreadable, the reading is 10s old", 10 * time.Second, nil, errors.New("no responders"), 0},
+		{"unreadable, the reading is 20s old", 10 * time.Second, nil, errors.New("no responders"), 1},
+	} {
+		clk.Advance(step.advance)
+		answer.oldest, answer.err = step.oldest, step.err
+		if n := pass(t, r); n != step.republished {
+			t.Errorf("%s: pass republished %d, want %d", step.name, n, step.republished)
+		}
+	}
+}

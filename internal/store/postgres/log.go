@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -18,32 +21,50 @@ import (
 // The whole batch is one pgx.Batch: one array INSERT per table for the new
 // notifications, then one statement per transition (an UPDATE whose
 // RETURNING feeds the INSERT of its event), all pipelined in one round trip.
+//
+// Transitions lock their delivery rows in delivery id order (a stable sort:
+// two transitions of one delivery keep theirs), the order every writer of
+// several deliveries uses, so that two batches touching the same
+// deliveries wait for each other instead of deadlocking. A deadlock or
+// serialization failure that still happens (another writer's order) rolls
+// everything back, so the batch is tried again, up to applyAttempts times.
 func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	if len(b.Notifications) == 0 && len(b.Transitions) == 0 {
 		return nil
 	}
-	var batch pgx.Batch
-	queueInserts(&batch, b.Notifications)
-	first := batch.Len() // the results before this one are the inserts'
-	for _, t := range b.Transitions {
-		queueTransition(&batch, t)
-	}
-
+	order := lockOrder(b.Transitions)
 	applied := make([]bool, len(b.Transitions))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		br := tx.SendBatch(ctx, &batch)
-		for i := range batch.Len() {
-			tag, err := br.Exec()
-			if err != nil {
-				_ = br.Close()
-				return err
-			}
-			if i >= first {
-				applied[i-first] = tag.RowsAffected() == 1
-			}
+	var err error
+	for attempt := 1; ; attempt++ {
+		var batch pgx.Batch
+		queueInserts(&batch, b.Notifications)
+		first := batch.Len() // the results before this one are the inserts'
+		for _, i := range order {
+			queueTransition(&batch, b.Transitions[i])
 		}
-		return br.Close()
-	})
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			br := tx.SendBatch(ctx, &batch)
+			for i := range batch.Len() {
+				tag, err := br.Exec()
+				if err != nil {
+					_ = br.Close()
+					return err
+				}
+				if i >= first {
+					applied[order[i-first]] = tag.RowsAffected() == 1
+				}
+			}
+			return br.Close()
+		})
+		if err == nil || !transient(err) || attempt == applyAttempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return wrap(err, "apply batch of %d notifications, %d transitions", len(b.Notifications), len(b.Transitions))
+		case <-time.After(time.Duration(attempt) * (5*time.Millisecond + rand.N(20*time.Millisecond))):
+		}
+	}
 	if err != nil {
 		return wrap(err, "apply batch of %d notifications, %d transitions", len(b.Notifications), len(b.Transitions))
 	}
@@ -52,6 +73,19 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 		b.Transitions[i].Applied = applied[i]
 	}
 	return nil
+}
+
+// applyAttempts bounds how often Apply runs a batch that deadlocked.
+const applyAttempts = 4
+
+// lockOrder returns the indexes of ts sorted by delivery id, stable.
+func lockOrder(ts []herald.Transition) []int {
+	order := make([]int, len(ts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(ts[a].DeliveryID, ts[b].DeliveryID) })
+	return order
 }
 
 // queueInserts adds one array INSERT per table for the new notifications,
@@ -416,13 +450,19 @@ func (s *Store) DeleteIdempotencyBefore(ctx context.Context, before time.Time, l
 }
 
 // PostponeDeliveries moves the due time of the given deliveries (any app)
-// to until, without changing their status or timeline.
+// to until, without changing their status or timeline. It skips rows that
+// another transaction holds (a worker recording a claim or an outcome,
+// which moves the due time itself), so the reconciler never waits for a
+// worker nor deadlocks with one; it locks the others in delivery id order.
 func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE deliveries SET due_at = $1 WHERE id = ANY($2::text[])
-		AND status IN ('accepted', 'queued', 'sending') AND due_at < $3`,
+	_, err := s.pool.Exec(ctx, `UPDATE deliveries d SET due_at = $1 FROM (
+			SELECT id FROM deliveries WHERE id = ANY($2::text[])
+				AND status IN ('accepted', 'queued', 'sending') AND due_at < $3
+			ORDER BY id FOR UPDATE SKIP LOCKED) l
+		WHERE d.id = l.id AND d.status IN ('accepted', 'queued', 'sending') AND d.due_at < $3`,
 		storeutil.Time(until), ids, storeutil.Time(ifDueBefore))
 	return wrap(err, "postpone %d deliveries", len(ids))
 }

@@ -145,7 +145,8 @@ func wrap(err error, format string, args ...any) error {
 		case pe.Code[:2] == "08", // connection exception
 			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, cannot connect now
 			pe.Code == "53300", pe.Code == "53100", // too many connections, disk full
-			pe.Code == "25006": // read-only transaction (a standby)
+			pe.Code == "25006", // read-only transaction (a standby)
+			transient(err):     // deadlock, serialization failure: nothing was written, try again
 			code = herald.CodeUnavailable
 		}
 	case errors.As(err, &ce), errors.As(err, &ne), pgconn.Timeout(err),
@@ -155,6 +156,14 @@ func wrap(err error, format string, args ...any) error {
 		code = herald.CodeUnavailable
 	}
 	return fmt.Errorf("postgres: %s: %w", op, &herald.Error{Code: code, Message: storeutil.Message(code), Err: err})
+}
+
+// transient reports whether err is a deadlock (40P01) or serialization
+// failure (40001): the transaction was rolled back and may simply be run
+// again.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // isForeignKey reports whether err is a foreign key violation, which the
