@@ -23,7 +23,7 @@ func TestImportsPointInward(t *testing.T) {
 		"internal/provider/smtp", "internal/provider/log", "internal/provider/apns", "internal/provider/fcm",
 		"internal/provider/webpush", "internal/provider/twilio", "internal/provider/sendgrid", "internal/provider/failover",
 		"internal/secret"}
-	roles := []string{"internal/accept", "internal/deliver", "internal/track", "internal/reconcile", "internal/logwriter", "internal/deadletter"}
+	roles := []string{"internal/accept", "internal/deliver", "internal/track", "internal/reconcile", "internal/logwriter", "internal/deadletter", "internal/webhook"}
 	isAny := func(pkg string, list []string) bool {
 		for _, l := range list {
 			if pkg == l || strings.HasPrefix(pkg, l+"/") {
