@@ -270,6 +270,24 @@ func TestWebhookPrivateTargetRefused(t *testing.T) {
 	}
 }
 
+// TestInvalidContactPostsContactInvalid: a number Twilio calls invalid
+// fails the delivery and disables the contact, and the endpoint subscribed
+// to contact.invalid hears of it.
+func TestInvalidContactPostsContactInvalid(t *testing.T) {
+	c, _, twiliod := smsSetup(t, webhookConfig(t))
+	r := newReceiver(t)
+	hook := createWebhook(t, c, r.srv.URL, "contact.invalid")
+	twiliod.FailNext(1, 400, 21211, 0) // invalid 'To' phone number
+	id := sendSMS(t, c)
+	got := r.waitPosts(t, 1)
+	verify(t, hook.Secret, got[0])
+	p := decodePayload(t, got[0])
+	if p.Type != "contact.invalid" || p.Data.NotificationID != id || p.Data.UserID != "ada" || p.Data.Channel != "sms" ||
+		p.Data.Status != "failed" || p.Data.Reason != "invalid_recipient" {
+		t.Errorf("payload = %s", got[0].body)
+	}
+}
+
 // TestWebhookValidation: unknown events are named by their place.
 func TestWebhookValidation(t *testing.T) {
 	a := start(t, testConfig(t))

@@ -363,6 +363,11 @@ func (s *Service) Handle(ctx context.Context, e herald.Event) error {
 				}
 				d = &got // a delivery erased meanwhile leaves user_id empty
 			}
+			// The worker disables a device, or a user's contact; a direct
+			// address has nothing to disable.
+			if (typ == EventDeviceInvalid && d.DeviceID == "") || (typ == EventContactInvalid && d.UserID == "") {
+				continue
+			}
 			body, err := json.Marshal(Payload{Type: typ, Timestamp: e.At.UTC(), Data: Data{
 				NotificationID: e.NotificationID, DeliveryID: e.DeliveryID, UserID: d.UserID,
 				DeviceID: d.DeviceID, Channel: string(e.Channel), Status: string(e.Status), Reason: e.Reason,
