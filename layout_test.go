@@ -23,7 +23,7 @@ func TestImportsPointInward(t *testing.T) {
 		"internal/provider/smtp", "internal/provider/log", "internal/provider/apns", "internal/provider/fcm",
 		"internal/provider/webpush", "internal/provider/twilio", "internal/provider/sendgrid", "internal/provider/failover",
 		"internal/secret"}
-	roles := []string{"internal/accept", "internal/deliver", "internal/track", "internal/reconcile", "internal/logwriter", "internal/deadletter"}
+	roles := []string{"internal/accept", "internal/deliver", "internal/track", "internal/reconcile", "internal/logwriter", "internal/deadletter", "internal/webhook"}
 	isAny := func(pkg string, list []string) bool {
 		for _, l := range list {
 			if pkg == l || strings.HasPrefix(pkg, l+"/") {
@@ -46,7 +46,7 @@ func TestImportsPointInward(t *testing.T) {
 				t.Errorf("the domain package imports %s", d)
 			case strings.HasPrefix(pkg, "cmd/") && d != "internal/cli":
 				t.Errorf("%s imports %s: cmd imports only internal/cli", pkg, d)
-			case isAny(pkg, adapters) && d != "" && !strings.HasPrefix(d, "internal/store/internal/") && !strings.HasPrefix(d, "internal/provider/internal/") && !isAny(d, []string{pkg}):
+			case isAny(pkg, adapters) && d != "" && !strings.HasPrefix(d, "internal/store/internal/") && !strings.HasPrefix(d, "internal/provider/internal/") && d != "internal/netguard" && !isAny(d, []string{pkg}):
 				t.Errorf("adapter %s imports %s: adapters import only the domain and their SDKs", pkg, d)
 			case isAny(pkg, roles) && (isAny(d, adapters) || isAny(d, []string{"internal/app", "internal/cli", "internal/httpapi"})):
 				t.Errorf("role %s imports %s: roles declare the interfaces they need", pkg, d)

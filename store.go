@@ -20,6 +20,7 @@ type Store interface {
 	ProviderConfigStore
 	LogStore
 	LeaseStore
+	WebhookStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.
@@ -197,4 +198,37 @@ type LeaseStore interface {
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	// ReleaseLease gives the lease up if holder has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// WebhookStore keeps each app's webhook endpoints and the posts waiting
+// for them. Endpoints are read by the API (scoped by app) and by the
+// tracker role's webhook sender, which alone claims posts across apps.
+type WebhookStore interface {
+	// CreateWebhook stores an endpoint. CodeConflict when the id exists.
+	CreateWebhook(ctx context.Context, w Webhook) error
+	// ListWebhooks returns the app's endpoints, disabled ones included,
+	// oldest first. Called by GET /v1/webhooks and the webhook sender.
+	ListWebhooks(ctx context.Context, appID string) ([]Webhook, error)
+	// DeleteWebhook removes the endpoint and the posts waiting for it.
+	// CodeNotFound when the app has no such endpoint.
+	DeleteWebhook(ctx context.Context, appID, id string) error
+	// DisableWebhook marks the endpoint disabled at at and drops the posts
+	// waiting for it. CodeNotFound when the app has no such endpoint.
+	DisableWebhook(ctx context.Context, appID, id string, at time.Time) error
+
+	// AddWebhookPosts stores posts to make; a post whose id is stored
+	// already is skipped, so an event read twice is posted once.
+	AddWebhookPosts(ctx context.Context, posts []WebhookPost) error
+	// ClaimWebhookPosts returns up to limit posts of any app due at or
+	// before now, oldest due first, and moves their due time to until, so
+	// that no other sender takes them before until. Only the webhook
+	// sender calls it.
+	ClaimWebhookPosts(ctx context.Context, now, until time.Time, limit int) ([]WebhookPost, error)
+	// RetryWebhookPost records a failed attempt: the post's attempt count
+	// and when it is next due. CodeNotFound when the post is gone (its
+	// endpoint was deleted or disabled meanwhile).
+	RetryWebhookPost(ctx context.Context, appID, id string, attempts int, due time.Time) error
+	// DeleteWebhookPost removes a post that was delivered or given up. A
+	// post already gone is not an error.
+	DeleteWebhookPost(ctx context.Context, appID, id string) error
 }

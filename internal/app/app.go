@@ -34,6 +34,7 @@ import (
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 	"github.com/heraldhq/herald/internal/track"
+	"github.com/heraldhq/herald/internal/webhook"
 )
 
 // App is one Herald process: the roles of its Config over one store and one queue.
@@ -49,6 +50,7 @@ type App struct {
 	writer     *logwriter.Writer
 	consumers  []*queue.Consumer
 	reconciler *reconcile.Reconciler
+	webhooks   *webhook.Service
 	watch      *queueWatch
 	gate       *storeGate
 	journal    *journal.Journal
@@ -160,6 +162,24 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 		a.consumers = append(a.consumers, c)
 	}
+	// Outbound webhooks: the API keeps the endpoints; the tracker role
+	// matches events through a durable consumer of its own and runs the
+	// sender, whose pending posts wait in the store.
+	if a.webhooks, err = webhook.New(a.store, box, webhook.Options{Logger: a.logger, Registerer: a.reg,
+		AllowPrivateTargets: a.cfg.AllowPrivateTargets,
+		Attempts:            a.cfg.WebhookRetryAttempts, RetryBase: a.cfg.WebhookRetryBase}); err != nil {
+		return err
+	}
+	if a.cfg.HasRole(RoleTracker) {
+		if err = a.webhooks.Start(ctx); err != nil {
+			return err
+		}
+		c, err := a.q.ConsumeEvents(ctx, "webhooks", a.webhooks.Handle)
+		if err != nil {
+			return fmt.Errorf("start webhook matching: %w", err)
+		}
+		a.consumers = append(a.consumers, c)
+	}
 	if a.cfg.HasRole(RoleScheduler) {
 		host, _ := os.Hostname()
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
@@ -180,7 +200,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Webhooks: a.webhooks,
+		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler)
@@ -411,6 +432,9 @@ func (a *App) Stop(ctx context.Context) error {
 		}
 		wg.Wait()
 		errs = append(errs, stopErrs...)
+		if a.webhooks != nil {
+			errs = append(errs, a.webhooks.Stop(ctx))
+		}
 		if a.reconciler != nil {
 			errs = append(errs, a.reconciler.Stop(ctx))
 		}

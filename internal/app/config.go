@@ -80,6 +80,10 @@ type Config struct {
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
 	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off)"`
 
+	// Outbound webhooks: how long a post to an app's endpoint is retried (exponential backoff, capped at 1h).
+	WebhookRetryAttempts int           `flag:"webhook-retry-attempts" env:"HERALD_WEBHOOK_RETRY_ATTEMPTS" help:"attempts of a webhook post before it is given up"`
+	WebhookRetryBase     time.Duration `flag:"webhook-retry-base" env:"HERALD_WEBHOOK_RETRY_BASE" help:"wait after a webhook post's first failed attempt; it doubles after each, up to 1h"`
+
 	// Outcome journal: provider answers kept in a local file until their outcome is committed,
 	// so a crash of the process between the two does not send again (docs/RELIABILITY.md).
 	JournalDir string `flag:"journal-dir" env:"HERALD_JOURNAL_DIR" help:"directory of the worker's outcome journal (default <data-dir>/journal; \"off\" disables it)"`
@@ -118,6 +122,9 @@ func Defaults() Config {
 		ReconcileInterval:  10 * time.Second,
 		ReconcileAfter:     60 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
+
+		WebhookRetryAttempts: 15,
+		WebhookRetryBase:     5 * time.Second,
 
 		IdempotencyRetention: MinIdempotencyRetention,
 		QueueMaxMsgs:         10_000_000,
@@ -227,6 +234,9 @@ func (c *Config) Validate() error {
 	problems = append(problems, c.validateRetries()...)
 	if c.SendTimeout <= 0 || c.ProviderCooldown <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
 		problems = append(problems, "durations must be positive")
+	}
+	if c.WebhookRetryAttempts < 1 || c.WebhookRetryBase <= 0 {
+		problems = append(problems, "webhook-retry-attempts: must be at least 1; webhook-retry-base: must be positive")
 	}
 	if c.IdempotencyRetention < MinIdempotencyRetention {
 		problems = append(problems, "idempotency-retention: must be at least 24h (clients may retry for a day)")

@@ -24,6 +24,9 @@ func TestTenantIsolation(t *testing.T) {
 	owner.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "log"}})
 	var key struct{ ID string }
 	owner.must(201, "POST", "/v1/keys", map[string]any{"name": "ci", "scope": "send"}).decode(t, &key)
+	var hook struct{ ID string }
+	owner.must(201, "POST", "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/owner",
+		"events": []string{"user.unsubscribed"}}).decode(t, &hook)
 	var n struct {
 		ID         string
 		Deliveries []struct{ ID string }
@@ -49,6 +52,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/providers/{channel}", "/v1/providers/email", nil},
 		// Another app's delivery is 404, never 409 (which would tell it exists).
 		{"POST /v1/dead-letters/{delivery_id}/replay", "/v1/dead-letters/" + n.Deliveries[0].ID + "/replay", nil},
+		{"DELETE /v1/webhooks/{id}", "/v1/webhooks/" + hook.ID, nil},
 		// PUT /v1/users/{user_id} and PUT /v1/providers/{channel} address the caller's own
 		// namespace: they create the caller's object, never touch another app's.
 		{"PUT /v1/users/{user_id}", "", nil},
@@ -108,5 +112,13 @@ func TestTenantIsolation(t *testing.T) {
 	other.must(200, "GET", "/v1/notifications", nil).decode(t, &list)
 	if len(list.Data) != 0 {
 		t.Errorf("other app lists %d notifications, want 0", len(list.Data))
+	}
+	other.must(200, "GET", "/v1/webhooks", nil).decode(t, &list)
+	if len(list.Data) != 0 {
+		t.Errorf("other app lists %d webhooks, want 0", len(list.Data))
+	}
+	owner.must(200, "GET", "/v1/webhooks", nil).decode(t, &list)
+	if len(list.Data) != 1 || list.Data[0].ID != hook.ID {
+		t.Errorf("owner's webhooks = %+v, want its one endpoint untouched", list.Data)
 	}
 }

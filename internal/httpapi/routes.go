@@ -53,4 +53,8 @@ func (s *server) routes() {
 
 	m.Handle("PUT /v1/providers/{channel}", s.v1(admin, s.putProviders))
 	m.Handle("GET /v1/providers/{channel}", s.v1(admin, s.getProviders))
+
+	m.Handle("POST /v1/webhooks", s.v1(admin, s.createWebhook))
+	m.Handle("GET /v1/webhooks", s.v1(admin, s.listWebhooks))
+	m.Handle("DELETE /v1/webhooks/{id}", s.v1(admin, s.deleteWebhook))
 }

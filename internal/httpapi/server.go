@@ -52,6 +52,8 @@ type Deps struct {
 	Providers ProviderConfigurer
 	// DeadLetters replays dead deliveries (POST /v1/dead-letters/{delivery_id}/replay).
 	DeadLetters Replayer
+	// Webhooks keeps the endpoints of /v1/webhooks.
+	Webhooks WebhookConfigurer
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -75,6 +77,7 @@ type server struct {
 	sender        herald.Sender
 	providers     ProviderConfigurer
 	replayer      Replayer
+	webhooks      WebhookConfigurer
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -96,6 +99,7 @@ func NewServer(d Deps) http.Handler {
 		sender:        d.Sender,
 		providers:     d.Providers,
 		replayer:      d.DeadLetters,
+		webhooks:      d.Webhooks,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,

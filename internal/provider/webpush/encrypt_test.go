@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
-	"net/netip"
 	"testing"
 )
 
@@ -88,40 +87,6 @@ func TestEncryptSizeLimit(t *testing.T) {
 	}
 	if _, err := encrypt(make([]byte, maxPlaintext+1), ua.PublicKey(), auth, as, salt); err == nil {
 		t.Fatalf("encrypt %d bytes succeeded, want an error", maxPlaintext+1)
-	}
-}
-
-func TestBlockedReason(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		addr    string
-		blocked bool
-	}{
-		{"127.0.0.1", true},
-		{"::1", true},
-		{"10.1.2.3", true},
-		{"172.16.0.1", true},
-		{"192.168.1.1", true},
-		{"169.254.169.254", true}, // AWS, GCP, Azure metadata
-		{"fd00:ec2::254", true},   // AWS IPv6 metadata
-		{"100.100.100.200", true}, // Alibaba metadata
-		{"0.0.0.0", true},
-		{"::", true},
-		{"::ffff:127.0.0.1", true},
-		{"::ffff:10.0.0.1", true},
-		{"64:ff9b::a9fe:a9fe", true}, // NAT64 of 169.254.169.254
-		{"2002:7f00:1::", true},      // 6to4 of 127.0.0.1
-		{"fe80::1", true},
-		{"224.0.0.1", true},
-		{"8.8.8.8", false},
-		{"142.250.74.46", false},
-		{"2606:4700::1111", false},
-		{"::ffff:8.8.8.8", false},
-	} {
-		got := blockedReason(netip.MustParseAddr(tc.addr)) != ""
-		if got != tc.blocked {
-			t.Errorf("blockedReason(%s) blocked = %v, want %v", tc.addr, got, tc.blocked)
-		}
 	}
 }
 

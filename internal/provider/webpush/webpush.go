@@ -25,12 +25,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/netguard"
 	providersettings "github.com/heraldhq/herald/internal/provider/internal/settings"
 	"github.com/heraldhq/herald/internal/provider/internal/wire"
 )
@@ -209,9 +209,7 @@ func (p *Provider) newClient(base *http.Client, roots *x509.CertPool) *http.Clie
 	tr.ForceAttemptHTTP2 = true
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	if !p.allowPrivate {
-		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
-			return checkAddress(address)
-		}
+		d.ControlContext = netguard.Control
 	}
 	tr.DialContext = d.DialContext
 	tr.DialTLSContext = nil
@@ -296,7 +294,7 @@ func (p *Provider) build(ctx context.Context, m herald.Message) (*http.Request, 
 	if !p.allowPrivate {
 		// An IP literal is refused here with a plain message; host names are
 		// checked by the dialer once resolved.
-		if reason := blockedHost(endpoint.Hostname()); reason != "" {
+		if reason := netguard.HostReason(endpoint.Hostname()); reason != "" {
 			return fail(herald.OutcomePermanent, "subscription endpoint %s is %s; private targets are not allowed", endpoint.Host, reason)
 		}
 	}
@@ -431,7 +429,7 @@ func (p *Provider) classify(resp *http.Response, deliveryID string) *herald.Outc
 // retrying except an untrusted certificate, which ca_pem must fix.
 func (p *Provider) classifyErr(ctx context.Context, err error) herald.Outcome {
 	var (
-		blocked *blockedError
+		blocked *netguard.BlockedError
 		verr    *tls.CertificateVerificationError
 	)
 	switch {

@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"ConcurrentApply", testConcurrentApply},
 		{"Leases", testLeases},
 		{"IdempotencySweep", testIdempotencySweep},
+		{"Webhooks", testWebhooks},
+		{"WebhookPosts", testWebhookPosts},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
@@ -972,5 +974,111 @@ func testIdempotencySweep(t *testing.T, s herald.Store) {
 		if _, err := s.GetNotification(ctx, nn.Notification.AppID, nn.Notification.ID); err != nil {
 			t.Fatalf("the sweep touched notification %s: %v", nn.Notification.ID, err)
 		}
+	}
+}
+
+func createWebhook(t *testing.T, s herald.Store, appID string, events ...string) herald.Webhook {
+	t.Helper()
+	w := herald.Webhook{AppID: appID, ID: newID(), URL: "https://hooks.example.com/" + appID,
+		Events: events, Secret: []byte{0, 1, 0xfe}, CreatedAt: now()}
+	must(t, s.CreateWebhook(t.Context(), w))
+	return w
+}
+
+func testWebhooks(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	got, err := s.ListWebhooks(ctx, a.ID)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("a new app lists %d webhooks", len(got))
+	}
+	w1 := createWebhook(t, s, a.ID, "delivery.dead", "device.invalid")
+	w2 := createWebhook(t, s, a.ID, "delivery.failed")
+	wantCode(t, s.CreateWebhook(ctx, w1), herald.CodeConflict)
+	got, err = s.ListWebhooks(ctx, a.ID)
+	must(t, err)
+	diff(t, "webhooks", got, []herald.Webhook{w1, w2})
+	// Another app sees none of them and can neither delete nor disable them.
+	got, err = s.ListWebhooks(ctx, b.ID)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("another app lists %d webhooks", len(got))
+	}
+	wantCode(t, s.DeleteWebhook(ctx, b.ID, w1.ID), herald.CodeNotFound)
+	wantCode(t, s.DisableWebhook(ctx, b.ID, w1.ID, now()), herald.CodeNotFound)
+
+	at := now()
+	must(t, s.DisableWebhook(ctx, a.ID, w1.ID, at))
+	got, err = s.ListWebhooks(ctx, a.ID)
+	must(t, err)
+	w1.DisabledAt = &at
+	diff(t, "webhooks after disable", got, []herald.Webhook{w1, w2})
+
+	must(t, s.DeleteWebhook(ctx, a.ID, w2.ID))
+	wantCode(t, s.DeleteWebhook(ctx, a.ID, w2.ID), herald.CodeNotFound)
+	got, err = s.ListWebhooks(ctx, a.ID)
+	must(t, err)
+	diff(t, "webhooks after delete", got, []herald.Webhook{w1})
+}
+
+func testWebhookPosts(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	wa, wb := createWebhook(t, s, a.ID, "delivery.dead"), createWebhook(t, s, b.ID, "delivery.dead")
+	t0 := now()
+	post := func(app, hook, id string, due time.Time) herald.WebhookPost {
+		return herald.WebhookPost{AppID: app, ID: id, WebhookID: hook, Payload: []byte(`{"type":"delivery.dead"}`),
+			DueAt: due, CreatedAt: t0}
+	}
+	p1 := post(a.ID, wa.ID, "msg_1", t0.Add(-2*time.Second))
+	p2 := post(b.ID, wb.ID, "msg_2", t0.Add(-time.Second))
+	p3 := post(a.ID, wa.ID, "msg_3", t0.Add(time.Hour)) // not due yet
+	must(t, s.AddWebhookPosts(ctx, []herald.WebhookPost{p1, p2, p3}))
+	// The same ids again (an event read twice) change nothing; a post for an
+	// endpoint that does not exist is skipped.
+	again := p1
+	again.DueAt = t0.Add(-time.Hour)
+	must(t, s.AddWebhookPosts(ctx, []herald.WebhookPost{again, post(a.ID, "no-such-hook", "msg_4", t0)}))
+	must(t, s.AddWebhookPosts(ctx, nil))
+
+	until := t0.Add(30 * time.Second)
+	got, err := s.ClaimWebhookPosts(ctx, t0, until, 1)
+	must(t, err)
+	p1.DueAt, p2.DueAt = until, until
+	diff(t, "first claim (oldest due first, limit 1)", got, []herald.WebhookPost{p1})
+	got, err = s.ClaimWebhookPosts(ctx, t0, until, 10)
+	must(t, err)
+	diff(t, "second claim (across apps, the claimed one left out)", got, []herald.WebhookPost{p2})
+	got, err = s.ClaimWebhookPosts(ctx, t0, until, 10)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("a third claim returned %+v, want nothing due", got)
+	}
+
+	// A failed attempt comes back when due, with its count.
+	must(t, s.RetryWebhookPost(ctx, a.ID, p1.ID, 1, t0.Add(-time.Millisecond)))
+	wantCode(t, s.RetryWebhookPost(ctx, b.ID, p1.ID, 1, t0), herald.CodeNotFound)
+	got, err = s.ClaimWebhookPosts(ctx, t0, until, 10)
+	must(t, err)
+	p1.Attempts = 1
+	diff(t, "claim after retry", got, []herald.WebhookPost{p1})
+
+	// Another app cannot delete the post; its owner can, twice.
+	must(t, s.DeleteWebhookPost(ctx, b.ID, p1.ID))
+	must(t, s.RetryWebhookPost(ctx, a.ID, p1.ID, 2, t0))
+	must(t, s.DeleteWebhookPost(ctx, a.ID, p1.ID))
+	must(t, s.DeleteWebhookPost(ctx, a.ID, p1.ID))
+	wantCode(t, s.RetryWebhookPost(ctx, a.ID, p1.ID, 3, t0), herald.CodeNotFound)
+
+	// Disabling an endpoint drops its posts and refuses new ones; deleting
+	// one drops its posts too.
+	must(t, s.DisableWebhook(ctx, a.ID, wa.ID, t0))
+	must(t, s.AddWebhookPosts(ctx, []herald.WebhookPost{post(a.ID, wa.ID, "msg_5", t0)}))
+	must(t, s.DeleteWebhook(ctx, b.ID, wb.ID))
+	got, err = s.ClaimWebhookPosts(ctx, t0.Add(2*time.Hour), until, 10)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("claim after disable and delete returned %+v, want nothing", got)
 	}
 }

@@ -1,27 +1,38 @@
-package webpush
+// Package netguard keeps outbound requests whose target a user chose (web
+// push endpoints, webhook URLs) away from loopback, private, link-local and
+// cloud metadata addresses: protection against server-side request forgery.
+// The check runs in the dialer, after DNS resolution, so a public name that
+// resolves to a private address is refused too.
+package netguard
 
 import (
+	"context"
 	"net"
 	"net/netip"
+	"syscall"
 )
 
-// blockedError says a push endpoint resolved to an address outbound
-// requests may not reach (SSRF protection: the endpoint is chosen by
-// whoever registered the subscription).
-type blockedError struct {
-	addr   netip.Addr
-	reason string
+// BlockedError says a target resolved to an address outbound requests may
+// not reach.
+type BlockedError struct {
+	Addr   netip.Addr
+	Reason string
 }
 
-func (e *blockedError) Error() string {
-	return "endpoint address " + e.addr.String() + " is " + e.reason +
+func (e *BlockedError) Error() string {
+	return "endpoint address " + e.Addr.String() + " is " + e.Reason +
 		"; private targets are not allowed (HERALD_ALLOW_PRIVATE_TARGETS)"
 }
 
-// checkAddress is the dialer's check of each resolved ip:port before it
-// connects: it runs after DNS resolution, so a public name pointing at a
-// private address is refused too.
-func checkAddress(address string) error {
+// Control is a net.Dialer ControlContext that refuses to connect to a
+// blocked address with a *BlockedError.
+func Control(_ context.Context, _, address string, _ syscall.RawConn) error {
+	return CheckAddress(address)
+}
+
+// CheckAddress is the dialer's check of each resolved ip:port before it
+// connects.
+func CheckAddress(address string) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		host, _, serr := net.SplitHostPort(address)
@@ -30,24 +41,25 @@ func checkAddress(address string) error {
 		}
 		a, perr := netip.ParseAddr(host)
 		if perr != nil {
-			return &blockedError{reason: "not an IP address"}
+			return &BlockedError{Reason: "not an IP address"}
 		}
 		ap = netip.AddrPortFrom(a, 0)
 	}
-	if reason := blockedReason(ap.Addr()); reason != "" {
-		return &blockedError{addr: ap.Addr(), reason: reason}
+	if reason := Reason(ap.Addr()); reason != "" {
+		return &BlockedError{Addr: ap.Addr(), Reason: reason}
 	}
 	return nil
 }
 
-// blockedHost returns why host, when it is an IP literal, may not be
-// reached, or "" when it may be or is a name.
-func blockedHost(host string) string {
+// HostReason returns why host, when it is an IP literal, may not be
+// reached, or "" when it may be or is a name (names are checked by the
+// dialer once resolved).
+func HostReason(host string) string {
 	a, err := netip.ParseAddr(host)
 	if err != nil {
 		return ""
 	}
-	if reason := blockedReason(a); reason != "" {
+	if reason := Reason(a); reason != "" {
 		return "an address that is " + reason
 	}
 	return ""
@@ -62,17 +74,17 @@ func in(a netip.Addr, prefix netip.Addr, bits int) bool {
 
 func v4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
 
-// blockedReason returns why a may not be reached, or "" when it may.
-func blockedReason(a netip.Addr) string {
+// Reason returns why a may not be reached, or "" when it may.
+func Reason(a netip.Addr) string {
 	a = a.Unmap()
 	// IPv6 forms that carry an IPv4 address are judged by that address.
 	if a.Is6() {
 		b := a.As16()
 		switch {
 		case in(a, netip.AddrFrom16([16]byte{0: 0x00, 1: 0x64, 2: 0xff, 3: 0x9b}), 96): // NAT64
-			return blockedReason(netip.AddrFrom4([4]byte(b[12:16])))
+			return Reason(netip.AddrFrom4([4]byte(b[12:16])))
 		case in(a, netip.AddrFrom16([16]byte{0: 0x20, 1: 0x02}), 16): // 6to4
-			return blockedReason(netip.AddrFrom4([4]byte(b[2:6])))
+			return Reason(netip.AddrFrom4([4]byte(b[2:6])))
 		}
 	}
 	switch {
