@@ -29,9 +29,9 @@ func startCluster(t *testing.T, databaseURL, natsURL string, replicas, apis, wor
 		"HERALD_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	cl := &cluster{env: env}
 	// The first process creates the schema and the streams before the others race to.
-	cl.rest = startHerald(t, "tracker-scheduler", append(env, "HERALD_ROLES=tracker,scheduler"))
+	cl.rest = startHerald(t, "tracker-scheduler", append(env, "HERALD_ROLES=tracker,scheduler", "HERALD_DATA_DIR="+t.TempDir()))
 	for i := range apis {
-		cl.api = append(cl.api, startHerald(t, fmt.Sprintf("api%d", i), append(env, "HERALD_ROLES=api")))
+		cl.api = append(cl.api, startHerald(t, fmt.Sprintf("api%d", i), append(env, "HERALD_ROLES=api", "HERALD_DATA_DIR="+t.TempDir())))
 	}
 	for i := range workers {
 		// A data dir of its own for each worker's outcome journal, kept across its restarts.
