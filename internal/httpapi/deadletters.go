@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -77,19 +76,7 @@ func deadLetterFilter(q url.Values) (herald.DeadLetterFilter, error) {
 		}
 		f.Channel = herald.Channel(c)
 	}
-	if c := q.Get("cursor"); c != "" {
-		if len(c) > maxCursor {
-			v.Add("cursor", "is not a cursor from a previous page")
-		}
-		f.Cursor = c
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxListLimit {
-			v.Add("limit", "must be an integer from 1 to %d", maxListLimit)
-		}
-		f.Limit = n
-	}
+	f.Cursor, f.Limit = pageParams(q, &v)
 	return f, v.Err()
 }
 

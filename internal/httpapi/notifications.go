@@ -215,6 +215,23 @@ func validStatus(s herald.Status) bool {
 	return false
 }
 
+// pageParams reads the cursor and limit every list takes; problems go to v,
+// naming the parameter.
+func pageParams(q url.Values, v *herald.Validation) (cursor string, limit int) {
+	cursor, limit = q.Get("cursor"), defaultListLimit
+	if len(cursor) > maxCursor {
+		v.Add("cursor", "is not a cursor from a previous page")
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxListLimit {
+			v.Add("limit", "must be an integer from 1 to %d", maxListLimit)
+		}
+		limit = n
+	}
+	return cursor, limit
+}
+
 // notificationFilter reads the list's query parameters; errors name the parameter.
 func notificationFilter(q url.Values) (herald.NotificationFilter, error) {
 	var v herald.Validation
@@ -244,19 +261,7 @@ func notificationFilter(q url.Values) (herald.NotificationFilter, error) {
 		}
 		f.Since = t
 	}
-	if c := q.Get("cursor"); c != "" {
-		if len(c) > maxCursor {
-			v.Add("cursor", "is not a cursor from a previous page")
-		}
-		f.Cursor = c
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > maxListLimit {
-			v.Add("limit", "must be an integer from 1 to %d", maxListLimit)
-		}
-		f.Limit = n
-	}
+	f.Cursor, f.Limit = pageParams(q, &v)
 	return f, v.Err()
 }
 
