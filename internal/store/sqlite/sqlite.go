@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ type Store struct {
 	// copying pages back into the database file and syncing it would land
 	// inside some unlucky commit. A background loop does it instead.
 	ckpt     *sql.DB
+	walPath  string
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
 
@@ -114,6 +116,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, wrap(err, "open %q", path)
 	}
 	s.ckpt.SetMaxOpenConns(1)
+	s.walPath = path + "-wal"
 	s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
 	go s.checkpointLoop()
 	return s, nil
@@ -169,8 +172,21 @@ func pingBusy(ctx context.Context, db *sql.DB) error {
 // into the database file.
 const checkpointInterval = time.Second
 
+// walRestartBytes is the WAL size above which a checkpoint also makes the
+// writer start the WAL over from its beginning. A PASSIVE checkpoint never
+// does: the WAL restarts only when a write transaction begins with every
+// frame copied back, and under a steady stream of commits some frames are
+// always newer than the last pass, so the file grows for as long as the load
+// lasts (about 45 MB/s at 600 commits/s, measured), and each commit's sync
+// then also has to extend the file.
+const walRestartBytes = 64 << 20
+
 // checkpointLoop checkpoints the WAL in the background. PASSIVE never
 // blocks the writer or readers; frames still in use wait for the next pass.
+// Once the WAL is larger than walRestartBytes, the pass is a RESTART: it
+// holds off commits while it copies what the last pass left (a second's
+// worth) and waits for readers still on the old frames (single queries),
+// after which the next commit writes from the start of the file again.
 func (s *Store) checkpointLoop() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(checkpointInterval)
@@ -182,6 +198,9 @@ func (s *Store) checkpointLoop() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			_, _ = s.ckpt.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // best effort: the next pass retries
+			if st, err := os.Stat(s.walPath); err == nil && st.Size() > walRestartBytes {
+				_, _ = s.ckpt.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
+			}
 			cancel()
 		}
 	}
