@@ -43,8 +43,9 @@ const busyTimeout = 10 * time.Second
 
 // Store is the SQLite herald.Store. It is safe for concurrent use.
 type Store struct {
-	w *sql.DB // the one writer connection
-	r *sql.DB // readers
+	w    *sql.DB    // the one writer connection
+	r    *sql.DB    // readers
+	read *stmtCache // the readers' fixed queries, prepared once
 
 	prepared map[string]*sql.Stmt // Apply's statements, prepared on w
 	seq      atomic.Int64         // the last event seq given out
@@ -92,7 +93,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, read: newStmtCache(r)}
 	if err := pingBusy(ctx, r); err != nil {
 		_ = s.Close()
 		return nil, wrap(err, "open %q", path)
@@ -230,6 +231,7 @@ func (s *Store) Close() error {
 		for _, st := range s.prepared {
 			_ = st.Close()
 		}
+		s.read.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return s.closeErr
