@@ -16,6 +16,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -53,10 +54,12 @@ type Store struct {
 	// The writer never checkpoints the WAL itself (wal_autocheckpoint=0):
 	// copying pages back into the database file and syncing it would land
 	// inside some unlucky commit. A background loop does it instead.
-	ckpt     *sql.DB
-	walPath  string
-	stopCkpt chan struct{}
-	ckptDone chan struct{}
+	ckpt    *sql.DB
+	walPath string
+	// walRestart is walRestartBytes; tests lower it.
+	walRestart atomic.Int64
+	stopCkpt   chan struct{}
+	ckptDone   chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -118,6 +121,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.ckpt.SetMaxOpenConns(1)
 	s.walPath = path + "-wal"
+	s.walRestart.Store(walRestartBytes)
 	s.stopCkpt, s.ckptDone = make(chan struct{}), make(chan struct{})
 	go s.checkpointLoop()
 	return s, nil
@@ -184,10 +188,12 @@ const walRestartBytes = 64 << 20
 
 // checkpointLoop checkpoints the WAL in the background. PASSIVE never
 // blocks the writer or readers; frames still in use wait for the next pass.
-// Once the WAL is larger than walRestartBytes, the pass is a RESTART: it
-// holds off commits while it copies what the last pass left (a second's
-// worth) and waits for readers still on the old frames (single queries),
-// after which the next commit writes from the start of the file again.
+// Once the WAL is larger than walRestartBytes, a RESTART follows on the
+// writer's own connection, so that it takes its turn between two commits
+// (from another connection it polls for the write lock, and a writer
+// committing back to back starves it). It holds off commits while it copies
+// what the PASSIVE pass left and waits for readers still on the old frames
+// (single queries); the next commit then writes from the start of the file.
 func (s *Store) checkpointLoop() {
 	defer close(s.ckptDone)
 	t := time.NewTicker(checkpointInterval)
@@ -199,11 +205,35 @@ func (s *Store) checkpointLoop() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			_, _ = s.ckpt.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // best effort: the next pass retries
-			if st, err := os.Stat(s.walPath); err == nil && st.Size() > walRestartBytes {
-				_, _ = s.ckpt.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
+			if st, err := os.Stat(s.walPath); err == nil && st.Size() > s.walRestart.Load() {
+				s.restartWAL(ctx)
 			}
 			cancel()
 		}
+	}
+}
+
+// restartWALWait bounds how long a RESTART waits for readers, which holds
+// off every commit meanwhile; a reader longer than that makes the pass give
+// up, and the next one tries again.
+const restartWALWait = 100 * time.Millisecond
+
+// restartWAL runs a RESTART checkpoint on the writer's connection with
+// restartWALWait as its busy timeout.
+func (s *Store) restartWAL(ctx context.Context) {
+	c, err := s.w.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWALWait.Milliseconds())); err != nil {
+		return
+	}
+	_, _ = c.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)") // best effort: the next pass retries
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds())); err != nil {
+		// The connection must not keep the short timeout: drop it, and
+		// the pool opens a fresh one with the DSN's pragmas.
+		_ = c.Raw(func(any) error { return driver.ErrBadConn })
 	}
 }
 
