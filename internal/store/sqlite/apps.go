@@ -20,7 +20,7 @@ func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
 func (s *Store) GetApp(ctx context.Context, id string) (herald.App, error) {
 	a := herald.App{ID: id}
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT name, created_at FROM apps WHERE id = ?`, id).Scan(&a.Name, &created)
+	err := s.read.QueryRowContext(ctx, `SELECT name, created_at FROM apps WHERE id = ?`, id).Scan(&a.Name, &created)
 	if err != nil {
 		return herald.App{}, wrap(err, "get app %q", id)
 	}
@@ -45,7 +45,7 @@ func (s *Store) KeyByHash(ctx context.Context, hash []byte) (herald.APIKey, erro
 	k := herald.APIKey{Hash: hash}
 	var scope string
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, app_id, name, scope, prefix, created_at FROM api_keys
+	err := s.read.QueryRowContext(ctx, `SELECT id, app_id, name, scope, prefix, created_at FROM api_keys
 		WHERE hash = ? AND revoked_at IS NULL`, hash).Scan(&k.ID, &k.AppID, &k.Name, &scope, &k.Prefix, &created)
 	if err != nil {
 		return herald.APIKey{}, wrap(err, "key by hash")
@@ -74,7 +74,7 @@ func (s *Store) PutProviderConfig(ctx context.Context, appID string, c herald.Ch
 // GetProviderConfig returns the sealed list. CodeNotFound when none was put.
 func (s *Store) GetProviderConfig(ctx context.Context, appID string, c herald.Channel) ([]byte, error) {
 	var sealed []byte
-	err := s.r.QueryRowContext(ctx, `SELECT sealed FROM provider_configs WHERE app_id = ? AND channel = ?`,
+	err := s.read.QueryRowContext(ctx, `SELECT sealed FROM provider_configs WHERE app_id = ? AND channel = ?`,
 		appID, string(c)).Scan(&sealed)
 	if err != nil {
 		return nil, wrap(err, "get provider config %s of app %q", c, appID)

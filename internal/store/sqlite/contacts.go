@@ -78,7 +78,7 @@ func (s *Store) PutUser(ctx context.Context, u herald.User) (herald.User, bool, 
 
 // GetUser returns the user. CodeNotFound when the app has no such user.
 func (s *Store) GetUser(ctx context.Context, appID, userID string) (herald.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE app_id = ? AND id = ?`, appID, userID))
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE app_id = ? AND id = ?`, appID, userID))
 	if err != nil {
 		return herald.User{}, wrap(err, "get user %q of app %q", userID, appID)
 	}
@@ -164,7 +164,7 @@ func (s *Store) AddDevice(ctx context.Context, d herald.Device) (herald.Device, 
 
 // ListDevices returns the user's devices, oldest first.
 func (s *Store) ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE app_id = ? AND user_id = ?
+	rows, err := s.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE app_id = ? AND user_id = ?
 		ORDER BY created_at, id`, appID, userID)
 	if err != nil {
 		return nil, wrap(err, "list devices of user %q of app %q", userID, appID)
@@ -197,7 +197,7 @@ func (s *Store) SetDeviceStatus(ctx context.Context, appID, deviceID, status str
 // CodeNotFound when the user does not exist.
 func (s *Store) GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error) {
 	var doc sql.NullString
-	err := s.r.QueryRowContext(ctx, `SELECT p.doc FROM users u
+	err := s.read.QueryRowContext(ctx, `SELECT p.doc FROM users u
 		LEFT JOIN preferences p ON p.app_id = u.app_id AND p.user_id = u.id
 		WHERE u.app_id = ? AND u.id = ?`, appID, userID).Scan(&doc)
 	if err != nil {

@@ -271,7 +271,7 @@ func (w *writer) transition(ctx context.Context, t *herald.Transition) (herald.E
 
 // GetNotification returns the notification. CodeNotFound when the app has none with this id.
 func (s *Store) GetNotification(ctx context.Context, appID, id string) (herald.Notification, error) {
-	n, err := scanNotification(s.r.QueryRowContext(ctx, `SELECT `+notificationColumns+` FROM notifications
+	n, err := scanNotification(s.read.QueryRowContext(ctx, `SELECT `+notificationColumns+` FROM notifications
 		WHERE app_id = ? AND id = ?`, appID, id))
 	if err != nil {
 		return herald.Notification{}, wrap(err, "get notification %q of app %q", id, appID)
@@ -464,7 +464,7 @@ func (s *Store) ListDeliveries(ctx context.Context, appID, notificationID string
 
 // GetDelivery returns one delivery. CodeNotFound when absent.
 func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Delivery, error) {
-	d, err := scanDelivery(s.r.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE app_id = ? AND id = ?`, appID, id))
+	d, err := scanDelivery(s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE app_id = ? AND id = ?`, appID, id))
 	if err != nil {
 		return herald.Delivery{}, wrap(err, "get delivery %q of app %q", id, appID)
 	}
@@ -473,7 +473,7 @@ func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Deliv
 
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,
+	rows, err := s.read.QueryContext(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,
 		provider, detail, at FROM events WHERE app_id = ? AND notification_id = ? ORDER BY seq`, appID, notificationID)
 	if err != nil {
 		return nil, wrap(err, "list events of notification %q of app %q", notificationID, appID)
@@ -499,7 +499,7 @@ func (s *Store) GetIdempotency(ctx context.Context, appID, key string) (herald.I
 	k := herald.Idempotency{AppID: appID, Key: key}
 	var response []byte
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT request_hash, notification_id, response, created_at FROM idempotency
+	err := s.read.QueryRowContext(ctx, `SELECT request_hash, notification_id, response, created_at FROM idempotency
 		WHERE app_id = ? AND key = ?`, appID, key).Scan(&k.RequestHash, &k.NotificationID, &response, &created)
 	if err != nil {
 		return herald.Idempotency{}, wrap(err, "get idempotency key %q of app %q", key, appID)

@@ -27,7 +27,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w herald.Webhook) error {
 
 // ListWebhooks returns the app's endpoints, oldest first.
 func (s *Store) ListWebhooks(ctx context.Context, appID string) ([]herald.Webhook, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, url, events, secret, disabled_at, created_at FROM webhooks
+	rows, err := s.read.QueryContext(ctx, `SELECT id, url, events, secret, disabled_at, created_at FROM webhooks
 		WHERE app_id = ? ORDER BY created_at, id`, appID)
 	if err != nil {
 		return nil, wrap(err, "list webhooks of app %q", appID)
