@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -118,33 +119,65 @@ func (p *Postgres) Start() {
 	if p.postgres != nil {
 		p.t.Fatal("clustertest: postgres is already running")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		exited, err := p.startOnce(ctx)
+		if err == nil {
+			return
+		}
+		// After a Kill, a backend that was still ending holds the old shared
+		// memory for a moment and the new postmaster refuses to start: try again.
+		if exited && strings.Contains(err.Error(), "pre-existing shared memory block") && ctx.Err() == nil {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		p.t.Fatalf("clustertest: %v", err)
+	}
+}
+
+// startOnce starts the postmaster and waits until it accepts connections;
+// exited says whether it ended on its own, and the error then carries the
+// log lines it wrote.
+func (p *Postgres) startOnce(ctx context.Context) (exited bool, err error) {
+	var offset int64
+	if fi, err := os.Stat(p.log); err == nil {
+		offset = fi.Size()
+	}
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		p.t.Fatal(err)
+		return false, err
 	}
 	defer logf.Close()
 	cmd := p.command("postgres", "-D", p.dataDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if p.postgres, err = startProcess(cmd); err != nil {
-		p.t.Fatalf("clustertest: start postgres: %v", err)
+		return false, fmt.Errorf("start postgres: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	for {
 		conn, err := pgx.Connect(ctx, p.URL())
 		if err == nil {
 			conn.Close(ctx)
-			return
+			return false, nil
 		}
 		select {
 		case <-p.postgres.done:
 			p.postgres = nil
-			p.t.Fatalf("clustertest: postgres exited at start-up:\n%s", tail(p.log))
+			return true, fmt.Errorf("postgres exited at start-up:\n%s", logFrom(p.log, offset))
 		case <-ctx.Done():
-			p.t.Fatalf("clustertest: postgres not ready: %v\n%s", err, tail(p.log))
+			return false, fmt.Errorf("postgres not ready: %v\n%s", err, tail(p.log))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// logFrom returns what the file holds past offset.
+func logFrom(path string, offset int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || offset > int64(len(b)) {
+		return tail(path)
+	}
+	return string(b[offset:])
 }
 
 // Stop shuts the server down fast (SIGINT: sessions are ended, then a
