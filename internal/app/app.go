@@ -267,15 +267,31 @@ func (a *App) connectQueue(ctx context.Context) error {
 	return a.openQueue(ctx)
 }
 
+// queueStartWait is how long a start waits for JetStream to take the
+// streams and consumers: a cluster still electing its leaders times the
+// requests out, and exiting would only hand the wait to a supervisor.
+const queueStartWait = 60 * time.Second
+
 func (a *App) openQueue(ctx context.Context) error {
-	var err error
-	a.q, err = queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
-		AckWait: a.cfg.AckWait, Logger: a.logger,
-		NotifyMaxMsgs: a.cfg.QueueMaxMsgs, NotifyMaxBytes: a.cfg.QueueMaxBytes})
-	if err != nil {
-		return fmt.Errorf("open queue: %w", err)
+	giveUp := time.Now().Add(queueStartWait)
+	for delay := 250 * time.Millisecond; ; delay = min(2*delay, 4*time.Second) {
+		q, err := queue.Open(ctx, a.nc, queue.Options{Namespace: a.cfg.NATSPrefix, Replicas: a.cfg.NATSReplicas,
+			AckWait: a.cfg.AckWait, Logger: a.logger,
+			NotifyMaxMsgs: a.cfg.QueueMaxMsgs, NotifyMaxBytes: a.cfg.QueueMaxBytes})
+		if err == nil {
+			a.q = q
+			return nil
+		}
+		if herald.ErrorCode(err) != herald.CodeUnavailable || time.Now().Add(delay).After(giveUp) {
+			return fmt.Errorf("open queue: %w", err)
+		}
+		a.logger.Warn("JetStream is not answering yet; trying again", "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("open queue: %w", err)
+		case <-time.After(delay):
+		}
 	}
-	return nil
 }
 
 // startEmbeddedQueue starts the embedded server and opens the queue. When

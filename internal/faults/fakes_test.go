@@ -173,10 +173,11 @@ type recorder struct {
 	mu    sync.Mutex
 	count map[string]int
 	first map[string]time.Time
+	later map[string][]time.Time // acceptances after the first
 }
 
 func newRecorder() *recorder {
-	return &recorder{count: map[string]int{}, first: map[string]time.Time{}}
+	return &recorder{count: map[string]int{}, first: map[string]time.Time{}, later: map[string][]time.Time{}}
 }
 
 func (r *recorder) accept(key string) {
@@ -185,6 +186,8 @@ func (r *recorder) accept(key string) {
 	defer r.mu.Unlock()
 	if r.count[key] == 0 {
 		r.first[key] = now
+	} else {
+		r.later[key] = append(r.later[key], now)
 	}
 	r.count[key]++
 }
@@ -194,6 +197,17 @@ func (r *recorder) get(key string) (int, time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.count[key], r.first[key]
+}
+
+// times lists when key was accepted, for the report of a duplicate.
+func (r *recorder) times(key string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []string{r.first[key].Format("15:04:05.000")}
+	for _, t := range r.later[key] {
+		out = append(out, t.Format("15:04:05.000"))
+	}
+	return strings.Join(out, ",")
 }
 
 func (r *recorder) keys() map[string]int {

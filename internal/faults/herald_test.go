@@ -153,6 +153,7 @@ func (p *heraldProc) kill() {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	<-exited
+	p.t.Logf("%s killed at %s", p.name, time.Now().Format("15:04:05.000"))
 }
 
 // baseURL is where the process answers now, or "" while it is down.

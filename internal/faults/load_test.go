@@ -193,6 +193,7 @@ type figures struct {
 	Faults            map[string]int64 `json:"faults,omitempty"`
 	LostRefs          []string         `json:"lost_refs,omitempty"`
 	UnflaggedRefs     []string         `json:"unflagged_refs,omitempty"`
+	DuplicateRefs     []string         `json:"duplicate_refs,omitempty"` // the first 50, with their timelines
 }
 
 // pct is a latency distribution in milliseconds.
@@ -347,6 +348,10 @@ func settle(t *testing.T, c *client, led *ledger, rec *recorder, timeout time.Du
 		d, err := c.delivery(context.Background(), e)
 		mu.Lock()
 		defer mu.Unlock()
+		if len(f.DuplicateRefs) < 50 {
+			f.DuplicateRefs = append(f.DuplicateRefs, fmt.Sprintf("%s %s %s accepted=%s attempts=%d timeline=%+v",
+				e.Ref, e.Channel, e.DeliveryID, rec.times(e.key()), d.Attempts, d.Timeline))
+		}
 		if err == nil && d.flagged() {
 			f.FlaggedDuplicates++
 			return
