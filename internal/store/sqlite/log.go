@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -61,14 +60,12 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 				return err
 			}
 		}
-		for i := range b.Transitions {
-			ev, ok, err := w.transition(ctx, &b.Transitions[i])
-			if err != nil {
-				return err
-			}
-			if applied[i] = ok; ok {
-				events = append(events, s.eventRow(ev))
-			}
+		evs, err := w.transitions(ctx, b.Transitions, applied)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			events = append(events, s.eventRow(ev))
 		}
 		return w.insertRows(ctx, "events", eventColumns, events)
 	})
@@ -109,9 +106,6 @@ func (s *Store) nextSeq() int64 {
 // every statement run has a fixed cost.
 const rowsPerInsert = 64
 
-// maxGuard is the longest From list whose transition statement is prepared up front.
-const maxGuard = 8
-
 // insertTables are the tables Apply inserts into, with their columns.
 var insertTables = []struct{ table, columns string }{
 	{"notifications", notificationInsertColumns},
@@ -134,8 +128,8 @@ func applyStatements() []string {
 			qs = append(qs, insertQuery(t.table, t.columns, cols, n))
 		}
 	}
-	for n := 1; n <= maxGuard; n++ {
-		qs = append(qs, transitionQuery(n, false), transitionQuery(n, true))
+	for n := 1; n <= transitionRows; n *= 2 {
+		qs = append(qs, transitionsQuery(n))
 	}
 	return qs
 }
@@ -145,19 +139,36 @@ func insertQuery(table, columns string, cols, rows int) string {
 	return "INSERT INTO " + table + " (" + columns + ") VALUES " + tuple + strings.Repeat(", "+tuple, rows-1)
 }
 
-func transitionQuery(guardLen int, ifAttempts bool) string {
-	guard := ""
-	if ifAttempts {
-		guard = " AND attempts = ?"
-	}
-	return `UPDATE deliveries SET status = ?, reason = ?,
-		attempts = CASE WHEN ? = 0 THEN attempts ELSE ? END,
-		provider = CASE WHEN ? = '' THEN provider ELSE ? END,
-		provider_message_id = CASE WHEN ? = '' THEN provider_message_id ELSE ? END,
-		due_at = ?, updated_at = ?
-		WHERE app_id = ? AND id = ? AND status IN (?` + strings.Repeat(", ?", guardLen-1) + `)` + guard + `
-		RETURNING notification_id, channel`
+// transitionsQuery updates up to rows deliveries, each under its own
+// guard, in one statement: in the pure Go SQLite a statement's fixed cost
+// (binding, cursors, the RETURNING table) is several times the cost of
+// updating a row. A row's guard statuses travel as one ",a,b," string.
+// RETURNING names the deliveries whose guard held, with what their events
+// may lack.
+func transitionsQuery(rows int) string {
+	tuple := "(?" + strings.Repeat(", ?", transitionColumns-1) + ")"
+	return `WITH v (app_id, id, guard, if_attempts, status, reason, attempts, provider, provider_message_id, due_at, updated_at)
+		AS (VALUES ` + tuple + strings.Repeat(", "+tuple, rows-1) + `)
+		UPDATE deliveries SET status = v.status, reason = v.reason,
+			attempts = CASE WHEN v.attempts = 0 THEN deliveries.attempts ELSE v.attempts END,
+			provider = CASE WHEN v.provider = '' THEN deliveries.provider ELSE v.provider END,
+			provider_message_id = CASE WHEN v.provider_message_id = '' THEN deliveries.provider_message_id ELSE v.provider_message_id END,
+			due_at = v.due_at, updated_at = v.updated_at
+		FROM v
+		WHERE deliveries.id = v.id AND deliveries.app_id = v.app_id
+			AND instr(v.guard, ',' || deliveries.status || ',') > 0
+			AND (v.if_attempts IS NULL OR deliveries.attempts = v.if_attempts)
+		RETURNING id, notification_id, channel`
 }
+
+// transitionColumns is the number of values per row of transitionsQuery.
+const transitionColumns = 11
+
+// transitionRows is the most rows one transitionsQuery carries. Statements
+// for 1, 2, 4 … transitionRows rows are prepared at open; n transitions
+// run in the smallest of them, padded with rows that match nothing: a
+// padding row costs far less than a second statement.
+const transitionRows = 64
 
 // prepareApply prepares Apply's statements on the writer pool.
 func prepareApply(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
@@ -225,48 +236,116 @@ func (w *writer) insertRows(ctx context.Context, table, columns string, rows [][
 	return nil
 }
 
-// transition applies t if its guard holds and returns its event, with the
-// event's missing ids and channel taken from the delivery itself.
-func (w *writer) transition(ctx context.Context, t *herald.Transition) (herald.Event, bool, error) {
-	from := storeutil.GuardStatuses(t.From)
-	due := t.DueAt
-	if due.IsZero() {
-		due = t.Event.At
+// transitions applies ts in order, each only if its guard holds, sets
+// applied[i] for each that did, and returns the events of those, in the
+// order of ts, with their missing ids and channel taken from the
+// delivery. Transitions of different deliveries go into multi-row
+// statements; a delivery's later transitions wait for a later round, so
+// that each sees what the earlier ones did.
+func (w *writer) transitions(ctx context.Context, ts []herald.Transition, applied []bool) ([]herald.Event, error) {
+	if len(ts) == 0 {
+		return nil, nil
 	}
-	args := []any{string(t.To), t.Reason, t.Attempts, t.Attempts, t.Provider, t.Provider,
-		t.ProviderMessageID, t.ProviderMessageID, us(storeutil.Time(due)), us(storeutil.Time(t.Event.At)), t.AppID, t.DeliveryID}
-	for _, f := range from {
-		args = append(args, f)
+	type found struct{ notificationID, channel string }
+	rows := make([]found, len(ts))
+	var rounds [][]int
+	seen := make(map[string]int, len(ts)) // delivery id → transitions of it so far
+	for i := range ts {
+		r := seen[ts[i].DeliveryID]
+		seen[ts[i].DeliveryID] = r + 1
+		if r == len(rounds) {
+			rounds = append(rounds, make([]int, 0, len(ts)))
+		}
+		rounds[r] = append(rounds[r], i)
 	}
-	if t.IfAttempts != nil {
-		args = append(args, *t.IfAttempts)
+	args := make([]any, 0, min(len(ts), transitionRows)*transitionColumns)
+	byID := make(map[string]int, min(len(ts), transitionRows))
+	for _, round := range rounds {
+		for len(round) > 0 {
+			chunk := round[:min(len(round), transitionRows)]
+			round = round[len(chunk):]
+			n := 1
+			for n < len(chunk) {
+				n *= 2
+			}
+			args = args[:0]
+			clear(byID)
+			for _, i := range chunk {
+				t := &ts[i]
+				byID[t.DeliveryID] = i
+				due := t.DueAt
+				if due.IsZero() {
+					due = t.Event.At
+				}
+				var ifAttempts any
+				if t.IfAttempts != nil {
+					ifAttempts = *t.IfAttempts
+				}
+				args = append(args, t.AppID, t.DeliveryID, guard(t.From), ifAttempts, string(t.To), t.Reason, t.Attempts,
+					t.Provider, t.ProviderMessageID, us(storeutil.Time(due)), us(storeutil.Time(t.Event.At)))
+			}
+			for range n - len(chunk) {
+				// Padding up to the prepared size: a NULL id matches no delivery.
+				args = append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+			}
+			st, err := w.stmt(ctx, transitionsQuery(n))
+			if err != nil {
+				return nil, fmt.Errorf("prepare transitions: %w", err)
+			}
+			if err := func() error {
+				res, err := st.QueryContext(ctx, args...)
+				if err != nil {
+					return err
+				}
+				defer res.Close()
+				for res.Next() {
+					var id string
+					var f found
+					if err := res.Scan(&id, &f.notificationID, &f.channel); err != nil {
+						return err
+					}
+					if i, ok := byID[id]; ok {
+						applied[i], rows[i] = true, f
+					}
+				}
+				return res.Err()
+			}(); err != nil {
+				return nil, fmt.Errorf("transitions of %d deliveries: %w", len(chunk), err)
+			}
+		}
 	}
-	st, err := w.stmt(ctx, transitionQuery(len(from), t.IfAttempts != nil))
-	if err != nil {
-		return herald.Event{}, false, fmt.Errorf("prepare transition: %w", err)
+	var evs []herald.Event
+	for i := range ts {
+		if !applied[i] {
+			continue
+		}
+		t, e := &ts[i], ts[i].Event
+		if e.AppID == "" {
+			e.AppID = t.AppID
+		}
+		if e.DeliveryID == "" {
+			e.DeliveryID = t.DeliveryID
+		}
+		if e.NotificationID == "" {
+			e.NotificationID = rows[i].notificationID
+		}
+		if e.Channel == "" {
+			e.Channel = herald.Channel(rows[i].channel)
+		}
+		evs = append(evs, e)
 	}
-	var notificationID, channel string
-	err = st.QueryRowContext(ctx, args...).Scan(&notificationID, &channel)
-	if errors.Is(err, sql.ErrNoRows) {
-		return herald.Event{}, false, nil
+	return evs, nil
+}
+
+// guard is a transition's From as transitionsQuery matches it: ",a,b,".
+func guard(from []herald.Status) string {
+	var b strings.Builder
+	b.WriteByte(',')
+	for _, s := range storeutil.GuardStatuses(from) {
+		b.WriteString(s)
+		b.WriteByte(',')
 	}
-	if err != nil {
-		return herald.Event{}, false, fmt.Errorf("transition of delivery %q: %w", t.DeliveryID, err)
-	}
-	e := t.Event
-	if e.AppID == "" {
-		e.AppID = t.AppID
-	}
-	if e.DeliveryID == "" {
-		e.DeliveryID = t.DeliveryID
-	}
-	if e.NotificationID == "" {
-		e.NotificationID = notificationID
-	}
-	if e.Channel == "" {
-		e.Channel = herald.Channel(channel)
-	}
-	return e, true, nil
+	return b.String()
 }
 
 // GetNotification returns the notification. CodeNotFound when the app has none with this id.

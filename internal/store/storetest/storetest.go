@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"ApplyRoundTrip", testApplyRoundTrip},
 		{"ApplyConflict", testApplyConflict},
 		{"Transitions", testTransitions},
+		{"TransitionsInBulk", testTransitionsInBulk},
 		{"LogIsolation", testLogIsolation},
 		{"ListNotifications", testListNotifications},
 		{"ListDeadLetters", testListDeadLetters},
@@ -573,6 +574,83 @@ func testTransitions(t *testing.T, s herald.Store) {
 	must(t, err)
 	if len(evs) != 0 {
 		t.Errorf("the other app's transition wrote %d events", len(evs))
+	}
+}
+
+// testTransitionsInBulk applies, in one batch, more transitions than one
+// statement of a store may carry: each delivery's claim (two transitions,
+// the second guarded on the first's result), interleaved with the others'
+// and with transitions whose guard fails, as the group commit merges
+// many workers' requests.
+func testTransitionsInBulk(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	t0 := now()
+	const n = 50
+	var nns []herald.NewNotification
+	for range n {
+		nns = append(nns, notification(a.ID, "user-1", t0, herald.ChannelEmail))
+	}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: nns}))
+	t1 := t0.Add(time.Second)
+	b := &herald.Batch{}
+	var want []bool
+	for i, nn := range nns {
+		d := nn.Deliveries[0]
+		ev := func(st herald.Status, attempt int) herald.Event {
+			return herald.Event{AppID: a.ID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
+				Status: st, Attempt: attempt, At: t1}
+		}
+		if i%5 == 4 {
+			// A stale claim: the guard on the attempt count fails, for both steps.
+			b.Transitions = append(b.Transitions,
+				herald.Transition{AppID: a.ID, DeliveryID: d.ID, From: []herald.Status{herald.StatusAccepted}, IfAttempts: intp(3),
+					To: herald.StatusQueued, Event: ev(herald.StatusQueued, 0)},
+				herald.Transition{AppID: a.ID, DeliveryID: d.ID, IfAttempts: intp(3), To: herald.StatusSending, Attempts: 4,
+					Event: ev(herald.StatusSending, 4)})
+			want = append(want, false, false)
+			continue
+		}
+		b.Transitions = append(b.Transitions,
+			herald.Transition{AppID: a.ID, DeliveryID: d.ID, From: []herald.Status{herald.StatusAccepted}, IfAttempts: intp(0),
+				To: herald.StatusQueued, Event: ev(herald.StatusQueued, 0)},
+			// Holds only after the step before: the delivery is queued by then.
+			herald.Transition{AppID: a.ID, DeliveryID: d.ID, From: []herald.Status{herald.StatusQueued}, IfAttempts: intp(0),
+				To: herald.StatusSending, Attempts: 1, Provider: "smtp", DueAt: t1.Add(time.Minute), Event: ev(herald.StatusSending, 1)})
+		want = append(want, true, true)
+		if i%3 == 0 {
+			// A second claim of the same attempt in the same batch loses.
+			b.Transitions = append(b.Transitions, herald.Transition{AppID: a.ID, DeliveryID: d.ID,
+				From: []herald.Status{herald.StatusAccepted, herald.StatusQueued}, IfAttempts: intp(0),
+				To: herald.StatusSending, Attempts: 1, Event: ev(herald.StatusSending, 1)})
+			want = append(want, false)
+		}
+	}
+	must(t, s.Apply(ctx, b))
+	var got []bool
+	for _, tr := range b.Transitions {
+		got = append(got, tr.Applied)
+	}
+	diff(t, "applied flags", got, want)
+	for i, nn := range nns {
+		d, err := s.GetDelivery(ctx, a.ID, nn.Deliveries[0].ID)
+		must(t, err)
+		w := wantDelivery(nn.Deliveries[0])
+		if i%5 != 4 {
+			w.Status, w.Attempts, w.Provider, w.NextAttemptAt, w.UpdatedAt = herald.StatusSending, 1, "smtp", t1.Add(time.Minute), t1
+		}
+		diff(t, fmt.Sprintf("delivery %d", i), d, w)
+		evs, err := s.ListEvents(ctx, a.ID, nn.Notification.ID)
+		must(t, err)
+		var steps []herald.Status
+		for _, e := range evs {
+			steps = append(steps, e.Status)
+		}
+		wantSteps := []herald.Status{herald.StatusAccepted}
+		if i%5 != 4 {
+			wantSteps = append(wantSteps, herald.StatusQueued, herald.StatusSending)
+		}
+		diff(t, fmt.Sprintf("timeline %d", i), steps, wantSteps)
 	}
 }
 
