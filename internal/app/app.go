@@ -156,7 +156,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		c, err := a.q.ConsumeEvents(ctx, "tracker", tr.Handle)
+		c, err := a.q.ConsumeEvents(ctx, "tracker", tr.HandleEvents)
 		if err != nil {
 			return fmt.Errorf("start tracker: %w", err)
 		}
@@ -174,7 +174,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		if err = a.webhooks.Start(ctx); err != nil {
 			return err
 		}
-		c, err := a.q.ConsumeEvents(ctx, "webhooks", a.webhooks.Handle)
+		c, err := a.q.ConsumeEvents(ctx, "webhooks", a.webhooks.HandleEvents)
 		if err != nil {
 			return fmt.Errorf("start webhook matching: %w", err)
 		}

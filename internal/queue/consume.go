@@ -179,13 +179,18 @@ func (q *Queue) decodeJob(m jetstream.Msg, ch herald.Channel, p herald.Priority)
 	return &Delivery{Job: j, NumDelivered: md.NumDelivered, StoredAt: md.Timestamp, msg: m}, nil
 }
 
-// ConsumeEvents runs handle for every event on EVENTS, one at a time and
-// in stream order except for redeliveries, through the durable consumer named durable (created or
-// updated here; each reader of events, such as the tracker, has its own).
-// An event is acked when handle returns nil and redelivered after a
-// growing delay otherwise; a malformed one is logged and terminated. The
+// ConsumeEvents runs handle for the events on EVENTS, in stream order
+// except for redeliveries, through the durable consumer named durable
+// (created or updated here; each reader of events, such as the tracker,
+// has its own). handle gets a batch at a time: the events that have
+// arrived since the last call, up to MaxEventBatch, so that under load a
+// reader pays for one pull and one store write per batch instead of per
+// event. The batch's events are acked when handle returns nil, and all of
+// them are redelivered after a growing delay otherwise (a handler must
+// therefore be idempotent); a malformed one is logged and terminated. The
+// slice is reused for the next batch: handle must not keep it. The
 // lifetime rules are those of ConsumeJobs.
-func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(context.Context, herald.Event) error) (*Consumer, error) {
+func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(context.Context, []herald.Event) error) (*Consumer, error) {
 	if durable == "" || handle == nil {
 		return nil, herald.Errorf(herald.CodeInternal, "queue: consume events: needs a durable name and a handler")
 	}
@@ -207,32 +212,49 @@ func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(c
 		return nil, translate(fmt.Sprintf("queue: consume events: consumer %q on %q", durable, q.events), err)
 	}
 	log := q.log.With("consumer", durable)
-	return q.run(ctx, cons, 1, log, func(hctx context.Context, m jetstream.Msg) {
-		var w wireEvent
-		if err := json.Unmarshal(m.Data(), &w); err != nil {
-			log.Error("terminating malformed event", "subject", m.Subject(), "err", err)
-			if err := m.Term(); err != nil {
-				log.Warn("term of malformed event failed", "err", err)
+	evs := make([]herald.Event, 0, MaxEventBatch)
+	good := make([]jetstream.Msg, 0, MaxEventBatch)
+	return q.runBatches(ctx, cons, min(MaxEventBatch, q.o.MaxAckPending), log, func(hctx context.Context, ms []jetstream.Msg) {
+		evs, good = evs[:0], good[:0]
+		for _, m := range ms {
+			var w wireEvent
+			if err := json.Unmarshal(m.Data(), &w); err != nil {
+				log.Error("terminating malformed event", "subject", m.Subject(), "err", err)
+				if err := m.Term(); err != nil {
+					log.Warn("term of malformed event failed", "err", err)
+				}
+				continue
 			}
+			evs, good = append(evs, w.event()), append(good, m)
+		}
+		if len(evs) == 0 {
 			return
 		}
-		if err := handle(hctx, w.event()); err != nil {
+		if err := handle(hctx, evs); err != nil {
 			var n uint64 = 1
-			if md, mdErr := m.Metadata(); mdErr == nil {
+			if md, mdErr := good[0].Metadata(); mdErr == nil {
 				n = md.NumDelivered
 			}
 			delay := retryDelay(n)
-			log.Warn("event handler failed; redelivering", "delivery_id", w.DeliveryID, "attempt", n, "delay", delay, "err", err)
-			if err := m.NakWithDelay(delay); err != nil {
-				log.Warn("nak of event failed", "err", err)
+			log.Warn("event handler failed; redelivering the batch", "events", len(evs), "first_delivery_id", evs[0].DeliveryID,
+				"attempt", n, "delay", delay, "err", err)
+			for _, m := range good {
+				if err := m.NakWithDelay(delay); err != nil {
+					log.Warn("nak of event failed", "err", err)
+				}
 			}
 			return
 		}
-		if err := m.Ack(); err != nil {
-			log.Warn("ack of event failed; it will be redelivered", "delivery_id", w.DeliveryID, "err", err)
+		for i, m := range good {
+			if err := m.Ack(); err != nil {
+				log.Warn("ack of event failed; it will be redelivered", "delivery_id", evs[i].DeliveryID, "err", err)
+			}
 		}
 	}), nil
 }
+
+// MaxEventBatch is the most events one ConsumeEvents handler call gets.
+const MaxEventBatch = 256
 
 // retryDelay backs off the redelivery of an event whose handler failed:
 // 100ms doubling up to 30s, so a broken dependency is not hammered.
@@ -257,6 +279,86 @@ const (
 	minPullBackoff = 100 * time.Millisecond
 	maxPullBackoff = 2 * time.Second
 )
+
+// runBatches pulls from cons up to max messages at a time and hands them
+// to process in batches, one batch at a time on one goroutine: each batch
+// is what has arrived since the previous one, so a busy stream is read in
+// large batches and a quiet one without waiting.
+func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int, log *slog.Logger, process func(context.Context, []jetstream.Msg)) *Consumer {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pullCtx, stopPull := context.WithCancel(context.Background())
+	c := &Consumer{stopping: make(chan struct{}), done: make(chan struct{}), stopPull: stopPull, cancel: cancel}
+	handle := func(ms []jetstream.Msg) {
+		defer func() {
+			if r := recover(); r != nil {
+				// A panicking handler must not take the reader down; the
+				// messages are redelivered after the ack wait.
+				log.Error("handler panicked", "messages", len(ms), "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		process(hctx, ms)
+	}
+
+	go func() {
+		defer close(c.done)
+		defer cancel()
+		backoff := minPullBackoff
+		group := make([]jetstream.Msg, 0, max)
+		for {
+			fctx, fcancel := context.WithTimeout(pullCtx, fetchWait)
+			batch, err := cons.Fetch(max, jetstream.FetchContext(fctx))
+			if err == nil {
+				msgs := batch.Messages()
+				for m := range msgs {
+					group = append(group[:0], m)
+				more:
+					for len(group) < max {
+						select {
+						case m, ok := <-msgs:
+							if !ok {
+								break more
+							}
+							group = append(group, m)
+						default:
+							break more
+						}
+					}
+					select {
+					case <-c.stopping:
+						// Pulled after Stop: hand them straight back so that
+						// another reader need not wait for the ack wait.
+						for _, m := range group {
+							if err := m.Nak(); err != nil {
+								log.Warn("nak after stop failed", "err", err)
+							}
+						}
+					default:
+						handle(group)
+					}
+				}
+				err = batch.Error()
+			}
+			fcancel()
+			select {
+			case <-c.stopping:
+				return
+			default:
+			}
+			if err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				backoff = minPullBackoff
+				continue
+			}
+			log.Warn("pull failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-c.stopping:
+				return
+			}
+			backoff = min(2*backoff, maxPullBackoff)
+		}
+	}()
+	return c
+}
 
 // run pulls from cons and hands each message to process in its own
 // goroutine, never more than concurrency at a time.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,6 +62,7 @@ func runSuite(t *testing.T, nc *nats.Conn) {
 		{"PublishRejectsBadJobs", testPublishRejectsBadJobs},
 		{"Events", testEvents},
 		{"EventHandlerErrorRedelivers", testEventHandlerErrorRedelivers},
+		{"EventsInBatches", testEventsInBatches},
 		{"MalformedMessageTerminated", testMalformedMessageTerminated},
 		{"DepthAndPing", testDepthAndPing},
 		{"FullQueueRefusesNew", testFullQueueRefusesNew},
@@ -520,9 +522,9 @@ func testEvents(t *testing.T, nc *nats.Conn) {
 
 	var mu sync.Mutex
 	var got []herald.Event
-	c, err := q.ConsumeEvents(t.Context(), "tracker", func(ctx context.Context, e herald.Event) error {
+	c, err := q.ConsumeEvents(t.Context(), "tracker", func(ctx context.Context, evs []herald.Event) error {
 		mu.Lock()
-		got = append(got, e)
+		got = append(got, evs...)
 		mu.Unlock()
 		return nil
 	})
@@ -557,7 +559,7 @@ func testEventHandlerErrorRedelivers(t *testing.T, nc *nats.Conn) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	c, err := q.ConsumeEvents(t.Context(), "tracker", func(ctx context.Context, e herald.Event) error {
+	c, err := q.ConsumeEvents(t.Context(), "tracker", func(ctx context.Context, evs []herald.Event) error {
 		if calls.Add(1) == 1 {
 			return errors.New("store down")
 		}
@@ -568,6 +570,67 @@ func testEventHandlerErrorRedelivers(t *testing.T, nc *nats.Conn) {
 	}
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	waitFor(t, "event redelivered after a handler error", func() bool { return calls.Load() == 2 })
+	_, stream := q.StreamNames()
+	waitAckPendingOn(t, nc, stream, "tracker", 0)
+}
+
+// testEventsInBatches: events that wait are handed over many at a time,
+// in stream order, and a failed batch comes back whole.
+func testEventsInBatches(t *testing.T, nc *nats.Conn) {
+	q := openQueue(t, nc, queue.Options{})
+	const n = 600 // more than one batch
+	var events []herald.Event
+	for i := range n {
+		events = append(events, herald.Event{AppID: "a", DeliveryID: fmt.Sprintf("d%03d", i), Status: herald.StatusSent})
+	}
+	if err := q.PublishEvents(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sizes []int
+	var failed, got []string
+	c, err := q.ConsumeEvents(t.Context(), "tracker", func(ctx context.Context, evs []herald.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(evs))
+		if len(sizes) == 2 {
+			for _, e := range evs {
+				failed = append(failed, e.DeliveryID)
+			}
+			return errors.New("store down")
+		}
+		for _, e := range evs {
+			got = append(got, e.DeliveryID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, "every event handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if sizes[0] < 2 || slices.Max(sizes) > queue.MaxEventBatch {
+		t.Errorf("batch sizes %v: want the waiting events handed over many at a time, at most %d", sizes, queue.MaxEventBatch)
+	}
+	// The failed batch is redelivered after the others that were already
+	// pulled; each part of the stream keeps its order.
+	var redelivered, rest []string
+	for _, id := range got {
+		if slices.Contains(failed, id) {
+			redelivered = append(redelivered, id)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	if !slices.Equal(redelivered, failed) || !slices.IsSorted(rest) || len(failed) == 0 {
+		t.Errorf("failed batch %v came back as %v; the others in order: %v", failed, redelivered, slices.IsSorted(rest))
+	}
 	_, stream := q.StreamNames()
 	waitAckPendingOn(t, nc, stream, "tracker", 0)
 }

@@ -33,10 +33,15 @@ func New(logger *slog.Logger, reg prometheus.Registerer) (*Tracker, error) {
 	return &Tracker{logger: logger, events: events}, nil
 }
 
-// Handle records one event.
-func (t *Tracker) Handle(_ context.Context, e herald.Event) error {
-	t.events.WithLabelValues(string(e.Channel), string(e.Status)).Inc()
-	t.logger.Debug("delivery event", "app", e.AppID, "notification", e.NotificationID, "delivery", e.DeliveryID,
-		"channel", e.Channel, "status", e.Status, "reason", e.Reason, "attempt", e.Attempt)
+// HandleEvents records a batch of events.
+func (t *Tracker) HandleEvents(_ context.Context, evs []herald.Event) error {
+	debug := t.logger.Enabled(context.Background(), slog.LevelDebug)
+	for _, e := range evs {
+		t.events.WithLabelValues(string(e.Channel), string(e.Status)).Inc()
+		if debug {
+			t.logger.Debug("delivery event", "app", e.AppID, "notification", e.NotificationID, "delivery", e.DeliveryID,
+				"channel", e.Channel, "status", e.Status, "reason", e.Reason, "attempt", e.Attempt)
+		}
+	}
 	return nil
 }

@@ -340,43 +340,16 @@ func types(e herald.Event) []string {
 	return out
 }
 
-// Handle matches one delivery event against the app's endpoints and
-// stores a post for each match. An error (the store) makes the caller
-// redeliver the event; a repeat stores nothing twice.
-func (s *Service) Handle(ctx context.Context, e herald.Event) error {
-	hooks, err := s.hooks(ctx, e.AppID)
-	if err != nil || len(hooks) == 0 {
-		return err
-	}
+// HandleEvents matches delivery events against their apps' endpoints and
+// stores a post for each match, all of a batch in one store write. An
+// error (the store) makes the caller redeliver the events; a repeat
+// stores nothing twice.
+func (s *Service) HandleEvents(ctx context.Context, evs []herald.Event) error {
 	var posts []herald.WebhookPost
-	var d *herald.Delivery
-	now := s.o.Now().UTC()
-	for _, typ := range types(e) {
-		for _, h := range hooks {
-			if h.DisabledAt != nil || !slices.Contains(h.Events, typ) {
-				continue
-			}
-			if d == nil {
-				got, err := s.store.GetDelivery(ctx, e.AppID, e.DeliveryID)
-				if err != nil && herald.ErrorCode(err) != herald.CodeNotFound {
-					return fmt.Errorf("webhook: delivery %q of an event: %w", e.DeliveryID, err)
-				}
-				d = &got // a delivery erased meanwhile leaves user_id empty
-			}
-			// The worker disables a device, or a user's contact; a direct
-			// address has nothing to disable.
-			if (typ == EventDeviceInvalid && d.DeviceID == "") || (typ == EventContactInvalid && d.UserID == "") {
-				continue
-			}
-			body, err := json.Marshal(Payload{Type: typ, Timestamp: e.At.UTC(), Data: Data{
-				NotificationID: e.NotificationID, DeliveryID: e.DeliveryID, UserID: d.UserID,
-				DeviceID: d.DeviceID, Channel: string(e.Channel), Status: string(e.Status), Reason: e.Reason,
-				Attempt: e.Attempt, Provider: e.Provider, Detail: e.Detail}})
-			if err != nil {
-				return fmt.Errorf("webhook: payload: %w", err)
-			}
-			posts = append(posts, herald.WebhookPost{AppID: e.AppID, ID: postID(e, typ, h.ID), WebhookID: h.ID,
-				Payload: body, DueAt: now, CreatedAt: now})
+	for _, e := range evs {
+		var err error
+		if posts, err = s.match(ctx, e, posts); err != nil {
+			return err
 		}
 	}
 	if len(posts) == 0 {
@@ -390,6 +363,46 @@ func (s *Service) Handle(ctx context.Context, e herald.Event) error {
 	default:
 	}
 	return nil
+}
+
+// match appends to posts one post for each of the app's endpoints that
+// subscribed to the event.
+func (s *Service) match(ctx context.Context, e herald.Event, posts []herald.WebhookPost) ([]herald.WebhookPost, error) {
+	hooks, err := s.hooks(ctx, e.AppID)
+	if err != nil || len(hooks) == 0 {
+		return posts, err
+	}
+	var d *herald.Delivery
+	now := s.o.Now().UTC()
+	for _, typ := range types(e) {
+		for _, h := range hooks {
+			if h.DisabledAt != nil || !slices.Contains(h.Events, typ) {
+				continue
+			}
+			if d == nil {
+				got, err := s.store.GetDelivery(ctx, e.AppID, e.DeliveryID)
+				if err != nil && herald.ErrorCode(err) != herald.CodeNotFound {
+					return posts, fmt.Errorf("webhook: delivery %q of an event: %w", e.DeliveryID, err)
+				}
+				d = &got // a delivery erased meanwhile leaves user_id empty
+			}
+			// The worker disables a device, or a user's contact; a direct
+			// address has nothing to disable.
+			if (typ == EventDeviceInvalid && d.DeviceID == "") || (typ == EventContactInvalid && d.UserID == "") {
+				continue
+			}
+			body, err := json.Marshal(Payload{Type: typ, Timestamp: e.At.UTC(), Data: Data{
+				NotificationID: e.NotificationID, DeliveryID: e.DeliveryID, UserID: d.UserID,
+				DeviceID: d.DeviceID, Channel: string(e.Channel), Status: string(e.Status), Reason: e.Reason,
+				Attempt: e.Attempt, Provider: e.Provider, Detail: e.Detail}})
+			if err != nil {
+				return posts, fmt.Errorf("webhook: payload: %w", err)
+			}
+			posts = append(posts, herald.WebhookPost{AppID: e.AppID, ID: postID(e, typ, h.ID), WebhookID: h.ID,
+				Payload: body, DueAt: now, CreatedAt: now})
+		}
+	}
+	return posts, nil
 }
 
 // postID is the webhook-id of an event's post to an endpoint: the same

@@ -82,13 +82,18 @@ func (s *Store) AddWebhookPosts(ctx context.Context, posts []herald.WebhookPost)
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Prepared once for the batch: the tracker stores a whole batch of events' posts at a time.
+		st, err := tx.PrepareContext(ctx, `INSERT INTO webhook_posts (id, app_id, webhook_id, payload, attempts, due_at, created_at)
+			SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS
+				(SELECT 1 FROM webhooks WHERE app_id = ? AND id = ? AND disabled_at IS NULL)
+			ON CONFLICT (id) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
 		for _, p := range posts {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_posts (id, app_id, webhook_id, payload, attempts, due_at, created_at)
-				SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS
-					(SELECT 1 FROM webhooks WHERE app_id = ? AND id = ? AND disabled_at IS NULL)
-				ON CONFLICT (id) DO NOTHING`,
-				p.ID, p.AppID, p.WebhookID, p.Payload, p.Attempts, us(storeutil.Time(p.DueAt)), us(storeutil.Time(p.CreatedAt)),
-				p.AppID, p.WebhookID); err != nil {
+			if _, err := st.ExecContext(ctx, p.ID, p.AppID, p.WebhookID, p.Payload, p.Attempts, us(storeutil.Time(p.DueAt)),
+				us(storeutil.Time(p.CreatedAt)), p.AppID, p.WebhookID); err != nil {
 				return err
 			}
 		}
