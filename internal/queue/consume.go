@@ -360,8 +360,8 @@ func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int
 	return c
 }
 
-// run pulls from cons and hands each message to process in its own
-// goroutine, never more than concurrency at a time.
+// run pulls from cons and hands each message to process on one of
+// concurrency goroutines, never more than concurrency at a time.
 func (q *Queue) run(ctx context.Context, cons jetstream.Consumer, concurrency int, log *slog.Logger, process func(context.Context, jetstream.Msg)) *Consumer {
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	pullCtx, stopPull := context.WithCancel(context.Background())
@@ -374,24 +374,35 @@ func (q *Queue) run(ctx context.Context, cons jetstream.Consumer, concurrency in
 			<-slots
 		}
 	}
-	dispatch := func(m jetstream.Msg) {
+	handle := func(m jetstream.Msg) {
+		defer release(1)
+		defer func() {
+			if r := recover(); r != nil {
+				// A panicking handler must not take the worker down;
+				// the message is redelivered after the ack wait.
+				log.Error("handler panicked", "subject", m.Subject(), "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		process(hctx, m)
+	}
+	// One long-lived goroutine per slot rather than one per message: a
+	// fresh goroutine grows its stack again for every message (JSON,
+	// SQLite), which cost about 3 % of the CPU under load.
+	work := make(chan jetstream.Msg)
+	for range concurrency {
 		handlers.Go(func() {
-			defer release(1)
-			defer func() {
-				if r := recover(); r != nil {
-					// A panicking handler must not take the worker down;
-					// the message is redelivered after the ack wait.
-					log.Error("handler panicked", "subject", m.Subject(), "panic", r, "stack", string(debug.Stack()))
-				}
-			}()
-			process(hctx, m)
+			for m := range work {
+				handle(m)
+			}
 		})
 	}
+	dispatch := func(m jetstream.Msg) { work <- m }
 
 	go func() {
 		defer close(c.done)
 		defer cancel()
 		defer handlers.Wait()
+		defer close(work)
 		backoff := minPullBackoff
 		for {
 			// Wait for one free handler, then take every other free one.
