@@ -57,6 +57,9 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	}
 
+	// The queue hands handlers a context that a stop may cancel; so does this.
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -65,12 +68,12 @@ func BenchmarkDeliver(b *testing.B) {
 	for g := range workers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
-				d, err := accept(ctx, w, appID, fmt.Sprintf("user-%d", g%users))
+				d, err := accept(hctx, w, appID, fmt.Sprintf("user-%d", g%users))
 				if err != nil {
 					errs <- err
 					return
 				}
-				if v := worker.Handle(ctx, appID, d.ID, time.Now()); v.Action != deliver.Ack {
+				if v := worker.Handle(hctx, appID, d.ID, time.Now()); v.Action != deliver.Ack {
 					errs <- fmt.Errorf("delivery %s: verdict %+v, want ack", d.ID, v)
 					return
 				}
