@@ -19,6 +19,10 @@ import (
 // Rows go in as multi-row INSERTs: in the pure Go SQLite each statement
 // execution has a fixed cost that would otherwise dominate a group commit.
 func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
+	// A commit's statements are short and its lock wait is bounded by
+	// busy_timeout: a context that can end would only cost a goroutine per
+	// statement (see uncancelable).
+	ctx = uncancelable(ctx)
 	applied := make([]bool, len(b.Transitions))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		w := &writer{tx: tx, prepared: s.prepared, stmts: map[string]*sql.Stmt{}}

@@ -37,8 +37,9 @@ func (c *stmtCache) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 
 // QueryRowContext is sql.DB's, through the cached statement of q. When q
 // cannot be prepared, the query runs unprepared, so its Row carries the
-// error as before.
+// error as before. Like every query here it runs under uncancelable(ctx).
 func (c *stmtCache) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = uncancelable(ctx)
 	st, err := c.stmt(ctx, q)
 	if err != nil {
 		return c.db.QueryRowContext(ctx, q, args...)
@@ -48,11 +49,28 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, q string, args ...any) 
 
 // QueryContext is sql.DB's, through the cached statement of q.
 func (c *stmtCache) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = uncancelable(ctx)
 	st, err := c.stmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	return st.QueryContext(ctx, args...)
+}
+
+// uncancelable returns ctx without its cancellation, or, when ctx has
+// ended already, a context that has too. Under a context that can end,
+// the driver starts a goroutine per statement to interrupt it and
+// database/sql one per result set to close it; for a lookup by key that
+// takes microseconds, that costs more than the lookup, and a wait for a
+// lock is bounded by busy_timeout anyway.
+func uncancelable(ctx context.Context) context.Context {
+	if ctx.Done() == nil || ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // close closes every cached statement.
