@@ -207,7 +207,11 @@ func (w *Writer) commit(reqs []request) {
 		reqs[0].done <- err
 		return
 	}
-	merged := &herald.Batch{}
+	var nn, nt int
+	for _, r := range reqs {
+		nn, nt = nn+len(r.batch.Notifications), nt+len(r.batch.Transitions)
+	}
+	merged := &herald.Batch{Notifications: make([]herald.NewNotification, 0, nn), Transitions: make([]herald.Transition, 0, nt)}
 	for _, r := range reqs {
 		merged.Notifications = append(merged.Notifications, r.batch.Notifications...)
 		merged.Transitions = append(merged.Transitions, r.batch.Transitions...)
