@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,9 +26,11 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	ctx = uncancelable(ctx)
 	applied := make([]bool, len(b.Transitions))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		w := &writer{tx: tx, prepared: s.prepared, stmts: map[string]*sql.Stmt{}}
-		defer w.close()
-		var notifications, deliveries, events, keys [][]any
+		// The writer pool's one connection makes this the only transaction
+		// using the scratch space.
+		w := &s.scratch
+		w.tx = tx
+		defer w.reset()
 		for i := range b.Notifications {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
@@ -36,42 +39,36 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			if err != nil {
 				return err
 			}
-			notifications = append(notifications, []any{n.AppID, n.ID, n.Category, string(n.Priority), string(content),
-				us(storeutil.Time(n.CreatedAt))})
+			w.rows[tableNotifications] = append(w.rows[tableNotifications], n.AppID, n.ID, n.Category, string(n.Priority),
+				string(content), us(storeutil.Time(n.CreatedAt)))
 			for _, d := range nn.Deliveries {
 				created := us(storeutil.Time(d.CreatedAt))
-				deliveries = append(deliveries, []any{d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
-					string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
-					d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created})
+				w.rows[tableDeliveries] = append(w.rows[tableDeliveries], d.AppID, d.ID, d.NotificationID, d.UserID,
+					string(d.Channel), string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason,
+					d.Provider, d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created)
 			}
 			for _, e := range nn.Events {
-				events = append(events, s.eventRow(e))
+				w.event(s.nextSeq(), e)
 			}
 			if k := nn.Idempotency; k != nil {
-				keys = append(keys, []any{k.AppID, k.Key, k.RequestHash, k.NotificationID, []byte(k.Response),
-					us(storeutil.Time(k.CreatedAt))})
+				w.rows[tableIdempotency] = append(w.rows[tableIdempotency], k.AppID, k.Key, k.RequestHash, k.NotificationID,
+					[]byte(k.Response), us(storeutil.Time(k.CreatedAt)))
 			}
 		}
-		for _, ins := range []struct {
-			table, columns string
-			rows           [][]any
-		}{
-			{"notifications", notificationInsertColumns, notifications},
-			{"deliveries", deliveryColumns, deliveries},
-			{"idempotency", idempotencyColumns, keys},
-		} {
-			if err := w.insertRows(ctx, ins.table, ins.columns, ins.rows); err != nil {
+		for _, t := range []int{tableNotifications, tableDeliveries, tableIdempotency} {
+			if err := w.insert(ctx, t); err != nil {
 				return err
 			}
 		}
-		evs, err := w.transitions(ctx, b.Transitions, applied)
-		if err != nil {
+		if err := w.transitions(ctx, b.Transitions, applied); err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			events = append(events, s.eventRow(ev))
+		for i := range b.Transitions {
+			if applied[i] {
+				w.event(s.nextSeq(), w.transitionEvent(b.Transitions, i))
+			}
 		}
-		return w.insertRows(ctx, "events", eventColumns, events)
+		return w.insert(ctx, tableEvents)
 	})
 	if err != nil {
 		return wrap(err, "apply batch of %d notifications, %d transitions", len(b.Notifications), len(b.Transitions))
@@ -84,11 +81,6 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 }
 
 const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"
-
-func (s *Store) eventRow(e herald.Event) []any {
-	return []any{e.AppID, e.NotificationID, s.nextSeq(), e.DeliveryID, string(e.Channel), string(e.Status),
-		e.Reason, e.Attempt, e.Provider, e.Detail, us(storeutil.Time(e.At))}
-}
 
 // nextSeq orders events: increasing within this process, and based on the
 // clock (microseconds × 1024) so that another process writing the same
@@ -110,33 +102,31 @@ func (s *Store) nextSeq() int64 {
 // every statement run has a fixed cost.
 const rowsPerInsert = 64
 
-// insertTables are the tables Apply inserts into, with their columns.
-var insertTables = []struct{ table, columns string }{
-	{"notifications", notificationInsertColumns},
-	{"deliveries", deliveryColumns},
-	{"idempotency", idempotencyColumns},
-	{"events", eventColumns},
+// The tables Apply inserts into, indexes of insertTables.
+const (
+	tableNotifications = iota
+	tableDeliveries
+	tableIdempotency
+	tableEvents
+)
+
+// insertTable is a table Apply inserts into, with its columns.
+type insertTable struct{ table, columns string }
+
+func (t insertTable) cols() int { return strings.Count(t.columns, ",") + 1 }
+
+// insertTables are the tables Apply inserts into.
+var insertTables = [...]insertTable{
+	tableNotifications: {"notifications", notificationInsertColumns},
+	tableDeliveries:    {"deliveries", deliveryColumns},
+	tableIdempotency:   {"idempotency", idempotencyColumns},
+	tableEvents:        {"events", eventColumns},
 }
 
 const (
 	notificationInsertColumns = "app_id, id, category, priority, content, created_at"
 	idempotencyColumns        = "app_id, key, request_hash, notification_id, response, created_at"
 )
-
-// applyStatements lists every statement Apply uses, for preparing at open.
-func applyStatements() []string {
-	var qs []string
-	for _, t := range insertTables {
-		cols := strings.Count(t.columns, ",") + 1
-		for n := 1; n <= rowsPerInsert; n++ {
-			qs = append(qs, insertQuery(t.table, t.columns, cols, n))
-		}
-	}
-	for n := 1; n <= transitionRows; n *= 2 {
-		qs = append(qs, transitionsQuery(n))
-	}
-	return qs
-}
 
 func insertQuery(table, columns string, cols, rows int) string {
 	tuple := "(?" + strings.Repeat(", ?", cols-1) + ")"
@@ -168,115 +158,176 @@ func transitionsQuery(rows int) string {
 // transitionColumns is the number of values per row of transitionsQuery.
 const transitionColumns = 11
 
-// transitionRows is the most rows one transitionsQuery carries. Statements
-// for 1, 2, 4 … transitionRows rows are prepared at open; n transitions
-// run in the smallest of them, padded with rows that match nothing: a
-// padding row costs far less than a second statement.
-const transitionRows = 64
+// transitionSizes counts the prepared transitionsQuery statements: for 1,
+// 2, 4 … transitionRows rows. n transitions run in the smallest that holds
+// them, padded with rows that match nothing: a padding row costs far less
+// than a second statement.
+const (
+	transitionSizes = 7
+	transitionRows  = 1 << (transitionSizes - 1)
+)
+
+// applyStmts are Apply's statements, prepared once at open on the writer
+// connection.
+type applyStmts struct {
+	insert      [len(insertTables)][rowsPerInsert]*sql.Stmt // by table and row count - 1
+	transitions [transitionSizes]*sql.Stmt                  // by log2 of the row count
+}
 
 // prepareApply prepares Apply's statements on the writer pool.
-func prepareApply(ctx context.Context, db *sql.DB) (map[string]*sql.Stmt, error) {
-	out := map[string]*sql.Stmt{}
-	for _, q := range applyStatements() {
+func prepareApply(ctx context.Context, db *sql.DB) (*applyStmts, error) {
+	p := &applyStmts{}
+	prepare := func(q string) (*sql.Stmt, error) {
 		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
-			for _, st := range out {
+			p.close()
+		}
+		return st, err
+	}
+	var err error
+	for t, it := range insertTables {
+		for n := 1; n <= rowsPerInsert; n++ {
+			if p.insert[t][n-1], err = prepare(insertQuery(it.table, it.columns, it.cols(), n)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i := range p.transitions {
+		if p.transitions[i], err = prepare(transitionsQuery(1 << i)); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *applyStmts) close() {
+	for _, sts := range p.insert {
+		for _, st := range sts {
+			if st != nil {
 				_ = st.Close()
 			}
-			return nil, err
 		}
-		out[q] = st
 	}
-	return out, nil
+	for _, st := range p.transitions {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
 }
 
-// writer runs the statements of one Apply inside its transaction.
+// writer runs the statements of one Apply inside its transaction. Its
+// slices are kept from one Apply to the next (Store.scratch), so that a
+// commit does not grow them again from nothing.
 type writer struct {
 	tx       *sql.Tx
-	prepared map[string]*sql.Stmt // prepared at open, shared
-	stmts    map[string]*sql.Stmt // this transaction's
+	prepared *applyStmts
+	stmts    map[*sql.Stmt]*sql.Stmt // this transaction's, by prepared statement
+
+	rows [len(insertTables)][]any // each table's values, row after row
+	args []any                    // one statement's
+	// transitions' scratch
+	rounds [][]int
+	seen   map[string]int
+	byID   map[string]int
+	found  []found
 }
 
-func (w *writer) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := w.stmts[q]; ok {
-		return st, nil
-	}
-	var st *sql.Stmt
-	if p, ok := w.prepared[q]; ok {
-		// The writer pool has one connection, so this reuses the statement prepared on it.
-		st = w.tx.StmtContext(ctx, p)
-	} else {
-		var err error
-		if st, err = w.tx.PrepareContext(ctx, q); err != nil {
-			return nil, err
-		}
-	}
-	w.stmts[q] = st
-	return st, nil
-}
+// found is what a transition's RETURNING told of its delivery.
+type found struct{ notificationID, channel string }
 
-func (w *writer) close() {
-	for _, st := range w.stmts {
+// reset ends the transaction's use of the writer, dropping its references.
+func (w *writer) reset() {
+	for p, st := range w.stmts {
 		_ = st.Close()
+		delete(w.stmts, p)
 	}
+	for t := range w.rows {
+		clear(w.rows[t])
+		w.rows[t] = w.rows[t][:0]
+	}
+	clear(w.args[:cap(w.args)])
+	clear(w.found)
+	clear(w.seen)
+	clear(w.byID)
+	w.tx = nil
 }
 
-func (w *writer) insertRows(ctx context.Context, table, columns string, rows [][]any) error {
-	for len(rows) > 0 {
-		n := min(len(rows), rowsPerInsert)
-		st, err := w.stmt(ctx, insertQuery(table, columns, len(rows[0]), n))
-		if err != nil {
-			return fmt.Errorf("prepare insert into %s: %w", table, err)
+// stmt returns the transaction's handle of a prepared statement.
+func (w *writer) stmt(ctx context.Context, p *sql.Stmt) *sql.Stmt {
+	if st, ok := w.stmts[p]; ok {
+		return st
+	}
+	// The writer pool has one connection, so this reuses the statement prepared on it.
+	st := w.tx.StmtContext(ctx, p)
+	if w.stmts == nil {
+		w.stmts = map[*sql.Stmt]*sql.Stmt{}
+	}
+	w.stmts[p] = st
+	return st
+}
+
+// event adds an event row.
+func (w *writer) event(seq int64, e herald.Event) {
+	w.rows[tableEvents] = append(w.rows[tableEvents], e.AppID, e.NotificationID, seq, e.DeliveryID, string(e.Channel),
+		string(e.Status), e.Reason, e.Attempt, e.Provider, e.Detail, us(storeutil.Time(e.At)))
+}
+
+// insert writes the rows gathered for table t.
+func (w *writer) insert(ctx context.Context, t int) error {
+	cols := insertTables[t].cols()
+	vals := w.rows[t]
+	for len(vals) > 0 {
+		n := min(len(vals)/cols, rowsPerInsert)
+		if _, err := w.stmt(ctx, w.prepared.insert[t][n-1]).ExecContext(ctx, vals[:n*cols]...); err != nil {
+			return fmt.Errorf("insert %d rows into %s: %w", n, insertTables[t].table, err)
 		}
-		args := make([]any, 0, n*len(rows[0]))
-		for _, r := range rows[:n] {
-			args = append(args, r...)
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("insert %d rows into %s: %w", n, table, err)
-		}
-		rows = rows[n:]
+		vals = vals[n*cols:]
 	}
 	return nil
 }
 
-// transitions applies ts in order, each only if its guard holds, sets
-// applied[i] for each that did, and returns the events of those, in the
-// order of ts, with their missing ids and channel taken from the
-// delivery. Transitions of different deliveries go into multi-row
-// statements; a delivery's later transitions wait for a later round, so
-// that each sees what the earlier ones did.
-func (w *writer) transitions(ctx context.Context, ts []herald.Transition, applied []bool) ([]herald.Event, error) {
+// transitions applies ts in order, each only if its guard holds, and sets
+// applied[i] for each that did (transitionEvent then gives its event).
+// Transitions of different deliveries go into multi-row statements; a
+// delivery's later transitions wait for a later round, so that each sees
+// what the earlier ones did.
+func (w *writer) transitions(ctx context.Context, ts []herald.Transition, applied []bool) error {
 	if len(ts) == 0 {
-		return nil, nil
+		return nil
 	}
-	type found struct{ notificationID, channel string }
-	rows := make([]found, len(ts))
-	var rounds [][]int
-	seen := make(map[string]int, len(ts)) // delivery id → transitions of it so far
+	w.found = slices.Grow(w.found[:0], len(ts))[:len(ts)]
+	clear(w.found)
+	if w.seen == nil {
+		w.seen, w.byID = map[string]int{}, map[string]int{}
+	}
+	clear(w.seen)
+	rounds := w.rounds[:0]
 	for i := range ts {
-		r := seen[ts[i].DeliveryID]
-		seen[ts[i].DeliveryID] = r + 1
+		r := w.seen[ts[i].DeliveryID] // the delivery's transitions so far
+		w.seen[ts[i].DeliveryID] = r + 1
 		if r == len(rounds) {
-			rounds = append(rounds, make([]int, 0, len(ts)))
+			if r < len(w.rounds) {
+				rounds = append(rounds, w.rounds[r][:0])
+			} else {
+				rounds = append(rounds, make([]int, 0, len(ts)))
+			}
 		}
 		rounds[r] = append(rounds[r], i)
 	}
-	args := make([]any, 0, min(len(ts), transitionRows)*transitionColumns)
-	byID := make(map[string]int, min(len(ts), transitionRows))
+	w.rounds = rounds
 	for _, round := range rounds {
 		for len(round) > 0 {
 			chunk := round[:min(len(round), transitionRows)]
 			round = round[len(chunk):]
-			n := 1
-			for n < len(chunk) {
-				n *= 2
+			size := 0
+			for 1<<size < len(chunk) {
+				size++
 			}
-			args = args[:0]
-			clear(byID)
+			args := w.args[:0]
+			clear(w.byID)
 			for _, i := range chunk {
 				t := &ts[i]
-				byID[t.DeliveryID] = i
+				w.byID[t.DeliveryID] = i
 				due := t.DueAt
 				if due.IsZero() {
 					due = t.Event.At
@@ -288,69 +339,78 @@ func (w *writer) transitions(ctx context.Context, ts []herald.Transition, applie
 				args = append(args, t.AppID, t.DeliveryID, guard(t.From), ifAttempts, string(t.To), t.Reason, t.Attempts,
 					t.Provider, t.ProviderMessageID, us(storeutil.Time(due)), us(storeutil.Time(t.Event.At)))
 			}
-			for range n - len(chunk) {
+			for range 1<<size - len(chunk) {
 				// Padding up to the prepared size: a NULL id matches no delivery.
 				args = append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil)
 			}
-			st, err := w.stmt(ctx, transitionsQuery(n))
-			if err != nil {
-				return nil, fmt.Errorf("prepare transitions: %w", err)
-			}
-			if err := func() error {
-				res, err := st.QueryContext(ctx, args...)
-				if err != nil {
-					return err
-				}
-				defer res.Close()
-				for res.Next() {
-					var id string
-					var f found
-					if err := res.Scan(&id, &f.notificationID, &f.channel); err != nil {
-						return err
-					}
-					if i, ok := byID[id]; ok {
-						applied[i], rows[i] = true, f
-					}
-				}
-				return res.Err()
-			}(); err != nil {
-				return nil, fmt.Errorf("transitions of %d deliveries: %w", len(chunk), err)
+			w.args = args
+			if err := w.returning(ctx, w.stmt(ctx, w.prepared.transitions[size]), args, applied); err != nil {
+				return fmt.Errorf("transitions of %d deliveries: %w", len(chunk), err)
 			}
 		}
 	}
-	var evs []herald.Event
-	for i := range ts {
-		if !applied[i] {
-			continue
-		}
-		t, e := &ts[i], ts[i].Event
-		if e.AppID == "" {
-			e.AppID = t.AppID
-		}
-		if e.DeliveryID == "" {
-			e.DeliveryID = t.DeliveryID
-		}
-		if e.NotificationID == "" {
-			e.NotificationID = rows[i].notificationID
-		}
-		if e.Channel == "" {
-			e.Channel = herald.Channel(rows[i].channel)
-		}
-		evs = append(evs, e)
+	return nil
+}
+
+// returning runs one transitions statement and records which deliveries it moved.
+func (w *writer) returning(ctx context.Context, st *sql.Stmt, args []any, applied []bool) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
 	}
-	return evs, nil
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var f found
+		if err := rows.Scan(&id, &f.notificationID, &f.channel); err != nil {
+			return err
+		}
+		if i, ok := w.byID[id]; ok {
+			applied[i], w.found[i] = true, f
+		}
+	}
+	return rows.Err()
+}
+
+// transitionEvent is the event of the applied transition ts[i], with its
+// missing ids and channel taken from the delivery.
+func (w *writer) transitionEvent(ts []herald.Transition, i int) herald.Event {
+	t, e := &ts[i], ts[i].Event
+	if e.AppID == "" {
+		e.AppID = t.AppID
+	}
+	if e.DeliveryID == "" {
+		e.DeliveryID = t.DeliveryID
+	}
+	if e.NotificationID == "" {
+		e.NotificationID = w.found[i].notificationID
+	}
+	if e.Channel == "" {
+		e.Channel = herald.Channel(w.found[i].channel)
+	}
+	return e
 }
 
 // guard is a transition's From as transitionsQuery matches it: ",a,b,".
 func guard(from []herald.Status) string {
+	if len(from) == 0 {
+		return openGuard
+	}
+	return guardOf(from)
+}
+
+func guardOf(from []herald.Status) string {
 	var b strings.Builder
 	b.WriteByte(',')
-	for _, s := range storeutil.GuardStatuses(from) {
-		b.WriteString(s)
+	for _, s := range from {
+		b.WriteString(string(s))
 		b.WriteByte(',')
 	}
 	return b.String()
 }
+
+// openGuard is the guard of an empty From: any status that is not Done.
+var openGuard = guardOf(storeutil.OpenStatuses())
 
 // GetNotification returns the notification. CodeNotFound when the app has none with this id.
 func (s *Store) GetNotification(ctx context.Context, appID, id string) (herald.Notification, error) {

@@ -48,8 +48,10 @@ type Store struct {
 	r    *sql.DB    // readers
 	read *stmtCache // the readers' fixed queries, prepared once
 
-	prepared map[string]*sql.Stmt // Apply's statements, prepared on w
-	seq      atomic.Int64         // the last event seq given out
+	// Apply's statements, prepared on w, and the scratch space of its
+	// transaction.
+	scratch writer
+	seq     atomic.Int64 // the last event seq given out
 
 	// The writer never checkpoints the WAL itself (wal_autocheckpoint=0):
 	// copying pages back into the database file and syncing it would land
@@ -111,7 +113,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, wrap(err, "read the last event seq")
 	}
 	s.seq.Store(last.Int64)
-	if s.prepared, err = prepareApply(ctx, w); err != nil {
+	if s.scratch.prepared, err = prepareApply(ctx, w); err != nil {
 		_ = s.Close()
 		return nil, wrap(err, "prepare statements")
 	}
@@ -258,8 +260,8 @@ func (s *Store) Close() error {
 			_, _ = s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 			_ = s.ckpt.Close()
 		}
-		for _, st := range s.prepared {
-			_ = st.Close()
+		if s.scratch.prepared != nil {
+			s.scratch.prepared.close()
 		}
 		s.read.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
