@@ -131,7 +131,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.writer = logwriter.New(a.store, logwriter.Options{Linger: a.cfg.CommitLinger, Publisher: a.q, Logger: a.logger,
+	a.writer = logwriter.New(a.store, logwriter.Options{Linger: a.cfg.CommitLinger, Interval: a.cfg.CommitInterval, Publisher: a.q, Logger: a.logger,
 		Observe: m.observeCommit, Dropped: m.publishSkipped.Inc})
 	if err = a.writer.Start(ctx); err != nil {
 		return err

@@ -57,6 +57,7 @@ type Config struct {
 	ReconcileInterval   time.Duration `flag:"reconcile-interval" env:"HERALD_RECONCILE_INTERVAL" help:"time between reconciler passes"`
 	ReconcileAfter      time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
 	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
+	CommitInterval      time.Duration `flag:"commit-interval" env:"HERALD_COMMIT_INTERVAL" help:"while the group commit is busy (its last commit merged more than one write), the shortest time between the starts of two commits; it waits up to that long for more writes (0: off)"`
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
 	Pprof               bool          `flag:"pprof" env:"HERALD_PPROF" help:"serve Go's profiler at /debug/pprof/ on the HTTP listener, without authentication: only where that listener is not reachable from outside"`
 	// Retries and dead letters: each channel's retry schedule (exponential
@@ -234,6 +235,9 @@ func (c *Config) Validate() error {
 	problems = append(problems, c.validateRetries()...)
 	if c.SendTimeout <= 0 || c.ProviderCooldown <= 0 || c.ReconcileInterval <= 0 || c.ReconcileAfter <= 0 || c.ShutdownTimeout <= 0 {
 		problems = append(problems, "durations must be positive")
+	}
+	if c.CommitLinger < 0 || c.CommitInterval < 0 {
+		problems = append(problems, "commit-linger, commit-interval: must not be negative")
 	}
 	if c.WebhookRetryAttempts < 1 || c.WebhookRetryBase <= 0 {
 		problems = append(problems, "webhook-retry-attempts: must be at least 1; webhook-retry-base: must be positive")

@@ -536,3 +536,80 @@ func TestWriteAfterStopIsErrStopped(t *testing.T) {
 	}
 	wantNotStored(t, s, "late")
 }
+
+// gate is an Applier that records when each commit started and how many
+// notifications it carried, and holds the first commit until released.
+type gate struct {
+	mu      sync.Mutex
+	commits []gateCommit
+	hold    chan struct{}
+}
+
+type gateCommit struct {
+	at time.Time
+	n  int
+}
+
+func (g *gate) Apply(_ context.Context, b *herald.Batch) error {
+	g.mu.Lock()
+	g.commits = append(g.commits, gateCommit{at: time.Now(), n: len(b.Notifications)})
+	first := len(g.commits) == 1
+	g.mu.Unlock()
+	if first {
+		<-g.hold
+	}
+	return nil
+}
+
+func (g *gate) all() []gateCommit {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.commits)
+}
+
+// TestIntervalSpacesBusyCommits: once a commit merged several requests,
+// the next starts no sooner than Interval after it, with what arrived
+// meanwhile; a request that finds the writer idle is committed at once.
+func TestIntervalSpacesBusyCommits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &gate{hold: make(chan struct{})}
+		const interval = 10 * time.Millisecond
+		w := startWriter(t, g, logwriter.Options{Interval: interval})
+		write := func(id string) chan error {
+			done := make(chan error, 1)
+			go func() { done <- w.Write(t.Context(), batchOf(notification(id, now(), herald.StatusAccepted))) }()
+			return done
+		}
+		wait := func(dones ...chan error) {
+			t.Helper()
+			for _, d := range dones {
+				if err := <-d; err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		start := time.Now()
+		a := write("a") // idle: committed at once, and held there
+		synctest.Wait()
+		b, c := write("b"), write("c")
+		synctest.Wait()
+		close(g.hold)
+		wait(a, b, c) // b and c merged: the writer is busy now
+
+		time.Sleep(time.Millisecond)
+		d := write("d")
+		time.Sleep(2 * time.Millisecond)
+		e := write("e")
+		wait(d, e) // one commit, interval after b and c's
+
+		time.Sleep(time.Second)
+		wait(write("f")) // busy, but the interval has long passed: at once
+		wait(write("g")) // f was alone: idle again, at once
+
+		want := []gateCommit{{start, 1}, {start, 2}, {start.Add(interval), 2}, {start.Add(interval + time.Second), 1},
+			{start.Add(interval + time.Second), 1}}
+		if diff := gocmp.Diff(want, g.all(), gocmp.AllowUnexported(gateCommit{})); diff != "" {
+			t.Errorf("commits (-want +got):\n%s", diff)
+		}
+	})
+}
