@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -164,8 +163,8 @@ func (q *Queue) ConsumeJobs(ctx context.Context, ch herald.Channel, p herald.Pri
 }
 
 func (q *Queue) decodeJob(m jetstream.Msg, ch herald.Channel, p herald.Priority) (*Delivery, error) {
-	var j Job
-	if err := json.Unmarshal(m.Data(), &j); err != nil {
+	j, err := decodeJobJSON(m.Data())
+	if err != nil {
 		return nil, fmt.Errorf("decode job: %w", err)
 	}
 	if j.DeliveryID == "" || j.Channel != ch || j.Priority != p {
@@ -217,8 +216,8 @@ func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(c
 	return q.runBatches(ctx, cons, min(MaxEventBatch, q.o.MaxAckPending), log, func(hctx context.Context, ms []jetstream.Msg) {
 		evs, good = evs[:0], good[:0]
 		for _, m := range ms {
-			var w wireEvent
-			if err := json.Unmarshal(m.Data(), &w); err != nil {
+			w, err := decodeEvent(m.Data())
+			if err != nil {
 				log.Error("terminating malformed event", "subject", m.Subject(), "err", err)
 				if err := m.Term(); err != nil {
 					log.Warn("term of malformed event failed", "err", err)

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -63,11 +62,7 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) error {
 				"job %d (delivery %q): needs a delivery id, a known channel (%q) and priority (%q)", i, j.DeliveryID, j.Channel, j.Priority))
 			continue
 		}
-		body, err := json.Marshal(j)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("delivery %q: encode: %w", j.DeliveryID, err))
-			continue
-		}
+		body := appendJob(make([]byte, 0, 192), j)
 		msgs[i] = &nats.Msg{Subject: q.jobSubject(j.Channel, j.Priority), Data: body, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.MsgIDHeader, j.msgID())
 	}
@@ -112,7 +107,7 @@ func (q *Queue) PublishEvents(ctx context.Context, events []herald.Event) error 
 	var errs []error
 	for i, e := range events {
 		ids[i] = e.DeliveryID
-		body, err := json.Marshal(toWire(e))
+		body, err := appendEvent(make([]byte, 0, 256), toWire(e))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("event of delivery %q: encode: %w", e.DeliveryID, err))
 			continue
