@@ -103,6 +103,10 @@ type LogStore interface {
 	ListEvents(ctx context.Context, appID, notificationID string) ([]Event, error)
 	// GetDelivery returns one delivery. CodeNotFound when absent.
 	GetDelivery(ctx context.Context, appID, id string) (Delivery, error)
+	// GetDeliveryWork returns a delivery with its notification and its
+	// user's preferences, in one read: the worker calls it for every job it
+	// takes. CodeNotFound when the app has no such delivery.
+	GetDeliveryWork(ctx context.Context, appID, id string) (DeliveryWork, error)
 	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
 	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
 	// DeleteIdempotencyBefore deletes up to limit idempotency records of
@@ -144,6 +148,17 @@ type DeadLetterFilter struct {
 	Channel Channel
 	Cursor  string // from a previous page
 	Limit   int    // 1..500
+}
+
+// DeliveryWork is what a worker reads before it sends a delivery.
+type DeliveryWork struct {
+	Delivery     Delivery
+	Notification Notification
+	// Preferences are those of the delivery's user (empty when never set,
+	// or when the delivery has no user). UserGone reports a delivery whose
+	// user no longer exists (erased since it was accepted).
+	Preferences Preferences
+	UserGone    bool
 }
 
 // DeadLetter is a dead delivery with its timeline, the error of each attempt included.

@@ -18,7 +18,8 @@ import (
 // Store is what the worker reads.
 type Store interface {
 	GetDelivery(ctx context.Context, appID, id string) (herald.Delivery, error)
-	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
+	// GetDeliveryWork reads a job's delivery, notification and preferences at once.
+	GetDeliveryWork(ctx context.Context, appID, id string) (herald.DeliveryWork, error)
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
 	SetDeviceStatus(ctx context.Context, appID, deviceID, status string) error
 	SetContactStatus(ctx context.Context, appID, userID string, c herald.Channel, status string) error
@@ -176,7 +177,8 @@ func (w *Worker) now() time.Time { return w.o.Now().UTC().Truncate(time.Microsec
 // of its timeline is written then, in the same commit as the claim, so
 // that queueing costs the accept path no second write.
 func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt time.Time) Verdict {
-	d, err := w.store.GetDelivery(ctx, appID, deliveryID)
+	// One read: the delivery, its notification and its user's preferences.
+	work, err := w.store.GetDeliveryWork(ctx, appID, deliveryID)
 	if herald.IsNotFound(err) {
 		w.o.Logger.Warn("queued delivery is not in the log; dropping the message", "app", appID, "delivery", deliveryID)
 		return Verdict{Action: Drop}
@@ -185,6 +187,7 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		w.o.Logger.Error("reading delivery", "delivery", deliveryID, "err", err)
 		return Verdict{Action: Retry, Delay: 5 * time.Second}
 	}
+	d, n := work.Delivery, work.Notification
 	if d.Status.Done() {
 		return Verdict{Action: Ack}
 	}
@@ -193,25 +196,14 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		// Another worker holds this attempt; look again when its time is up.
 		return Verdict{Action: Retry, Delay: d.NextAttemptAt.Sub(now) + time.Second}
 	}
-	n, err := w.store.GetNotification(ctx, appID, d.NotificationID)
-	if err != nil {
-		w.o.Logger.Error("reading notification", "notification", d.NotificationID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
-	}
 
 	// Preferences may have changed since the notification was accepted.
-	if d.UserID != "" {
-		prefs, err := w.store.GetPreferences(ctx, appID, d.UserID)
-		if err != nil && !herald.IsNotFound(err) {
-			return Verdict{Action: Retry, Delay: 5 * time.Second}
+	if d.UserID != "" && (work.UserGone || !work.Preferences.Allows(d.Channel, n.Category)) {
+		reason := herald.ReasonOptedOut
+		if work.UserGone {
+			reason = herald.ReasonNoAddress // the user was erased
 		}
-		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) {
-			reason := herald.ReasonOptedOut
-			if herald.IsNotFound(err) {
-				reason = herald.ReasonNoAddress // the user was erased
-			}
-			return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, reason, "", "", time.Time{}, "")
-		}
+		return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, reason, "", "", time.Time{}, "")
 	}
 
 	// Claim the attempt: the compare-and-set on the attempt count makes

@@ -385,6 +385,52 @@ func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Deliv
 	return d, nil
 }
 
+// GetDeliveryWork returns a delivery with its notification and its user's
+// preferences, in one query (one round trip instead of three).
+func (s *Store) GetDeliveryWork(ctx context.Context, appID, id string) (herald.DeliveryWork, error) {
+	var w herald.DeliveryWork
+	var nID, category, nPriority *string
+	var content, doc []byte
+	var nCreated *time.Time
+	var hasUser bool
+	d, err := scanDelivery(moreColumns{s.pool.QueryRow(ctx, `SELECT `+storeutil.Qualified("d", deliveryColumns)+`,
+			n.id, n.category, n.priority, n.content, n.created_at, u.id IS NOT NULL, p.doc
+		FROM deliveries d
+		LEFT JOIN notifications n ON n.app_id = d.app_id AND n.id = d.notification_id
+		LEFT JOIN users u ON u.app_id = d.app_id AND u.id = d.user_id
+		LEFT JOIN preferences p ON p.app_id = d.app_id AND p.user_id = d.user_id
+		WHERE d.app_id = $1 AND d.id = $2`, appID, id),
+		[]any{&nID, &category, &nPriority, &content, &nCreated, &hasUser, &doc}})
+	if err != nil {
+		return herald.DeliveryWork{}, wrap(err, "get delivery %q of app %q to send", id, appID)
+	}
+	w.Delivery = d
+	if nID == nil {
+		return herald.DeliveryWork{}, wrap(fmt.Errorf("its notification %q is missing", d.NotificationID), "get delivery %q of app %q to send", id, appID)
+	}
+	w.Notification = herald.Notification{AppID: appID, ID: *nID, Category: *category, Priority: herald.Priority(*nPriority),
+		CreatedAt: nCreated.UTC()}
+	if err := json.Unmarshal(content, &w.Notification.Content); err != nil {
+		return herald.DeliveryWork{}, wrap(err, "get delivery %q of app %q to send", id, appID)
+	}
+	w.UserGone = d.UserID != "" && !hasUser
+	if len(doc) > 0 && hasUser {
+		if err := json.Unmarshal(doc, &w.Preferences); err != nil {
+			return herald.DeliveryWork{}, wrap(err, "get delivery %q of app %q to send", id, appID)
+		}
+	}
+	return w, nil
+}
+
+// moreColumns scans a row into the destinations a scan function gives it,
+// then into its own.
+type moreColumns struct {
+	row  pgx.Row
+	more []any
+}
+
+func (m moreColumns) Scan(dest ...any) error { return m.row.Scan(append(dest, m.more...)...) }
+
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,

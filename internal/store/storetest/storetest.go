@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"ApplyConflict", testApplyConflict},
 		{"Transitions", testTransitions},
 		{"TransitionsInBulk", testTransitionsInBulk},
+		{"DeliveryWork", testDeliveryWork},
 		{"LogIsolation", testLogIsolation},
 		{"ListNotifications", testListNotifications},
 		{"ListDeadLetters", testListDeadLetters},
@@ -652,6 +653,51 @@ func testTransitionsInBulk(t *testing.T, s herald.Store) {
 		}
 		diff(t, fmt.Sprintf("timeline %d", i), steps, wantSteps)
 	}
+}
+
+// testDeliveryWork: the worker's one read gives what GetDelivery,
+// GetNotification and GetPreferences give, and tells an erased user.
+func testDeliveryWork(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, other := createApp(t, s), createApp(t, s)
+	putUser(t, s, a.ID, "with-prefs")
+	putUser(t, s, a.ID, "no-prefs")
+	putUser(t, s, a.ID, "erased")
+	prefs := herald.Preferences{Channels: map[herald.Channel]bool{herald.ChannelSMS: false},
+		Categories: map[string]map[herald.Channel]bool{"billing": {herald.ChannelEmail: false}}}
+	must(t, s.PutPreferences(ctx, a.ID, "with-prefs", prefs))
+	must(t, s.PutPreferences(ctx, a.ID, "erased", prefs))
+	at := now()
+	byUser := map[string]herald.NewNotification{}
+	for _, u := range []string{"with-prefs", "no-prefs", "erased", ""} {
+		nn := notification(a.ID, u, at, herald.ChannelEmail)
+		if u == "" {
+			nn.Deliveries[0].UserID = "" // an address given in the request
+		}
+		byUser[u] = nn
+		must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}}))
+	}
+	must(t, s.DeleteUser(ctx, a.ID, "erased"))
+	for u, nn := range byUser {
+		got, err := s.GetDeliveryWork(ctx, a.ID, nn.Deliveries[0].ID)
+		must(t, err)
+		d, err := s.GetDelivery(ctx, a.ID, nn.Deliveries[0].ID)
+		must(t, err)
+		n, err := s.GetNotification(ctx, a.ID, nn.Notification.ID)
+		must(t, err)
+		want := herald.DeliveryWork{Delivery: d, Notification: n}
+		switch u {
+		case "with-prefs":
+			want.Preferences = prefs
+		case "erased":
+			want.UserGone = true
+		}
+		diff(t, fmt.Sprintf("work of the delivery to %q", u), got, want)
+	}
+	_, err := s.GetDeliveryWork(ctx, other.ID, byUser[""].Deliveries[0].ID)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.GetDeliveryWork(ctx, a.ID, newID())
+	wantCode(t, err, herald.CodeNotFound)
 }
 
 func testLogIsolation(t *testing.T, s herald.Store) {

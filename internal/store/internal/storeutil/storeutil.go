@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -211,4 +212,14 @@ func DeadLetters(ds []herald.Delivery, evs []herald.Event) []herald.DeadLetter {
 		}
 	}
 	return out
+}
+
+// Qualified prefixes each of the comma-separated columns with table and a
+// dot, for a query that joins tables sharing column names.
+func Qualified(table, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = table + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
