@@ -22,7 +22,7 @@ import (
 const appID = "app-1"
 
 // openStore opens a fresh SQLite store, closed when the test ends.
-func openStore(t *testing.T) *sqlite.Store {
+func openStore(t testing.TB) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "h.db"))
 	if err != nil {
@@ -38,7 +38,7 @@ func openStore(t *testing.T) *sqlite.Store {
 
 // startWriter starts a writer over s and stops it when the test ends
 // (before the store closes: cleanups run last registered first).
-func startWriter(t *testing.T, s logwriter.Applier, o logwriter.Options) *logwriter.Writer {
+func startWriter(t testing.TB, s logwriter.Applier, o logwriter.Options) *logwriter.Writer {
 	t.Helper()
 	w := logwriter.New(s, o)
 	if err := w.Start(t.Context()); err != nil {
