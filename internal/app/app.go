@@ -145,6 +145,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		PublicURL: a.cfg.PublicURL, Now: time.Now, AllowPrivateTargets: a.cfg.AllowPrivateTargets}
 	providers := newProviderSet(a.store, box, env)
 	providers.onState, providers.cooldown = m.observeCircuit, a.cfg.ProviderCooldown
+	a.reg.MustRegister(newStateCollector(a.q, providers.openCircuits, a.logger))
 
 	if a.cfg.HasRole(RoleWorker) {
 		if err = a.startWorkers(ctx, providers, m); err != nil {

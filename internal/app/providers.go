@@ -222,6 +222,32 @@ func (p *providerSet) For(ctx context.Context, appID string, c herald.Channel, p
 	return nil, herald.Errorf(herald.CodeNotFound, "no %s provider serves platform %q", c, platform)
 }
 
+// openCircuits counts the open provider circuits of every list in the
+// cache, by provider kind; a kind in use with none open counts 0.
+func (p *providerSet) openCircuits() map[string]int {
+	p.mu.Lock()
+	lists := make([]builtList, 0, len(p.cache))
+	for _, l := range p.cache {
+		lists = append(lists, l)
+	}
+	p.mu.Unlock()
+	open := map[string]int{}
+	for _, l := range lists {
+		for _, prov := range l.byPlatform {
+			if f, ok := prov.(*failover.Provider); ok {
+				f.Circuits(func(kind string, isOpen bool) {
+					n := open[kind] // present at 0 for a kind in use
+					if isOpen {
+						n++
+					}
+					open[kind] = n
+				})
+			}
+		}
+	}
+	return open
+}
+
 // refresh reloads the sealed list and rebuilds the providers only when it changed.
 func (p *providerSet) refresh(ctx context.Context, appID string, c herald.Channel, old builtList) builtList {
 	sealed, err := p.store.GetProviderConfig(ctx, appID, c)

@@ -81,6 +81,17 @@ func NewWithLimits(members []Member, o Options) *Provider {
 	return f
 }
 
+// Circuits calls yield with the kind of each provider of the list and
+// whether its circuit is open (or half-open) now.
+func (f *Provider) Circuits(yield func(kind string, open bool)) {
+	for _, e := range f.entries {
+		e.mu.Lock()
+		open := !e.openTill.IsZero()
+		e.mu.Unlock()
+		yield(e.p.Kind(), open)
+	}
+}
+
 // Kind names the first provider of the list; each Outcome names the one that answered.
 func (f *Provider) Kind() string { return f.entries[0].p.Kind() }
 
