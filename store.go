@@ -21,6 +21,7 @@ type Store interface {
 	LogStore
 	LeaseStore
 	WebhookStore
+	AnalyticsStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.
@@ -188,6 +189,37 @@ type Transition struct {
 
 	// Applied is set by Apply when the guard held and the change was written.
 	Applied bool
+}
+
+// AnalyticsStore counts deliveries for GET /v1/analytics.
+type AnalyticsStore interface {
+	// CountDeliveries counts the app's deliveries accepted in [f.From, f.To)
+	// that match the filter: by current status, and how many reached each
+	// step of the funnel by their events.
+	CountDeliveries(ctx context.Context, appID string, f AnalyticsFilter) (Analytics, error)
+}
+
+// AnalyticsFilter selects the deliveries CountDeliveries counts. From and
+// To are required; zero Channel and Category match everything.
+type AnalyticsFilter struct {
+	From, To time.Time
+	Channel  Channel
+	Category string
+}
+
+// Analytics is what CountDeliveries found.
+type Analytics struct {
+	Total    int64
+	ByStatus map[Status]int64
+	Funnel   Funnel
+}
+
+// Funnel counts the deliveries that reached each step, whatever they did
+// next: a delivery that was clicked counts at every step, one that was sent
+// and then bounced counts as sent. A step a channel does not report (an
+// SMS open) is reached only through a later one.
+type Funnel struct {
+	Sent, Delivered, Opened, Clicked int64
 }
 
 // LeaseStore gives one holder at a time a named lease, so that exactly

@@ -48,6 +48,8 @@ func (s *server) routes() {
 	m.Handle("POST /v1/sms/send", s.v1(send, s.channelSend(herald.ChannelSMS)))
 	m.Handle("POST /v1/push/send", s.v1(send, s.channelSend(herald.ChannelPush)))
 
+	m.Handle("GET /v1/analytics", s.v1(admin, s.getAnalytics))
+
 	m.Handle("GET /v1/dead-letters", s.v1(send, s.listDeadLetters))
 	m.Handle("POST /v1/dead-letters/{delivery_id}/replay", s.v1(admin, s.replayDeadLetter))
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"IdempotencySweep", testIdempotencySweep},
 		{"Webhooks", testWebhooks},
 		{"WebhookPosts", testWebhookPosts},
+		{"Analytics", testAnalytics},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {

@@ -1,0 +1,62 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/store/internal/storeutil"
+)
+
+// CountDeliveries implements herald.AnalyticsStore. The id range narrows
+// the scan to the primary key's range of the period (see
+// storeutil.IDLowerBound); created_at then decides exactly.
+func (s *Store) CountDeliveries(ctx context.Context, appID string, f herald.AnalyticsFilter) (herald.Analytics, error) {
+	where := ` WHERE d.id >= ? AND d.id < ? AND d.app_id = ? AND d.created_at >= ? AND d.created_at < ?`
+	args := []any{storeutil.IDLowerBound(f.From.Add(-storeutil.IDSlack)), storeutil.IDLowerBound(f.To.Add(storeutil.IDSlack)), appID, us(f.From), us(f.To)}
+	join := ""
+	if f.Channel != "" {
+		where += ` AND d.channel = ?`
+		args = append(args, string(f.Channel))
+	}
+	if f.Category != "" {
+		join = ` JOIN notifications n ON n.app_id = d.app_id AND n.id = d.notification_id`
+		where += ` AND n.category = ?`
+		args = append(args, f.Category)
+	}
+	out := herald.Analytics{ByStatus: map[herald.Status]int64{}}
+	rows, err := s.r.QueryContext(ctx, `SELECT d.status, count(*) FROM deliveries d`+join+where+` GROUP BY d.status`, args...)
+	if err != nil {
+		return herald.Analytics{}, wrap(err, "count deliveries of app %q", appID)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			return herald.Analytics{}, wrap(err, "count deliveries of app %q", appID)
+		}
+		out.ByStatus[herald.Status(status)] = n
+		out.Total += n
+	}
+	if err := rows.Err(); err != nil {
+		return herald.Analytics{}, wrap(err, "count deliveries of app %q", appID)
+	}
+	funnel := `SELECT stage, count(*) FROM (
+		SELECT max(` + storeutil.FunnelStage + `) AS stage FROM deliveries d` + join + `
+		JOIN events e ON e.app_id = d.app_id AND e.notification_id = d.notification_id AND e.delivery_id = d.id` +
+		where + ` AND e.status IN ('sent', 'delivered', 'opened', 'clicked') GROUP BY d.id) GROUP BY stage`
+	frows, err := s.r.QueryContext(ctx, funnel, args...)
+	if err != nil {
+		return herald.Analytics{}, wrap(err, "funnel of app %q", appID)
+	}
+	defer frows.Close()
+	for frows.Next() {
+		var stage int
+		var n int64
+		if err := frows.Scan(&stage, &n); err != nil {
+			return herald.Analytics{}, wrap(err, "funnel of app %q", appID)
+		}
+		storeutil.AddStage(&out.Funnel, stage, n)
+	}
+	return out, wrap(frows.Err(), "funnel of app %q", appID)
+}
