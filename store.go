@@ -120,8 +120,9 @@ type LogStore interface {
 	// StaleDeliveries returns up to limit deliveries of any app that should
 	// be on the work queue but may not be, oldest due first: accepted or
 	// sending with a due time before staleBefore (a publish or a worker was
-	// lost), and queued — waiting for a retry — with a due time before
-	// retryBefore (the retry is due). The reconciler republishes them.
+	// lost), and queued — waiting for a retry — or scheduled with a due
+	// time before retryBefore (their time has come). The reconciler
+	// republishes them.
 	StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]Delivery, error)
 	// PostponeDeliveries moves the due time of the given deliveries (any
 	// app) to until, without changing their status or timeline, but only

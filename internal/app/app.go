@@ -60,12 +60,18 @@ type App struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	now      func() time.Time
 }
 
 // New returns an App for cfg, which must have passed Validate.
 func New(cfg Config, logger *slog.Logger) *App {
-	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), now: time.Now}
 }
+
+// SetClock replaces the clock that decides when things are due — the
+// sender's, the workers', the scheduler's and the API's — so that a test
+// can stand at any hour of a user's day. Call it before Start.
+func (a *App) SetClock(now func() time.Time) { a.now = now }
 
 // OpenStore opens the configured store (Postgres when DatabaseURL is set,
 // else SQLite in the data dir) and applies pending migrations.
@@ -185,7 +191,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		host, _ := os.Hostname()
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
-			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile,
+			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile, Now: a.now,
 			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
@@ -196,13 +202,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var replayer httpapi.Replayer
 	if a.cfg.HasRole(RoleAPI) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
-			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted,
+			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
 			Admit: a.watch.admit})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks,
-		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Ready:    a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler)
@@ -346,7 +352,7 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 }
 
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
-	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
+	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout, Now: a.now,
 		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead}
 	if a.journal = a.openJournal(); a.journal != nil {
 		o.Journal = a.journal

@@ -536,8 +536,8 @@ func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore ti
 	stale, retry := us(storeutil.Time(staleBefore)), us(storeutil.Time(retryBefore))
 	// The status list must read exactly as in the partial index deliveries_due.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < max(?, ?)
-		AND (status = 'queued' AND due_at < ? OR status <> 'queued' AND due_at < ?)
+		WHERE status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < max(?, ?)
+		AND (status IN ('queued', 'scheduled') AND due_at < ? OR status IN ('accepted', 'sending') AND due_at < ?)
 		ORDER BY due_at LIMIT ?`, stale, retry, retry, stale, limit)
 	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
@@ -550,7 +550,7 @@ func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefor
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET due_at = ?
-			WHERE id = ? AND status IN ('accepted', 'queued', 'sending') AND due_at < ?`)
+			WHERE id = ? AND status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < ?`)
 		if err != nil {
 			return err
 		}

@@ -805,9 +805,10 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 	accepted := mk(a.ID, herald.StatusAccepted, -10*time.Second)
 	queued := mk(b.ID, herald.StatusQueued, -5*time.Second)
 	sending := mk(a.ID, herald.StatusSending, -time.Second)
+	scheduled := mk(a.ID, herald.StatusScheduled, -20*time.Second)
 	batch := []herald.NewNotification{
-		sending, queued, accepted,
-		mk(a.ID, herald.StatusScheduled, -20*time.Second),
+		sending, queued, accepted, scheduled,
+		mk(b.ID, herald.StatusScheduled, time.Hour), // not yet due
 		mk(a.ID, herald.StatusSent, -30*time.Second),
 		mk(a.ID, herald.StatusDead, -30*time.Second),
 		mk(b.ID, herald.StatusAccepted, time.Hour),
@@ -824,14 +825,14 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 		}
 		return out
 	}
-	diff(t, "stale", stale(t0, t0, 10), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
-	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID})
-	// Retries are due at their own time; lost work only after the staleness horizon.
-	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{queued.Deliveries[0].ID})
+	diff(t, "stale", stale(t0, t0, 10), []string{scheduled.Deliveries[0].ID, accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
+	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{scheduled.Deliveries[0].ID, accepted.Deliveries[0].ID})
+	// Retries and scheduled sends are due at their own time; lost work only after the staleness horizon.
+	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{scheduled.Deliveries[0].ID, queued.Deliveries[0].ID})
 	diff(t, "stale only", stale(t0, t0.Add(-time.Minute), 10), []string{accepted.Deliveries[0].ID, sending.Deliveries[0].ID})
 
 	until := t0.Add(time.Minute)
-	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID}, t0, until))
+	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, scheduled.Deliveries[0].ID}, t0, until))
 	must(t, s.PostponeDeliveries(ctx, nil, t0, until))
 	diff(t, "stale after postpone", stale(t0, t0, 10), []string{sending.Deliveries[0].ID})
 	// A delivery whose due time moved past the cut-off since it was read keeps it.
