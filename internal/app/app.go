@@ -28,12 +28,12 @@ import (
 	"github.com/heraldhq/herald/internal/journal"
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/queue"
 	"github.com/heraldhq/herald/internal/reconcile"
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
-	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/track"
 	"github.com/heraldhq/herald/internal/tracklink"
 	"github.com/heraldhq/herald/internal/webhook"
@@ -222,7 +222,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL,
-		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler, tracking != nil)

@@ -129,7 +129,9 @@ func TestTwilioStatusCallbacks(t *testing.T) {
 	if p := decodePayload(t, got[1]); p.Type != "contact.invalid" || p.Data.UserID != "ada" {
 		t.Errorf("webhook = %s", got[1].body)
 	}
-	var acc struct{ Deliveries []struct{ Status, Reason string } }
+	var acc struct {
+		Deliveries []struct{ Status, Reason string }
+	}
 	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"channels": []string{"sms"}, "content": map[string]any{"body": "again"}}).decode(t, &acc)
 	if acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "invalid_recipient" {
@@ -408,7 +410,9 @@ func TestClickOpenAndOneClickUnsubscribe(t *testing.T) {
 	}
 
 	// The next marketing email is suppressed as opted out.
-	var acc struct{ Deliveries []struct{ Status, Reason string } }
+	var acc struct {
+		Deliveries []struct{ Status, Reason string }
+	}
 	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"channels": []string{"email"}, "category": "marketing", "content": map[string]any{"body": "more"}}).decode(t, &acc)
 	if acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "opted_out" {
