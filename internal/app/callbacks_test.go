@@ -1,6 +1,11 @@
 package app_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"regexp"
@@ -443,5 +448,42 @@ func TestUnsubscribeFormEverything(t *testing.T) {
 	c.must(200, "GET", "/v1/users/ada/preferences", nil).decode(t, &prefs)
 	if on, ok := prefs.Channels["email"]; !ok || on {
 		t.Errorf("preferences after scope=all: %+v, want email off", prefs)
+	}
+}
+
+// TestSendGridEventsOfAnotherAppsKey: a batch signed with one app's key
+// moves nothing of another app whose SendGrid has a key of its own, even
+// though its events name that app's deliveries.
+func TestSendGridEventsOfAnotherAppsKey(t *testing.T) {
+	sendgridd := sendgridfake.New(t, sendgridfake.WithAPIKey(sendgridKey))
+	a := start(t, callbackConfig(t))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newAPI(t, a, newApp(t, a, "other"))
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "sendgrid", "settings": map[string]any{
+		"api_key": sendgridKey, "from": "shop@example.com", "endpoint": sendgridd.URL(), "ca_pem": sendgridd.CAPEM(),
+		"webhook_public_key": base64.StdEncoding.EncodeToString(der)}}})
+	id, req := sendMail(t, c, sendgridd, "<p>Hi</p>")
+	hooks := newAPI(t, a, "")
+	body, _ := json.Marshal([]map[string]any{event(req, "delivered")})
+
+	ts, sig := sendgridfake.SignEvents(time.Now(), body) // the published key, not this app's
+	problemSays(t, "signed with another key", hooks.do("POST", "/hooks/sendgrid/events", body,
+		"X-Twilio-Email-Event-Webhook-Timestamp", ts, "X-Twilio-Email-Event-Webhook-Signature", sig), 403)
+	if d := c.notification(id).Deliveries[0]; d.Status != "sent" {
+		t.Fatalf("after a batch signed with another key: %s, want sent", d.Status)
+	}
+	ts, sig = sendgridfake.SignEventsWith(key, time.Now(), body)
+	hooks.must(204, "POST", "/hooks/sendgrid/events", body,
+		"X-Twilio-Email-Event-Webhook-Timestamp", ts, "X-Twilio-Email-Event-Webhook-Signature", sig)
+	if d := c.notification(id).Deliveries[0]; d.Status != "delivered" {
+		t.Errorf("after a batch signed with the app's key: %s, want delivered", d.Status)
 	}
 }
