@@ -487,3 +487,16 @@ func TestSendGridEventsOfAnotherAppsKey(t *testing.T) {
 		t.Errorf("after a batch signed with the app's key: %s, want delivered", d.Status)
 	}
 }
+
+// TestCallbackBodiesAreCapped: an oversized callback is 413 before any
+// work, and a tracking route never needs an API key.
+func TestCallbackBodiesAreCapped(t *testing.T) {
+	a := start(t, callbackConfig(t))
+	hooks := newAPI(t, a, "")
+	big := "MessageSid=" + strings.Repeat("x", 70<<10)
+	problemSays(t, "a 70 KiB status callback", hooks.do("POST", "/hooks/twilio/status", big,
+		"Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", "x"), 413)
+	problemSays(t, "a made-up click link", hooks.do("GET", "/t/c/bm90LWEtdG9rZW4", nil), 404)
+	problemSays(t, "a made-up open pixel", hooks.do("GET", "/t/o/bm90LWEtdG9rZW4", nil), 404)
+	problemSays(t, "a made-up unsubscribe link", hooks.do("GET", "/u/bm90LWEtdG9rZW4", nil), 404)
+}
