@@ -414,14 +414,7 @@ func (c *Callbacks) sendgridEvent(ctx context.Context, e sendgridEvent) error {
 		}
 		err = c.failed(ctx, d, fromBounced, reason, kindSendGrid, detail)
 	case "dropped":
-		reason := herald.ReasonProviderRejected
-		switch r := strings.ToLower(e.Reason); {
-		case strings.Contains(r, "bounced") || strings.Contains(r, "invalid"):
-			reason = herald.ReasonInvalidRecipient
-		case strings.Contains(r, "unsubscribed") || strings.Contains(r, "spam"):
-			reason = herald.ReasonOptedOut
-		}
-		err = c.failed(ctx, d, fromFailed, reason, kindSendGrid, detail)
+		err = c.failed(ctx, d, fromFailed, droppedReason(e.Reason), kindSendGrid, detail)
 	case "spamreport":
 		// A complaint: stop all email to the user, not just the category.
 		err = c.unsubscribe(ctx, d, "", kindSendGrid, detail)
@@ -435,6 +428,18 @@ func (c *Callbacks) sendgridEvent(ctx context.Context, e sendgridEvent) error {
 		// processed, deferred, group_resubscribe…: nothing to record.
 	}
 	return err
+}
+
+// droppedReason classifies why SendGrid dropped a message ("Bounced
+// Address", "Invalid", "Unsubscribed Address", "Spam Reporting Address", …).
+func droppedReason(reason string) string {
+	switch r := strings.ToLower(strings.TrimSpace(reason)); {
+	case strings.Contains(r, "bounced address") || r == "invalid" || strings.Contains(r, "invalid address"):
+		return herald.ReasonInvalidRecipient
+	case strings.Contains(r, "unsubscribed address") || strings.Contains(r, "spam reporting address"):
+		return herald.ReasonOptedOut
+	}
+	return herald.ReasonProviderRejected
 }
 
 // unsubscribe opts the delivery's user out (of category on its channel,
