@@ -151,10 +151,10 @@ const sendgridKey = "SG.test-key"
 
 // emailTracking starts Herald with a SendGrid provider whose Event Webhook
 // key is the published test key, and a user ada with an email address.
-func emailTracking(t *testing.T) (*api, *api, *sendgridfake.Server, *receiver) {
+func emailTracking(t *testing.T, cfg app.Config) (*api, *api, *sendgridfake.Server, *receiver) {
 	t.Helper()
 	sendgridd := sendgridfake.New(t, sendgridfake.WithAPIKey(sendgridKey))
-	a := start(t, callbackConfig(t))
+	a := start(t, cfg)
 	c := newAPI(t, a, newApp(t, a, "shop"))
 	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
 	c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "sendgrid", "settings": map[string]any{
@@ -200,7 +200,7 @@ func event(req sendgridfake.Request, kind string, extra ...string) map[string]an
 // key move deliveries on; a missing, wrong or stale signature moves
 // nothing, and a replayed batch moves nothing twice.
 func TestSendGridSignedEvents(t *testing.T) {
-	c, hooks, sendgridd, r := emailTracking(t)
+	c, hooks, sendgridd, r := emailTracking(t, callbackConfig(t))
 	post := func(body []byte, timestamp, signature string) response {
 		t.Helper()
 		var h []string
@@ -275,7 +275,7 @@ func TestSendGridSignedEvents(t *testing.T) {
 // TestSendGridSpamReportOptsOut: a spam report turns email off for the
 // user and goes out as user.unsubscribed.
 func TestSendGridSpamReportOptsOut(t *testing.T) {
-	c, hooks, sendgridd, r := emailTracking(t)
+	c, hooks, sendgridd, r := emailTracking(t, callbackConfig(t))
 	id, req := sendMail(t, c, sendgridd, "<p>Hi</p>")
 	body, _ := json.Marshal([]map[string]any{event(req, "spamreport")})
 	ts, sig := sendgridfake.SignEvents(time.Now(), body)
@@ -322,8 +322,19 @@ func path(t *testing.T, link string) string {
 // page changes nothing until confirmed, and the RFC 8058 one-click POST
 // opts the user out, shows in the timeline and goes out as
 // user.unsubscribed.
-func TestClickOpenAndOneClickUnsubscribe(t *testing.T) {
-	c, hooks, sendgridd, r := emailTracking(t)
+func TestClickOpenAndOneClickUnsubscribe(t *testing.T) { clickOpenUnsubscribe(t, callbackConfig(t)) }
+
+// TestClickOpenAndOneClickUnsubscribePostgres: the same on Postgres and an
+// external JetStream.
+func TestClickOpenAndOneClickUnsubscribePostgres(t *testing.T) {
+	cfg := scaledConfig(t)
+	cfg.PublicURL = publicURL
+	cfg.WebhookRetryBase = 50 * time.Millisecond
+	clickOpenUnsubscribe(t, cfg)
+}
+
+func clickOpenUnsubscribe(t *testing.T, cfg app.Config) {
+	c, hooks, sendgridd, r := emailTracking(t, cfg)
 	const sale = "https://shop.example.com/sale?x=1&y=2"
 	id, req := sendMail(t, c, sendgridd,
 		`<html><body><p><a href="https://shop.example.com/sale?x=1&amp;y=2">Sale</a> <a href="mailto:help@example.com">Help</a></p></body></html>`)
@@ -428,7 +439,7 @@ func TestClickOpenAndOneClickUnsubscribe(t *testing.T) {
 // TestUnsubscribeFormEverything: the page's form with scope=all turns the
 // channel off; a bad scope is 422 naming it; a tampered token is 404.
 func TestUnsubscribeFormEverything(t *testing.T) {
-	c, hooks, sendgridd, _ := emailTracking(t)
+	c, hooks, sendgridd, _ := emailTracking(t, callbackConfig(t))
 	_, req := sendMail(t, c, sendgridd, "<p>Hi</p>")
 	u := path(t, strings.Trim(req.Mail.Headers["List-Unsubscribe"], "<>"))
 	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
