@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/internal/app"
 	"github.com/heraldhq/herald/internal/provider/providertest/sendgridfake"
 	"github.com/heraldhq/herald/internal/provider/providertest/twiliofake"
+	"github.com/heraldhq/herald/internal/provider/providertest/webpushfake"
 )
 
 // publicURL is what the tests' Herald tells the world it is reached at;
@@ -510,4 +512,47 @@ func TestCallbackBodiesAreCapped(t *testing.T) {
 	problemSays(t, "a made-up click link", hooks.do("GET", "/t/c/bm90LWEtdG9rZW4", nil), 404)
 	problemSays(t, "a made-up open pixel", hooks.do("GET", "/t/o/bm90LWEtdG9rZW4", nil), 404)
 	problemSays(t, "a made-up unsubscribe link", hooks.do("GET", "/u/bm90LWEtdG9rZW4", nil), 404)
+}
+
+// TestPushClickGoesThroughHerald: a web push's url (content and data)
+// reaches the browser as a click link, and the click records clicked and
+// leads to the original.
+func TestPushClickGoesThroughHerald(t *testing.T) {
+	vapid, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vapidPub := base64.RawURLEncoding.EncodeToString(vapid.PublicKey().Bytes())
+	webd := webpushfake.New(t, webpushfake.RequireVAPID(vapidPub))
+	a := start(t, callbackConfig(t))
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(200, "PUT", "/v1/providers/push", []map[string]any{{"kind": "webpush", "settings": map[string]any{
+		"vapid_public_key": vapidPub, "vapid_private_key": base64.RawURLEncoding.EncodeToString(vapid.Bytes()),
+		"subject": "mailto:ops@example.com", "ca_pem": webd.CAPEM()}}})
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{})
+	c.must(201, "POST", "/v1/users/ada/devices", map[string]any{"platform": "web", "subscription": webd.NewSubscription()})
+	const order = "https://shop.example/orders/42"
+	var acc struct{ ID string }
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"content": map[string]any{"title": "Shipped", "body": "Tuesday", "url": order,
+			"data": map[string]any{"url": order + "?from=data", "order": "42"}}}).decode(t, &acc)
+	c.waitDone(acc.ID, 20*time.Second)
+
+	var payload struct {
+		URL  string            `json:"url"`
+		Data map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal(webd.Requests()[0].Payload, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload.Data["order"] != "42" || !strings.HasPrefix(payload.Data["url"], publicURL+"/t/c/") {
+		t.Errorf("push data = %v, want url as a click link and the rest as sent", payload.Data)
+	}
+	hooks := newAPI(t, a, "")
+	if res := hooks.must(302, "GET", path(t, payload.URL), nil); res.header.Get("Location") != order {
+		t.Errorf("the push's click leads to %q, want %q", res.header.Get("Location"), order)
+	}
+	if d := c.notification(acc.ID).Deliveries[0]; d.Status != "clicked" {
+		t.Errorf("after the click the push is %s, want clicked", d.Status)
+	}
 }
