@@ -247,6 +247,12 @@ const (
 	StatusDead       Status = "dead"
 )
 
+// TimelineUnsubscribed is a step of a delivery's timeline, not a status a
+// delivery takes: the recipient opted out through this delivery (its
+// unsubscribe link or a provider's unsubscribe or spam report event). The
+// delivery keeps its status; the event goes out as user.unsubscribed.
+const TimelineUnsubscribed Status = "unsubscribed"
+
 // Done reports whether no more sending will happen for a delivery in status s.
 func (s Status) Done() bool {
 	switch s {

@@ -104,6 +104,12 @@ type LogStore interface {
 	ListEvents(ctx context.Context, appID, notificationID string) ([]Event, error)
 	// GetDelivery returns one delivery. CodeNotFound when absent.
 	GetDelivery(ctx context.Context, appID, id string) (Delivery, error)
+	// DeliveryByProviderMessage returns the delivery, of any app, that the
+	// provider kind accepted under providerMessageID (a Twilio message SID).
+	// Only inbound provider callbacks call it, which learn the app from the
+	// delivery and only then verify the callback with that app's
+	// credentials. CodeNotFound when none.
+	DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (Delivery, error)
 	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
 	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
 	// DeleteIdempotencyBefore deletes up to limit idempotency records of

@@ -28,12 +28,14 @@ import (
 	"github.com/heraldhq/herald/internal/journal"
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/queue"
 	"github.com/heraldhq/herald/internal/reconcile"
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 	"github.com/heraldhq/herald/internal/track"
+	"github.com/heraldhq/herald/internal/tracklink"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -93,7 +95,9 @@ func OpenStore(ctx context.Context, cfg Config) (herald.Store, error) {
 	return s, nil
 }
 
-func (a *App) secretBox() (*secret.Box, error) {
+// secretKey is the deployment's key: HERALD_SECRET_KEY, or the data
+// dir's key file on a single machine.
+func (a *App) secretKey() ([]byte, error) {
 	var key []byte
 	var err error
 	switch {
@@ -107,7 +111,7 @@ func (a *App) secretBox() (*secret.Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return secret.NewBox(key)
+	return key, nil
 }
 
 // Start opens the store and the queue and starts the configured roles.
@@ -133,7 +137,17 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.watch.Start(ctx); err != nil {
 		return err
 	}
-	box, err := a.secretBox()
+	key, err := a.secretKey()
+	if err != nil {
+		return err
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return err
+	}
+	// Tracking links are signed with a key of their own, derived from the
+	// deployment's, so every process makes and accepts the same links.
+	links, err := tracklink.New(a.cfg.PublicURL, secret.Derive(key, "tracking-links"))
 	if err != nil {
 		return err
 	}
@@ -154,7 +168,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.reg.MustRegister(newStateCollector(a.q, providers.openCircuits, a.logger))
 
 	if a.cfg.HasRole(RoleWorker) {
-		if err = a.startWorkers(ctx, providers, m); err != nil {
+		if err = a.startWorkers(ctx, providers, links, m); err != nil {
 			return err
 		}
 	}
@@ -206,12 +220,19 @@ func (a *App) Start(ctx context.Context) (err error) {
 			Admit: a.watch.admit})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
+	// Provider callbacks and tracking hits are the tracker's input, served
+	// by processes of the api or tracker role.
+	var tracking httpapi.Tracking
+	if a.cfg.HasRole(RoleAPI) || a.cfg.HasRole(RoleTracker) {
+		tracking = track.NewCallbacks(a.store, a.writer, providers, links,
+			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
+	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks,
-		Ready:    a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL,
+		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
-		handler = opsOnly(handler)
+		handler = opsOnly(handler, tracking != nil)
 	}
 	if a.cfg.Pprof {
 		a.logger.Warn("the Go profiler is served at /debug/pprof/ without authentication (--pprof): keep the HTTP listener private",
@@ -232,12 +253,17 @@ func (a *App) Start(ctx context.Context) (err error) {
 }
 
 // opsOnly limits a process without the api role to health, readiness,
-// metrics and, when the API handler mounts it (--pprof), the profiler.
-func opsOnly(h http.Handler) http.Handler {
+// metrics, provider callbacks and tracking links when it is a tracker,
+// and, when the API handler mounts it (--pprof), the profiler.
+func opsOnly(h http.Handler, tracking bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/healthz", r.URL.Path == "/readyz", r.URL.Path == "/metrics",
 			strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
+			h.ServeHTTP(w, r)
+		case tracking && (strings.HasPrefix(r.URL.Path, "/hooks/") || strings.HasPrefix(r.URL.Path, "/t/") ||
+			strings.HasPrefix(r.URL.Path, "/u/")):
+			// A tracker process takes provider callbacks and tracking hits.
 			h.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
@@ -351,9 +377,9 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 	}
 }
 
-func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
+func (a *App) startWorkers(ctx context.Context, providers *providerSet, links *tracklink.Links, m *metrics) error {
 	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout, Now: a.now,
-		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead}
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead, Links: links}
 	if a.journal = a.openJournal(); a.journal != nil {
 		o.Journal = a.journal
 	}

@@ -49,6 +49,9 @@ func (c *testClock) Set(loc *time.Location, hour, minute, second int) {
 // startWithClock starts Herald on a test clock.
 func startWithClock(t *testing.T, cfg app.Config) (*app.App, *testClock) {
 	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	clock := &testClock{}
 	a := app.New(cfg, testLogger(t))
 	a.SetClock(clock.Now)

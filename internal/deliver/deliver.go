@@ -129,9 +129,20 @@ type Options struct {
 	// Journal, when set, records every provider answer before its outcome
 	// is committed (see Recover); nil means no journal.
 	Journal Journal
+	// Links, when set, makes a message's links trackable before it is
+	// sent (click and open tracking, the email's unsubscribe URL).
+	Links Links
 	// Critical, when set, reports whether the app marks a category
-	// critical: its deliveries are not held by quiet hours. nil: none is.
+	// critical: its deliveries are not held by quiet hours, and such email
+	// carries no List-Unsubscribe. nil means no category is critical, the
+	// default.
 	Critical func(ctx context.Context, appID, category string) bool
+}
+
+// Links rewrites a message's links to tracking links on the public URL
+// (tracklink.Links). listUnsubscribe asks for the email's unsubscribe URL.
+type Links interface {
+	Prepare(m herald.Message, listUnsubscribe bool) herald.Message
 }
 
 // Worker delivers messages. Handle is safe for concurrent use.
@@ -275,6 +286,10 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		if msg.Subscription, err = w.subscription(ctx, d); err != nil {
 			return w.retryOrDie(ctx, d, attempt, "", "", err.Error(), 0)
 		}
+	}
+	if w.o.Links != nil {
+		critical := w.o.Critical != nil && w.o.Critical(ctx, appID, n.Category)
+		msg = w.o.Links.Prepare(msg, msg.Channel == herald.ChannelEmail && !critical)
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.o.SendTimeout)
 	start := time.Now()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,6 +55,12 @@ type Deps struct {
 	DeadLetters Replayer
 	// Webhooks keeps the endpoints of /v1/webhooks.
 	Webhooks WebhookConfigurer
+	// Tracking answers provider callbacks (/hooks/…) and tracking links
+	// (/t/c, /t/o, /u); nil leaves those routes out.
+	Tracking Tracking
+	// PublicURL is where the outside world reaches Herald
+	// (HERALD_PUBLIC_URL): the URL Twilio signs its callbacks with.
+	PublicURL string
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -78,6 +85,8 @@ type server struct {
 	providers     ProviderConfigurer
 	replayer      Replayer
 	webhooks      WebhookConfigurer
+	tracking      Tracking
+	publicURL     string
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -100,6 +109,8 @@ func NewServer(d Deps) http.Handler {
 		providers:     d.Providers,
 		replayer:      d.DeadLetters,
 		webhooks:      d.Webhooks,
+		tracking:      d.Tracking,
+		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,

@@ -385,6 +385,20 @@ func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Deliv
 	return d, nil
 }
 
+// DeliveryByProviderMessage returns the delivery, of any app, that provider
+// accepted under providerMessageID. CodeNotFound when none.
+func (s *Store) DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (herald.Delivery, error) {
+	if providerMessageID == "" {
+		return herald.Delivery{}, wrap(pgx.ErrNoRows, "delivery of %s message %q", provider, providerMessageID)
+	}
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE provider_message_id = $1 AND provider_message_id <> '' AND provider = $2 LIMIT 1`, providerMessageID, provider))
+	if err != nil {
+		return herald.Delivery{}, wrap(err, "delivery of %s message %q", provider, providerMessageID)
+	}
+	return d, nil
+}
+
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"ApplyRoundTrip", testApplyRoundTrip},
 		{"ApplyConflict", testApplyConflict},
 		{"Transitions", testTransitions},
+		{"DeliveryByProviderMessage", testDeliveryByProviderMessage},
 		{"LogIsolation", testLogIsolation},
 		{"ListNotifications", testListNotifications},
 		{"ListDeadLetters", testListDeadLetters},
@@ -575,6 +576,37 @@ func testTransitions(t *testing.T, s herald.Store) {
 	if len(evs) != 0 {
 		t.Errorf("the other app's transition wrote %d events", len(evs))
 	}
+}
+
+func testDeliveryByProviderMessage(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now()
+	na, nb := notification(a.ID, "u", t0, herald.ChannelSMS), notification(b.ID, "u", t0, herald.ChannelSMS)
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{na, nb}}))
+	sent := func(appID, id, sid string) {
+		t.Helper()
+		b := &herald.Batch{Transitions: []herald.Transition{{AppID: appID, DeliveryID: id, To: herald.StatusSent,
+			Provider: "twilio", ProviderMessageID: sid, Event: herald.Event{Status: herald.StatusSent, At: t0}}}}
+		must(t, s.Apply(ctx, b))
+	}
+	sent(a.ID, na.Deliveries[0].ID, "SM-a")
+	sent(b.ID, nb.Deliveries[0].ID, "SM-b")
+
+	for sid, want := range map[string]herald.Delivery{"SM-a": na.Deliveries[0], "SM-b": nb.Deliveries[0]} {
+		d, err := s.DeliveryByProviderMessage(ctx, "twilio", sid)
+		must(t, err)
+		if d.AppID != want.AppID || d.ID != want.ID || d.Status != herald.StatusSent || d.ProviderMessageID != sid {
+			t.Errorf("DeliveryByProviderMessage(%q) = %s/%s %s %q, want %s/%s sent", sid, d.AppID, d.ID, d.Status,
+				d.ProviderMessageID, want.AppID, want.ID)
+		}
+	}
+	_, err := s.DeliveryByProviderMessage(ctx, "sendgrid", "SM-a")
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.DeliveryByProviderMessage(ctx, "twilio", "SM-none")
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.DeliveryByProviderMessage(ctx, "twilio", "")
+	wantCode(t, err, herald.CodeNotFound)
 }
 
 func testLogIsolation(t *testing.T, s herald.Store) {
