@@ -166,11 +166,14 @@ type Content struct {
 
 // Notification is one accepted send request.
 type Notification struct {
-	AppID     string
-	ID        string
-	Category  string
-	Priority  Priority
-	Content   Content
+	AppID    string
+	ID       string
+	Category string
+	Priority Priority
+	Content  Content
+	// Template is set when the content was rendered from a template;
+	// Content is empty then, and ContentFor picks each delivery's.
+	Template  *Rendering
 	CreatedAt time.Time
 }
 

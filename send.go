@@ -18,6 +18,11 @@ type SendRequest struct {
 	Category string    `json:"category,omitempty"`
 	Priority Priority  `json:"priority,omitempty"`
 	Content  Content   `json:"content"`
+	// Template names a stored template to render per recipient with Data,
+	// instead of Content; TemplateVersion pins a version (0: the latest).
+	Template        string         `json:"template,omitempty"`
+	TemplateVersion int            `json:"template_version,omitempty"`
+	Data            map[string]any `json:"data,omitempty"`
 	// IdempotencyKey, when set, makes a repeat of the same request return the first answer.
 	IdempotencyKey string `json:"-"`
 }

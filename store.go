@@ -21,6 +21,7 @@ type Store interface {
 	LogStore
 	LeaseStore
 	WebhookStore
+	TemplateStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.
