@@ -67,9 +67,13 @@ func (s Scope) Allows(need Scope) bool { return s == ScopeAdmin || s == need }
 
 // App is a tenant: every other object belongs to exactly one app.
 type App struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
+	ID   string
+	Name string
+	// DefaultLocale is the locale whose template variant a recipient
+	// reads when the template has none for the recipient's own; empty
+	// means the templates' base parts.
+	DefaultLocale string
+	CreatedAt     time.Time
 }
 
 // APIKey is a stored key. The secret itself is never stored, only its hash.

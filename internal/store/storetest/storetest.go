@@ -113,6 +113,19 @@ func testApps(t *testing.T, s herald.Store) {
 	wantCode(t, s.CreateApp(ctx, herald.App{ID: a.ID, Name: "again", CreatedAt: now()}), herald.CodeConflict)
 	_, err = s.GetApp(ctx, newID())
 	wantCode(t, err, herald.CodeNotFound)
+
+	must(t, s.SetAppDefaultLocale(ctx, a.ID, "de"))
+	got, err = s.GetApp(ctx, a.ID)
+	must(t, err)
+	if got.DefaultLocale != "de" {
+		t.Errorf("default locale = %q, want de", got.DefaultLocale)
+	}
+	wantCode(t, s.SetAppDefaultLocale(ctx, newID(), "de"), herald.CodeNotFound)
+	b := herald.App{ID: newID(), Name: "Other", DefaultLocale: "fr", CreatedAt: now()}
+	must(t, s.CreateApp(ctx, b))
+	got, err = s.GetApp(ctx, b.ID)
+	must(t, err)
+	diff(t, "app with a locale", got, b)
 }
 
 func testKeys(t *testing.T, s herald.Store) {

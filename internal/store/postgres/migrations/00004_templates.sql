@@ -3,7 +3,12 @@
 -- keeps its versions, so version numbers are never reused and a cache
 -- keyed by (app, name, version) can never serve a stale template.
 
+-- An app's default locale picks the template variant of recipients whose
+-- own locale has none.
+
 -- +goose Up
+ALTER TABLE apps ADD COLUMN default_locale text NOT NULL DEFAULT '';
+
 -- Names compare by bytes (COLLATE "C"), as in SQLite, so that both
 -- dialects order and page a list identically.
 CREATE TABLE templates (
@@ -26,3 +31,4 @@ CREATE TABLE template_versions (
 -- +goose Down
 DROP TABLE template_versions;
 DROP TABLE templates;
+ALTER TABLE apps DROP COLUMN default_locale;

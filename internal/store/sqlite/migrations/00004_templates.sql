@@ -3,7 +3,12 @@
 -- keeps its versions, so version numbers are never reused and a cache
 -- keyed by (app, name, version) can never serve a stale template.
 
+-- An app's default locale picks the template variant of recipients whose
+-- own locale has none.
+
 -- +goose Up
+ALTER TABLE apps ADD COLUMN default_locale TEXT NOT NULL DEFAULT '';
+
 CREATE TABLE templates (
     app_id         TEXT NOT NULL,
     name           TEXT NOT NULL,
@@ -24,3 +29,4 @@ CREATE TABLE template_versions (
 -- +goose Down
 DROP TABLE template_versions;
 DROP TABLE templates;
+ALTER TABLE apps DROP COLUMN default_locale;
