@@ -29,6 +29,7 @@ import (
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
 	"github.com/heraldhq/herald/internal/queue"
+	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/reconcile"
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
@@ -193,14 +194,17 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 	var sender herald.Sender
 	var replayer httpapi.Replayer
+	var templates httpapi.TemplateLibrary
 	if a.cfg.HasRole(RoleAPI) {
+		lib := tmpl.NewLibrary(a.store, tmpl.Options{})
+		templates = lib
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted,
-			Admit: a.watch.admit})
+			Admit: a.watch.admit, Templates: lib})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks,
+		Webhooks: a.webhooks, Templates: templates,
 		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {

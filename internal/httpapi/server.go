@@ -54,6 +54,8 @@ type Deps struct {
 	DeadLetters Replayer
 	// Webhooks keeps the endpoints of /v1/webhooks.
 	Webhooks WebhookConfigurer
+	// Templates saves and previews the templates of /v1/templates.
+	Templates TemplateLibrary
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -78,6 +80,7 @@ type server struct {
 	providers     ProviderConfigurer
 	replayer      Replayer
 	webhooks      WebhookConfigurer
+	templates     TemplateLibrary
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -100,6 +103,7 @@ func NewServer(d Deps) http.Handler {
 		providers:     d.Providers,
 		replayer:      d.DeadLetters,
 		webhooks:      d.Webhooks,
+		templates:     d.Templates,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,

@@ -388,3 +388,11 @@ func language(tag string) string {
 	}
 	return ""
 }
+
+// CheckLocale reports whether tag looks like a BCP 47 locale tag (de, pt-BR).
+func CheckLocale(tag string) error {
+	if len(tag) > 35 || !localeRE.MatchString(tag) {
+		return fmt.Errorf("is not a locale tag such as de or pt-BR")
+	}
+	return nil
+}

@@ -141,3 +141,19 @@ func (l *Library) put(k cacheKey, c *Compiled) {
 		delete(l.byKey, last.Value.(*entry).key)
 	}
 }
+
+// Preview renders a version of the app's template (the latest for 0) as
+// a send would for a recipient with this locale, and reports the variant
+// and version it rendered. Called by POST /v1/templates/{name}/preview.
+// Errors: CodeNotFound for no such template or version; CodeInvalid from
+// Render.
+func (l *Library) Preview(ctx context.Context, appID, name string, version int, locale, appDefault string,
+	data map[string]any) (r herald.Rendered, variant string, v int, err error) {
+	c, err := l.Load(ctx, appID, name, version)
+	if err != nil {
+		return herald.Rendered{}, "", 0, err
+	}
+	variant = c.Variant(locale, appDefault)
+	r, err = c.Render(variant, data)
+	return r, variant, c.Version, err
+}
