@@ -28,7 +28,9 @@ type Limits struct {
 	// limit of a content field given inline.
 	MaxOutputBytes int
 	// RenderTimeout bounds the rendering of one locale variant, all its
-	// parts together; default 250ms.
+	// parts together; default 1s: far above what a real template needs
+	// (microseconds), so a busy machine never fails one, while a runaway
+	// loop still ends soon.
 	RenderTimeout time.Duration
 }
 
@@ -40,7 +42,7 @@ func (l Limits) withDefaults() Limits {
 		l.MaxOutputBytes = 100_000
 	}
 	if l.RenderTimeout <= 0 {
-		l.RenderTimeout = 250 * time.Millisecond
+		l.RenderTimeout = time.Second
 	}
 	return l
 }
