@@ -103,6 +103,7 @@ type Compiled struct {
 	base    variant
 	locales map[string]variant // keys as saved
 	limits  Limits
+	size    int // the bytes of every part's source, for the cache's bound
 }
 
 // Compile checks t and parses every part: a CodeInvalid error names each
@@ -112,7 +113,7 @@ func Compile(t herald.Template, limits Limits) (*Compiled, error) {
 	limits = limits.withDefaults()
 	var v herald.Validation
 	c := &Compiled{Name: t.Name, Version: t.Version, limits: limits}
-	c.base = compileParts(&v, "", t.TemplateParts, nil, limits)
+	c.base = compileParts(&v, "", t.TemplateParts, nil, limits, &c.size)
 	if len(t.Channels()) == 0 {
 		v.Add("email", "a template needs at least one of email, sms or push")
 	}
@@ -138,7 +139,7 @@ func Compile(t herald.Template, limits Limits) (*Compiled, error) {
 		if c.locales == nil {
 			c.locales = map[string]variant{}
 		}
-		c.locales[tag] = compileParts(&v, field+".", lp, &t.TemplateParts, limits)
+		c.locales[tag] = compileParts(&v, field+".", lp, &t.TemplateParts, limits, &c.size)
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -148,7 +149,7 @@ func Compile(t herald.Template, limits Limits) (*Compiled, error) {
 
 // compileParts compiles one variant's groups. base, for a locale, is the
 // base parts: a locale translates the base and cannot add a channel.
-func compileParts(v *herald.Validation, prefix string, p herald.TemplateParts, base *herald.TemplateParts, limits Limits) variant {
+func compileParts(v *herald.Validation, prefix string, p herald.TemplateParts, base *herald.TemplateParts, limits Limits, size *int) variant {
 	out := variant{has: map[herald.Channel]bool{}}
 	for _, ch := range p.Channels() {
 		out.has[ch] = true
@@ -169,6 +170,7 @@ func compileParts(v *herald.Validation, prefix string, p herald.TemplateParts, b
 			v.Add(field, "%v", err)
 			return
 		}
+		*size += len(src)
 		*g = append(*g, pt)
 	}
 	if e := p.Email; e != nil {

@@ -22,6 +22,9 @@ type Options struct {
 	Limits Limits
 	// CacheSize bounds how many compiled versions stay in memory; default 1000.
 	CacheSize int
+	// CacheBytes bounds the source bytes of the compiled versions in
+	// memory (their parse trees take a few times more); default 32 MiB.
+	CacheBytes int
 	Now       func() time.Time
 }
 
@@ -40,10 +43,12 @@ type Library struct {
 	limits Limits
 	now    func() time.Time
 	size   int
+	bytes  int
 
-	mu    sync.Mutex
-	order *list.List // of *entry, most recently used first
-	byKey map[cacheKey]*list.Element
+	mu     sync.Mutex
+	order  *list.List // of *entry, most recently used first
+	byKey  map[cacheKey]*list.Element
+	cached int // source bytes of the entries
 }
 
 type cacheKey struct {
@@ -61,10 +66,13 @@ func NewLibrary(store Store, o Options) *Library {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 1000
 	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 32 << 20
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Library{store: store, limits: o.Limits.withDefaults(), now: o.Now, size: o.CacheSize,
+	return &Library{store: store, limits: o.Limits.withDefaults(), now: o.Now, size: o.CacheSize, bytes: o.CacheBytes,
 		order: list.New(), byKey: map[cacheKey]*list.Element{}}
 }
 
@@ -135,10 +143,14 @@ func (l *Library) put(k cacheKey, c *Compiled) {
 		return
 	}
 	l.byKey[k] = l.order.PushFront(&entry{key: k, c: c})
-	for l.order.Len() > l.size {
+	l.cached += c.size
+	// The newest entry stays even when it alone is over the bound.
+	for l.order.Len() > 1 && (l.order.Len() > l.size || l.cached > l.bytes) {
 		last := l.order.Back()
 		l.order.Remove(last)
-		delete(l.byKey, last.Value.(*entry).key)
+		e := last.Value.(*entry)
+		delete(l.byKey, e.key)
+		l.cached -= e.c.size
 	}
 }
 

@@ -3,6 +3,7 @@ package tmpl_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,51 @@ func TestSaveRefusesABadTemplateAndStoresNothing(t *testing.T) {
 		TemplateParts: herald.TemplateParts{SMS: &herald.SMSParts{Text: "x"}}})
 	if herald.ErrorCode(err) != herald.CodeInvalid {
 		t.Errorf("save of a bad name: %v, want CodeInvalid", err)
+	}
+}
+
+// countingStore counts the reads of template versions, to see the cache work.
+type countingStore struct {
+	*sqlite.Store
+	gets int
+}
+
+func (s *countingStore) GetTemplate(ctx context.Context, appID, name string, version int) (herald.Template, error) {
+	s.gets++
+	return s.Store.GetTemplate(ctx, appID, name, version)
+}
+
+func TestCacheKeepsVersionsWithinItsBounds(t *testing.T) {
+	ctx := t.Context()
+	s, _ := openStores(t)
+	store := &countingStore{Store: s}
+	writer := tmpl.NewLibrary(s, tmpl.Options{})
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := writer.Save(ctx, herald.Template{AppID: "app", Name: name,
+			TemplateParts: herald.TemplateParts{SMS: &herald.SMSParts{Text: strings.Repeat("x", 600)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lib := tmpl.NewLibrary(store, tmpl.Options{CacheBytes: 1300}) // room for two of them
+	load := func(name string) {
+		t.Helper()
+		if _, err := lib.Load(ctx, "app", name, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load("a")
+	load("b")
+	load("a")
+	if store.gets != 2 {
+		t.Fatalf("%d version reads for a, b, a: want 2 (a cached)", store.gets)
+	}
+	load("c") // evicts b, the least recently used
+	load("a")
+	if store.gets != 3 {
+		t.Errorf("%d version reads after c, a: want 3 (a still cached)", store.gets)
+	}
+	load("b")
+	if store.gets != 4 {
+		t.Errorf("%d version reads after b: want 4 (b was evicted)", store.gets)
 	}
 }
