@@ -165,6 +165,7 @@ type Content struct {
 	Subject string            `json:"subject,omitempty"` // email
 	HTML    string            `json:"html,omitempty"`    // email
 	URL     string            `json:"url,omitempty"`     // where a tap or click leads
+	Icon    string            `json:"icon,omitempty"`    // web push: the notification's icon URL
 	Data    map[string]string `json:"data,omitempty"`    // push key/values
 }
 

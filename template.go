@@ -28,11 +28,13 @@ type SMSParts struct {
 }
 
 // PushParts are the sources of a push (mobile and web): Data's values are
-// templates too; URL is where a tap leads.
+// templates too; URL is where a tap leads; Icon, an icon URL, is shown by
+// web push only.
 type PushParts struct {
 	Title string            `json:"title,omitempty"`
 	Body  string            `json:"body,omitempty"`
 	URL   string            `json:"url,omitempty"`
+	Icon  string            `json:"icon,omitempty"` // web push only
 	Data  map[string]string `json:"data,omitempty"`
 }
 

@@ -342,7 +342,7 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		v.Add("content", "give at least a body, an html part or a title")
 	}
 	for _, f := range [...]struct{ name, val string }{
-		{"title", c.Title}, {"body", c.Body}, {"subject", c.Subject}, {"html", c.HTML}, {"url", c.URL}} {
+		{"title", c.Title}, {"body", c.Body}, {"subject", c.Subject}, {"html", c.HTML}, {"url", c.URL}, {"icon", c.Icon}} {
 		if len(f.val) > s.limits.MaxBodyChars {
 			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
@@ -354,5 +354,5 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 }
 
 func contentEmpty(c herald.Content) bool {
-	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && len(c.Data) == 0
+	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && c.Icon == "" && len(c.Data) == 0
 }

@@ -47,6 +47,7 @@ type contentBody struct {
 	Subject string   `json:"subject"`
 	HTML    string   `json:"html"`
 	URL     string   `json:"url"`
+	Icon    string   `json:"icon"`
 	Data    pushData `json:"data"`
 }
 
@@ -123,7 +124,7 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	} else {
 		req.Content = herald.Content{
 			Title: body.Content.Title, Body: body.Content.Body, Subject: body.Content.Subject,
-			HTML: body.Content.HTML, URL: body.Content.URL, Data: body.Content.Data.strings(&v, "content.data"),
+			HTML: body.Content.HTML, URL: body.Content.URL, Icon: body.Content.Icon, Data: body.Content.Data.strings(&v, "content.data"),
 		}
 	}
 	if err := v.Err(); err != nil {

@@ -203,7 +203,7 @@ func (s *server) previewTemplate(w http.ResponseWriter, r *http.Request, caller 
 		out.SMS = &herald.SMSParts{Text: c.Body}
 	}
 	if c := rendered.Push; c != nil {
-		out.Push = &herald.PushParts{Title: c.Title, Body: c.Body, URL: c.URL, Data: c.Data}
+		out.Push = &herald.PushParts{Title: c.Title, Body: c.Body, URL: c.URL, Icon: c.Icon, Data: c.Data}
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil

@@ -205,6 +205,7 @@ func compileParts(v *herald.Validation, prefix string, p herald.TemplateParts, b
 		add(&out.push, f+"title", "title", pu.Title, false)
 		add(&out.push, f+"body", "body", pu.Body, false)
 		add(&out.push, f+"url", "url", pu.URL, false)
+		add(&out.push, f+"icon", "icon", pu.Icon, false)
 		for _, k := range slices.Sorted(maps.Keys(pu.Data)) {
 			if !dataKey.MatchString(k) {
 				v.Add(f+"data."+k, "keys are 1 to 64 letters, digits, '.', '-' or '_'")

@@ -25,7 +25,7 @@ type Options struct {
 	// CacheBytes bounds the source bytes of the compiled versions in
 	// memory (their parse trees take a few times more); default 32 MiB.
 	CacheBytes int
-	Now       func() time.Time
+	Now        func() time.Time
 }
 
 // Library saves templates after checking them and hands out compiled

@@ -197,6 +197,8 @@ func (c *Compiled) renderGroup(g group, data any, b *budget) (herald.Content, er
 			out.Title = s
 		case "url":
 			out.URL = strings.TrimSpace(s)
+		case "icon":
+			out.Icon = strings.TrimSpace(s)
 		default:
 			if out.Data == nil {
 				out.Data = map[string]string{}

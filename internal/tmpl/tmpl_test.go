@@ -250,3 +250,23 @@ func TestConcurrentRendersShareNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestPushPartsRenderIntoEachField(t *testing.T) {
+	t.Parallel()
+	c := compile(t, herald.Template{TemplateParts: herald.TemplateParts{Push: &herald.PushParts{
+		Title: "Order {{.id}}", Body: "{{.items}} items", URL: " https://shop.example/o/{{.id}} ",
+		Icon: "https://shop.example/{{.brand}}.png", Data: map[string]string{"order": "{{.id}}", "kind": "shipped"}}}})
+	r, err := c.Render("", map[string]any{"id": jsonNumber("42"), "items": jsonNumber("3"), "brand": "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := herald.Content{Title: "Order 42", Body: "3 items", URL: "https://shop.example/o/42",
+		Icon: "https://shop.example/acme.png", Data: map[string]string{"order": "42", "kind": "shipped"}}
+	if got := *r.Push; got.Title != want.Title || got.Body != want.Body || got.URL != want.URL || got.Icon != want.Icon ||
+		len(got.Data) != 2 || got.Data["order"] != "42" || got.Data["kind"] != "shipped" {
+		t.Errorf("push = %+v, want %+v", got, want)
+	}
+	if r.Email != nil || r.SMS != nil {
+		t.Errorf("channels without parts rendered: %+v", r)
+	}
+}
