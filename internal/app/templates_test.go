@@ -1,6 +1,9 @@
 package app_test
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +13,8 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/provider/providertest"
+	"github.com/heraldhq/herald/internal/provider/providertest/twiliofake"
+	"github.com/heraldhq/herald/internal/provider/providertest/webpushfake"
 )
 
 type problemView struct {
@@ -324,5 +329,66 @@ func TestTemplateRenderErrorsAre422AtPreviewAndSend(t *testing.T) {
 	}
 	if len(smtpd.Messages()) != 0 {
 		t.Errorf("a refused send was mailed")
+	}
+}
+
+// TestTemplatedSMSAndWebPushCarryTheirOwnParts: each channel sends its own
+// part, a locale variant replaces only the channels it has, and the web
+// push payload carries the template's url and icon.
+func TestTemplatedSMSAndWebPushCarryTheirOwnParts(t *testing.T) {
+	vapid, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vapidPub := base64.RawURLEncoding.EncodeToString(vapid.PublicKey().Bytes())
+	const twilioSID, twilioToken = "AC0123456789abcdef0123456789abcdef", "twilio-secret"
+	webd := webpushfake.New(t, webpushfake.RequireVAPID(vapidPub))
+	twiliod := twiliofake.New(t, twiliofake.WithAccount(twilioSID, twilioToken))
+
+	a := start(t, testConfig(t))
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(200, "PUT", "/v1/providers/push", []map[string]any{{"kind": "webpush", "settings": map[string]any{
+		"vapid_public_key": vapidPub, "vapid_private_key": base64.RawURLEncoding.EncodeToString(vapid.Bytes()),
+		"subject": "mailto:ops@example.com", "ca_pem": webd.CAPEM()}}})
+	c.must(200, "PUT", "/v1/providers/sms", []map[string]any{{"kind": "twilio", "settings": map[string]any{
+		"account_sid": twilioSID, "auth_token": twilioToken, "from": "+15005550006",
+		"endpoint": twiliod.URL(), "ca_pem": twiliod.CAPEM()}}})
+	c.must(201, "PUT", "/v1/users/lena", map[string]any{"phone": "+14155550100", "locale": "de-DE"})
+	c.must(201, "POST", "/v1/users/lena/devices", map[string]any{"platform": "web", "subscription": webd.NewSubscription()})
+
+	c.must(201, "PUT", "/v1/templates/shipped", map[string]any{
+		"sms": map[string]any{"text": "Order {{.id}} shipped"},
+		"push": map[string]any{"title": "Order {{.id}}", "body": "On its way", "url": "https://shop.example/o/{{.id}}",
+			"icon": "https://shop.example/icon.png", "data": map[string]any{"order": "{{.id}}"}},
+		"locales": map[string]any{"de": map[string]any{"sms": map[string]any{"text": "Bestellung {{.id}} versandt"}}},
+	})
+	id := send(t, c, map[string]any{"to": []any{map[string]any{"user_id": "lena"}}, "template": "shipped",
+		"data": map[string]any{"id": 42}})
+	for _, d := range c.waitDone(id, 20*time.Second).Deliveries {
+		if d.Status != "sent" {
+			t.Errorf("%s delivery %s %s: %+v", d.Channel, d.Status, d.Reason, d.Timeline)
+		}
+	}
+	var n templatedNotification
+	c.must(200, "GET", "/v1/notifications/"+id, nil).decode(t, &n)
+	if len(n.Deliveries) != 2 || n.Deliveries[0].Locale != "de" || n.Deliveries[1].Locale != "de" {
+		t.Errorf("deliveries %+v, want push and sms in the de variant", n.Deliveries)
+	}
+
+	if reqs := twiliod.Requests(); len(reqs) != 1 || reqs[0].Get("Body") != "Bestellung 42 versandt" {
+		t.Errorf("Twilio got %v, want the de sms text", reqs)
+	}
+	reqs := webd.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("the push service got %d requests", len(reqs))
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(reqs[0].Payload, &payload); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"title": "Order 42", "body": "On its way", "url": "https://shop.example/o/42",
+		"icon": "https://shop.example/icon.png", "data": map[string]any{"order": "42"}}
+	if fmt.Sprint(payload) != fmt.Sprint(want) {
+		t.Errorf("the browser decrypted %v, want the base push part %v", payload, want)
 	}
 }
