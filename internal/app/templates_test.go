@@ -392,3 +392,42 @@ func TestTemplatedSMSAndWebPushCarryTheirOwnParts(t *testing.T) {
 		t.Errorf("the browser decrypted %v, want the base push part %v", payload, want)
 	}
 }
+
+// TestTemplateSavedOnOneProcessIsUsedByTheNextSendOnAnother: two API
+// processes on one Postgres and one JetStream; the second caches version 1
+// by rendering it, the first saves version 2, and the second's next send
+// renders version 2: no stale cache survives a save elsewhere.
+func TestTemplateSavedOnOneProcessIsUsedByTheNextSendOnAnother(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := scaledConfig(t)
+	one := start(t, cfg)
+	cfg.DataDir = t.TempDir()
+	two := start(t, cfg)
+	key := newApp(t, one, "shop")
+	c1, c2 := newAPI(t, one, key), newAPI(t, two, key)
+	configureEmail(t, c1, smtpd)
+
+	saveAndSend := func(subject string, version int) {
+		t.Helper()
+		var saved struct{ Version int }
+		c1.must(map[bool]int{true: 201, false: 200}[version == 1], "PUT", "/v1/templates/news",
+			map[string]any{"email": map[string]any{"subject": subject, "text": "Hi {{.name}}"}}).decode(t, &saved)
+		if saved.Version != version {
+			t.Fatalf("saved version %d, want %d", saved.Version, version)
+		}
+		id := send(t, c2, map[string]any{"to": []any{map[string]any{"user_id": "ada"}}, "template": "news",
+			"data": map[string]any{"name": "Ada"}})
+		c2.waitDone(id, 30*time.Second)
+		var n templatedNotification
+		c2.must(200, "GET", "/v1/notifications/"+id, nil).decode(t, &n)
+		if n.TemplateVersion != version {
+			t.Errorf("process two rendered version %d, want %d", n.TemplateVersion, version)
+		}
+		msgs := smtpd.WaitForMessages(t, version, 10*time.Second)
+		if got := msgs[version-1].Subject; got != subject {
+			t.Errorf("mailed subject %q, want %q", got, subject)
+		}
+	}
+	saveAndSend("First edition", 1)
+	saveAndSend("Second edition", 2)
+}
