@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"text/template/parse"
 	"time"
@@ -75,6 +76,7 @@ type part struct {
 	slot  string // "subject", "html", "text", "title", "body", "url" or "data.<key>"
 	text  *texttemplate.Template
 	html  *htmltemplate.Template
+	pool  *sync.Pool // of *instance, see render
 }
 
 // group is the compiled parts of one channel; nil when the template has none.
@@ -226,7 +228,7 @@ var lineRE = regexp.MustCompile(`^template: [^:]*:(\d+):(?:\d+:)? ?(.*)$`)
 // contextual escaping analysis, which html/template otherwise runs at the
 // first render.
 func compilePart(field, slot, src string, html bool) (part, error) {
-	pt := part{field: field, slot: slot}
+	pt := part{field: field, slot: slot, pool: &sync.Pool{}}
 	var tree *parse.Tree
 	var err error
 	if html {

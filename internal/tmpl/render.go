@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"reflect"
 	"regexp"
 	"strings"
@@ -96,22 +97,53 @@ func (w *capWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-// render executes the part on a clone of its parsed template that carries
-// this render's tick, so that concurrent renders never share a budget.
-func (p part) render(data any, b *budget, max int) (string, error) {
-	w := &capWriter{max: max, b: b}
-	tick := map[string]any{tickName: b.tick}
-	var err error
+// instance is a clone of a part's parsed template, executed by one render
+// at a time: its tick checks the budget of the render holding it, so
+// concurrent renders never share a budget. Instances are pooled because an
+// html/template clone is escaped on its first execution, which costs more
+// than the execution itself; a reused one skips that.
+type instance struct {
+	b    *budget
+	exec func(w io.Writer, data any) error
+}
+
+func (p part) newInstance() (*instance, error) {
+	in := &instance{}
+	tick := map[string]any{tickName: func() (string, error) { return in.b.tick() }}
 	if p.html != nil {
-		var c *htmltemplate.Template
-		if c, err = p.html.Clone(); err == nil {
-			err = c.Funcs(tick).Execute(w, data)
+		c, err := p.html.Clone()
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		var c *texttemplate.Template
-		if c, err = p.text.Clone(); err == nil {
-			err = c.Funcs(tick).Execute(w, data)
+		in.exec = c.Funcs(tick).Execute
+		return in, nil
+	}
+	c, err := p.text.Clone()
+	if err != nil {
+		return nil, err
+	}
+	in.exec = c.Funcs(tick).Execute
+	return in, nil
+}
+
+// render executes the part with data within the budget and max bytes.
+func (p part) render(data any, b *budget, max int) (string, error) {
+	in, _ := p.pool.Get().(*instance)
+	if in == nil {
+		var err error
+		if in, err = p.newInstance(); err != nil {
+			return "", err
 		}
+	}
+	w := &capWriter{max: max, b: b}
+	in.b = b
+	err := in.exec(w, data)
+	in.b = nil
+	var he *htmltemplate.Error
+	if !asHTMLError(err, &he) {
+		// An execution error leaves nothing behind in the template; an
+		// escaping error would repeat on every use, so that one is dropped.
+		p.pool.Put(in)
 	}
 	if err != nil {
 		return "", err
