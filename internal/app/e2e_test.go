@@ -121,7 +121,7 @@ func walkThrough(t *testing.T, cfg app.Config) {
 	// 6. A template, its preview, and a send with data; ada's locale en-GB
 	// has no variant, so she reads the base parts.
 	c.must(201, "PUT", "/v1/templates/welcome", map[string]any{
-		"email": map[string]any{"subject": "Welcome, {{.name}}", "html": "<p>Hello <b>{{.name}}</b>!</p>", "text": "Hello {{.name}}!"},
+		"email":   map[string]any{"subject": "Welcome, {{.name}}", "html": "<p>Hello <b>{{.name}}</b>!</p>", "text": "Hello {{.name}}!"},
 		"locales": map[string]any{"de": map[string]any{"email": map[string]any{"subject": "Willkommen, {{.name}}", "text": "Hallo {{.name}}!"}}}})
 	var p struct {
 		Locale string

@@ -83,6 +83,7 @@ type part struct {
 type group []part
 
 type variant struct {
+	prefix           string // "" or "locales.<tag>.", for messages
 	email, sms, push group
 	has              map[herald.Channel]bool
 }
@@ -152,7 +153,7 @@ func Compile(t herald.Template, limits Limits) (*Compiled, error) {
 // compileParts compiles one variant's groups. base, for a locale, is the
 // base parts: a locale translates the base and cannot add a channel.
 func compileParts(v *herald.Validation, prefix string, p herald.TemplateParts, base *herald.TemplateParts, limits Limits, size *int) variant {
-	out := variant{has: map[herald.Channel]bool{}}
+	out := variant{prefix: prefix, has: map[herald.Channel]bool{}}
 	for _, ch := range p.Channels() {
 		out.has[ch] = true
 		if base != nil && !base.Has(ch) {

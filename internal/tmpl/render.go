@@ -171,44 +171,36 @@ func (c *Compiled) Render(variantTag string, data map[string]any) (herald.Render
 	b := newBudget(time.Now().Add(c.limits.RenderTimeout))
 	var out herald.Rendered
 	for _, ch := range c.Channels() {
-		g := v.group(ch)
+		from := v
 		if !v.has[ch] {
-			g = c.base.group(ch)
+			from = c.base
 		}
-		content, err := c.renderGroup(g, root, b)
+		content, err := c.renderGroup(from.group(ch), root, b)
 		if err != nil {
 			return herald.Rendered{}, err
+		}
+		empty := func(what string) error {
+			return herald.Invalid("data", fmt.Sprintf("%s%s renders empty", from.prefix, what))
 		}
 		switch ch {
 		case herald.ChannelEmail:
 			if content.HTML == "" && content.Body == "" {
-				return herald.Rendered{}, herald.Invalid("data", fmt.Sprintf("%s renders empty", fieldOf(g, "email")))
+				return herald.Rendered{}, empty("email (html and text)")
 			}
 			out.Email = &content
 		case herald.ChannelSMS:
 			if strings.TrimSpace(content.Body) == "" {
-				return herald.Rendered{}, herald.Invalid("data", fmt.Sprintf("%s renders empty", fieldOf(g, "sms.text")))
+				return herald.Rendered{}, empty("sms.text")
 			}
 			out.SMS = &content
 		case herald.ChannelPush:
 			if content.Title == "" && content.Body == "" {
-				return herald.Rendered{}, herald.Invalid("data", fmt.Sprintf("%s renders empty", fieldOf(g, "push")))
+				return herald.Rendered{}, empty("push (title and body)")
 			}
 			out.Push = &content
 		}
 	}
 	return out, nil
-}
-
-// fieldOf names a group's field in messages: its first part's prefix.
-func fieldOf(g group, fallback string) string {
-	if len(g) > 0 {
-		if i := strings.LastIndexByte(g[0].field, '.'); i > 0 && fallback != "sms.text" {
-			return g[0].field[:i]
-		}
-		return g[0].field
-	}
-	return fallback
 }
 
 func (c *Compiled) renderGroup(g group, data any, b *budget) (herald.Content, error) {
