@@ -28,6 +28,10 @@ type Limits struct {
 	// MaxOutputBytes bounds each rendered part; default 100,000, the
 	// limit of a content field given inline.
 	MaxOutputBytes int
+	// MaxTotalBytes bounds all the parts of one variant's rendering
+	// together (push data has up to 100 of them); default 256 KiB. The
+	// log keeps every rendering, so this bounds what a send can store.
+	MaxTotalBytes int
 	// RenderTimeout bounds the rendering of one locale variant, all its
 	// parts together; default 1s: far above what a real template needs
 	// (microseconds), so a busy machine never fails one, while a runaway
@@ -41,6 +45,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxOutputBytes <= 0 {
 		l.MaxOutputBytes = 100_000
+	}
+	if l.MaxTotalBytes <= 0 {
+		l.MaxTotalBytes = 256 << 10
 	}
 	if l.RenderTimeout <= 0 {
 		l.RenderTimeout = time.Second
@@ -261,7 +268,7 @@ func compilePart(field, slot, src string, html bool) (part, error) {
 	if html {
 		// Escaping happens on a render; one with no data stops at the first
 		// field, but only after the whole template was analysed.
-		b := newBudget(time.Now().Add(50 * time.Millisecond))
+		b := newBudget(time.Now().Add(50*time.Millisecond), 1<<20)
 		_, err := pt.render(nil, b, 1<<20)
 		var he *htmltemplate.Error
 		if asHTMLError(err, &he) {

@@ -57,8 +57,9 @@ func isEmpty(v any) bool {
 }
 
 var (
-	errTimeout  = errors.New("render time exceeded")
-	errTooLarge = errors.New("render output exceeded")
+	errTimeout       = errors.New("render time exceeded")
+	errTooLarge      = errors.New("render output exceeded")
+	errTotalTooLarge = errors.New("render output of all parts exceeded")
 )
 
 // budget is one render's deadline, checked on every write and at the start
@@ -66,9 +67,12 @@ var (
 type budget struct {
 	deadline time.Time
 	expired  bool
+	left     int // bytes all parts may still write together
 }
 
-func newBudget(deadline time.Time) *budget { return &budget{deadline: deadline} }
+func newBudget(deadline time.Time, total int) *budget {
+	return &budget{deadline: deadline, left: total}
+}
 
 func (b *budget) check() error {
 	if b.expired || time.Now().After(b.deadline) {
@@ -91,6 +95,10 @@ func (w *capWriter) Write(p []byte) (int, error) {
 	if w.buf.Len()+len(p) > w.max {
 		return 0, errTooLarge
 	}
+	if len(p) > w.b.left {
+		return 0, errTotalTooLarge
+	}
+	w.b.left -= len(p)
 	if err := w.b.check(); err != nil {
 		return 0, err
 	}
@@ -168,7 +176,7 @@ func (c *Compiled) Render(variantTag string, data map[string]any) (herald.Render
 	if root == nil {
 		root = map[string]any{}
 	}
-	b := newBudget(time.Now().Add(c.limits.RenderTimeout))
+	b := newBudget(time.Now().Add(c.limits.RenderTimeout), c.limits.MaxTotalBytes)
 	var out herald.Rendered
 	for _, ch := range c.Channels() {
 		from := v
@@ -251,6 +259,8 @@ func (c *Compiled) renderError(p part, err error, b *budget) error {
 		return herald.Invalid("template", fmt.Sprintf("%s took longer than %v to render", p.field, c.limits.RenderTimeout))
 	case errors.Is(err, errTooLarge):
 		return herald.Invalid("template", fmt.Sprintf("%s renders more than %d bytes", p.field, c.limits.MaxOutputBytes))
+	case errors.Is(err, errTotalTooLarge):
+		return herald.Invalid("template", fmt.Sprintf("the parts render more than %d bytes together (at %s)", c.limits.MaxTotalBytes, p.field))
 	}
 	var he *htmltemplate.Error
 	if asHTMLError(err, &he) {

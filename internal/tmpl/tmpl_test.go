@@ -182,6 +182,26 @@ func TestRenderOutputCap(t *testing.T) {
 	}
 }
 
+func TestRenderTotalCap(t *testing.T) {
+	t.Parallel()
+	data := map[string]string{}
+	for i := range 10 {
+		data[itoa(i)] = "{{range .n}}0123456789{{end}}"
+	}
+	c, err := tmpl.Compile(herald.Template{TemplateParts: herald.TemplateParts{Push: &herald.PushParts{Title: "t", Data: data}}},
+		tmpl.Limits{MaxOutputBytes: 1000, MaxTotalBytes: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Render("", map[string]any{"n": jsonNumber("40")}); err != nil {
+		t.Fatalf("10 parts of 400 bytes: %v", err)
+	}
+	_, err = c.Render("", map[string]any{"n": jsonNumber("60")}) // each part fits, all of them do not
+	if msg := fields(t, err)["template"]; !strings.Contains(msg, "more than 5000 bytes together") {
+		t.Errorf("error = %v, want the total cap", err)
+	}
+}
+
 func TestRangesStillWork(t *testing.T) {
 	t.Parallel()
 	c := compile(t, herald.Template{TemplateParts: herald.TemplateParts{Email: &herald.EmailParts{Subject: "s",
