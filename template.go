@@ -148,8 +148,8 @@ type TemplateStore interface {
 	// (or it was deleted) or no such version.
 	GetTemplate(ctx context.Context, appID, name string, version int) (Template, error)
 	// LatestTemplateVersion returns the number of the template's latest
-	// version: a one-row read, made on every send that does not pin a
-	// version. CodeNotFound when the app has no such template.
+	// version: a one-row read, made on every templated send and preview.
+	// CodeNotFound when the app has no such template (or it was deleted).
 	LatestTemplateVersion(ctx context.Context, appID, name string) (int, error)
 	// ListTemplates returns the latest version of each of the app's
 	// templates, by name, one page at a time; next is the cursor of the

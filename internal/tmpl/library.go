@@ -34,10 +34,10 @@ type Options struct {
 // The cache is keyed by (app, name, version) and needs no invalidation:
 // a version is immutable and its number is never reused (a delete keeps
 // the numbering), so a cached entry can never be stale. What changes on a
-// save is which version is the latest; every load without a pinned
-// version asks the store for that number (one indexed row), so a save in
-// one process is seen by the next send in every other process, with no
-// invalidation message to lose and no TTL to wait out.
+// save is which version is the latest, and a delete hides them all; every
+// load asks the store for the latest number (one indexed row), so a save
+// or a delete in one process is seen by the next send in every other
+// process, with no invalidation message to lose and no TTL to wait out.
 type Library struct {
 	store  Store
 	limits Limits
@@ -101,12 +101,17 @@ func (l *Library) Save(ctx context.Context, t herald.Template) (herald.Template,
 // when version is 0. Errors: CodeNotFound when the app has no such
 // template or version.
 func (l *Library) Load(ctx context.Context, appID, name string, version int) (*Compiled, error) {
-	if version == 0 {
-		v, err := l.store.LatestTemplateVersion(ctx, appID, name)
-		if err != nil {
-			return nil, fmt.Errorf("tmpl: load %q: %w", name, err)
-		}
-		version = v
+	// Every load asks for the latest number, pinned or not: it is how a
+	// save or a delete elsewhere is seen at once.
+	latest, err := l.store.LatestTemplateVersion(ctx, appID, name)
+	if err != nil {
+		return nil, fmt.Errorf("tmpl: load %q: %w", name, err)
+	}
+	switch {
+	case version == 0:
+		version = latest
+	case version > latest:
+		return nil, fmt.Errorf("tmpl: load %q version %d: %w", name, version, herald.ErrNotFound)
 	}
 	key := cacheKey{appID, name, version}
 	if c := l.get(key); c != nil {
