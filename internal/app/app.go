@@ -34,6 +34,7 @@ import (
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/track"
 	"github.com/heraldhq/herald/internal/tracklink"
 	"github.com/heraldhq/herald/internal/webhook"
@@ -214,10 +215,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 	var sender herald.Sender
 	var replayer httpapi.Replayer
+	var templates httpapi.TemplateLibrary
 	if a.cfg.HasRole(RoleAPI) {
+		lib := tmpl.NewLibrary(a.store, tmpl.Options{})
+		templates = lib
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
-			Admit: a.watch.admit})
+			Admit: a.watch.admit, Templates: lib})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served
@@ -228,7 +232,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL,
+		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {

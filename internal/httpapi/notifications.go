@@ -48,12 +48,16 @@ func notificationStatus(ds []herald.Delivery) string {
 }
 
 type notificationResponse struct {
-	ID         string             `json:"id"`
-	Status     string             `json:"status"`
-	Category   string             `json:"category,omitempty"`
-	Priority   string             `json:"priority"`
-	CreatedAt  time.Time          `json:"created_at"`
-	Deliveries []deliveryResponse `json:"deliveries"`
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Category  string    `json:"category,omitempty"`
+	Priority  string    `json:"priority"`
+	CreatedAt time.Time `json:"created_at"`
+	// Template and TemplateVersion name the template version the content
+	// was rendered from, absent for content given inline.
+	Template        string             `json:"template,omitempty"`
+	TemplateVersion int                `json:"template_version,omitempty"`
+	Deliveries      []deliveryResponse `json:"deliveries"`
 }
 
 type deliveryResponse struct {
@@ -64,7 +68,10 @@ type deliveryResponse struct {
 	// read statuses but should not learn users' contact details.
 	Address string `json:"address,omitempty"`
 	// Platform replaces the address for push: a device token is a credential.
-	Platform          string    `json:"platform,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	// Locale is the template's locale variant the delivery was rendered
+	// in, absent for the base parts and for content given inline.
+	Locale            string    `json:"locale,omitempty"`
 	Status            string    `json:"status"`
 	Reason            string    `json:"reason,omitempty"`
 	Provider          string    `json:"provider,omitempty"`
@@ -159,8 +166,15 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 		ID: n.ID, Status: notificationStatus(ds), Category: n.Category, Priority: priorityOrNormal(n.Priority),
 		CreatedAt: n.CreatedAt.UTC(), Deliveries: make([]deliveryResponse, 0, len(ds)),
 	}
+	if n.Template != nil {
+		out.Template, out.TemplateVersion = n.Template.Name, n.Template.Version
+	}
 	for _, d := range ds {
-		out.Deliveries = append(out.Deliveries, toDeliveryResponse(d, byDelivery[d.ID]))
+		dr := toDeliveryResponse(d, byDelivery[d.ID])
+		if n.Template != nil {
+			dr.Locale = n.Template.VariantFor(d)
+		}
+		out.Deliveries = append(out.Deliveries, dr)
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil

@@ -56,6 +56,15 @@ func (s *server) routes() {
 	m.Handle("PUT /v1/providers/{channel}", s.v1(admin, s.putProviders))
 	m.Handle("GET /v1/providers/{channel}", s.v1(admin, s.getProviders))
 
+	m.Handle("PUT /v1/templates/{name}", s.v1(admin, s.putTemplate))
+	m.Handle("GET /v1/templates/{name}", s.v1(admin, s.getTemplate))
+	m.Handle("GET /v1/templates", s.v1(admin, s.listTemplates))
+	m.Handle("DELETE /v1/templates/{name}", s.v1(admin, s.deleteTemplate))
+	m.Handle("POST /v1/templates/{name}/preview", s.v1(admin, s.previewTemplate))
+
+	m.Handle("GET /v1/app", s.v1(admin, s.getApp))
+	m.Handle("PUT /v1/app", s.v1(admin, s.putApp))
+
 	m.Handle("POST /v1/webhooks", s.v1(admin, s.createWebhook))
 	m.Handle("GET /v1/webhooks", s.v1(admin, s.listWebhooks))
 	m.Handle("DELETE /v1/webhooks/{id}", s.v1(admin, s.deleteWebhook))

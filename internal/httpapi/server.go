@@ -61,6 +61,8 @@ type Deps struct {
 	// PublicURL is where the outside world reaches Herald
 	// (HERALD_PUBLIC_URL): the URL Twilio signs its callbacks with.
 	PublicURL string
+	// Templates saves and previews the templates of /v1/templates.
+	Templates TemplateLibrary
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -87,6 +89,7 @@ type server struct {
 	webhooks      WebhookConfigurer
 	tracking      Tracking
 	publicURL     string
+	templates     TemplateLibrary
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -111,6 +114,7 @@ func NewServer(d Deps) http.Handler {
 		webhooks:      d.Webhooks,
 		tracking:      d.Tracking,
 		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
+		templates:     d.Templates,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,
