@@ -97,8 +97,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == Prefix {
-		// Relative, so that it holds behind a proxy that mounts Herald under a path.
-		http.Redirect(w, r, "admin/", http.StatusMovedPermanently)
+		http.Redirect(w, r, Prefix+"/", http.StatusMovedPermanently)
 		return
 	}
 	name, ok := strings.CutPrefix(r.URL.Path, Prefix+"/")
