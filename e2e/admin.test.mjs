@@ -191,6 +191,17 @@ try {
       return;
     }
     const problemBox = page.locator('#preview .problem');
+    // First without the data the template reads: Herald's 422 names the key.
+    await page.fill('#template-data', '{}');
+    await page.click('#preview-form button[type=submit]');
+    await problemBox.waitFor();
+    const missing = await problemBox.innerText();
+    if (!/422/.test(missing) || !/data\.name/.test(missing)) {
+      fail(`a preview without data shows ${JSON.stringify(missing)}, want the 422 naming data.name\n` +
+        '(POST /v1/templates/{name}/preview is part of API.md; set HERALD_E2E_TEMPLATES=absent only on a build without templates)');
+    }
+    await page.fill('#template-data', JSON.stringify({ name: 'Ada', link: 'https://example.com/reset/abc' }, null, 2));
+    await page.click('#preview-form button[type=submit]');
     const subject = page.locator('#email-subject');
     await Promise.race([subject.waitFor(), problemBox.waitFor()]);
     if (await problemBox.count()) {
