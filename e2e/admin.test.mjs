@@ -99,6 +99,7 @@ try {
     if (!/script-src 'self'/.test(h['content-security-policy'] || '')) fail(`CSP = ${h['content-security-policy']}`);
     if (h['x-frame-options'] !== 'DENY') fail(`X-Frame-Options = ${h['x-frame-options']}`);
     await page.locator('#api-key').waitFor();
+    if (await page.locator('#nav').isVisible()) fail('the navigation shows before sign-in');
   });
 
   await step('a wrong key is refused with the problem detail', async () => {
@@ -115,6 +116,7 @@ try {
     await page.fill('#api-key', key);
     await page.click('#sign-in-form button[type=submit]');
     await page.locator('#search-form').waitFor();
+    if (!(await page.locator('#nav').isVisible())) fail('the navigation is hidden after sign-in');
     const stored = await page.evaluate(() => ({ session: Object.values(sessionStorage), local: Object.values(localStorage) }));
     if (!stored.session.includes(key)) fail('the key is not in sessionStorage');
     if (stored.local.length) fail(`localStorage holds ${stored.local.length} items: the key must stay in the session`);
@@ -227,6 +229,7 @@ try {
   await step('sign out forgets the key', async () => {
     await page.click('#sign-out');
     await page.locator('#api-key').waitFor();
+    if (await page.locator('#nav').isVisible()) fail('the navigation still shows after signing out');
     const stored = await page.evaluate(() => Object.values(sessionStorage));
     if (stored.includes(key)) fail('the key is still in sessionStorage after signing out');
   });
