@@ -161,6 +161,15 @@ try {
     await shot('notifications');
   });
 
+  await step('a search that matches nothing says so', async () => {
+    await page.selectOption('#status', 'dead');
+    await page.click('#search-form button[type=submit]');
+    const none = page.locator('#results .empty');
+    await none.waitFor();
+    if (!/No notifications found/.test(await none.innerText())) fail(`the empty state says ${await none.innerText()}`);
+    if (!page.url().includes('status=dead') || !page.url().includes('user_id=123')) fail(`the filters are not in the address: ${page.url()}`);
+  });
+
   await step('a dead letter is replayed and the replay accepted', async () => {
     await page.click('nav a[data-nav="dead-letters"]');
     const card = page.locator('article.dead-letter').first();
