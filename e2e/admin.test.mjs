@@ -58,9 +58,12 @@ page.on('console', (msg) => {
     pageProblems.push(`console: ${msg.text()}`);
   }
 });
-// The key must never travel in a URL, whatever page asks for what.
+// No key may ever travel in a URL, whatever page asks for what.
+const keys = [key];
 page.on('request', (req) => {
-  if (req.url().includes(key)) pageProblems.push(`the API key appeared in a URL: ${req.method()} ${req.url().replace(key, '<key>')}`);
+  for (const k of keys) {
+    if (req.url().includes(k)) pageProblems.push(`an API key appeared in a URL: ${req.method()} ${req.url().replace(k, '<key>')}`);
+  }
 });
 
 let current = 'start';
@@ -91,6 +94,7 @@ async function api(method, p, body) {
 }
 
 let exitCode = 0;
+let replayedID = '';
 try {
   await step('the UI is served with its security headers', async () => {
     const res = await page.goto(`${base}/admin/`);
@@ -177,6 +181,7 @@ try {
     const text = await card.innerText();
     if (!/retries_exhausted/.test(text) || !/451/.test(text)) fail(`the dead letter shows ${JSON.stringify(text)}, want its reason and the 451 of each attempt`);
     const id = await card.getAttribute('data-delivery');
+    replayedID = id;
     await card.locator('button.replay').click();
     const outcome = card.locator('.outcome .success');
     await outcome.waitFor();
@@ -235,12 +240,31 @@ try {
     await shot('template-preview');
   });
 
+  await step('a send key may look, and its replay is refused with the 403 detail', async () => {
+    const viewer = await api('POST', '/v1/keys', { name: 'viewer', scope: 'send' });
+    keys.push(viewer.key);
+    await page.click('#sign-out');
+    await page.fill('#api-key', viewer.key);
+    await page.click('#sign-in-form button[type=submit]');
+    // Signing in again keeps the page one was on.
+    await page.locator('#preview-form').waitFor();
+    await page.click('nav a[data-nav="dead-letters"]');
+    const card = page.locator(`article.dead-letter:not([data-delivery="${replayedID}"])`).first();
+    await card.waitFor();
+    await card.locator('button.replay').click();
+    const refused = card.locator('.outcome .problem');
+    await refused.waitFor();
+    const text = await refused.innerText();
+    if (!/403/.test(text) || !/scope/.test(text)) fail(`the refused replay shows ${JSON.stringify(text)}, want the 403 detail`);
+    if (await card.locator('button.replay').isDisabled()) fail('the replay button stays disabled after a refusal');
+  });
+
   await step('sign out forgets the key', async () => {
     await page.click('#sign-out');
     await page.locator('#api-key').waitFor();
     if (await page.locator('#nav').isVisible()) fail('the navigation still shows after signing out');
     const stored = await page.evaluate(() => Object.values(sessionStorage));
-    if (stored.includes(key)) fail('the key is still in sessionStorage after signing out');
+    if (keys.some((k) => stored.includes(k))) fail('a key is still in sessionStorage after signing out');
   });
 } catch (err) {
   exitCode = 1;
