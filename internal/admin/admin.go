@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -34,6 +33,16 @@ var static embed.FS
 const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
 	"img-src 'self' data:; connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; " +
 	"base-uri 'none'; form-action 'none'; object-src 'none'"
+
+// contentTypes of the UI's files, fixed here rather than read from the
+// machine's MIME tables, which differ (module scripts need a JavaScript type).
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+	".png":  "image/png",
+}
 
 // asset is one embedded file, ready to serve.
 type asset struct {
@@ -68,7 +77,7 @@ func load() (map[string]asset, error) {
 		if err != nil {
 			return err
 		}
-		ct := mime.TypeByExtension(path.Ext(p))
+		ct := contentTypes[path.Ext(p)]
 		if ct == "" {
 			return fmt.Errorf("admin: no content type for %s", p)
 		}
