@@ -4,6 +4,7 @@ import (
 	"net/http/pprof"
 
 	"github.com/heraldhq/herald"
+	adminui "github.com/heraldhq/herald/internal/admin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -17,6 +18,11 @@ func (s *server) routes() {
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	m.HandleFunc("GET /openapi.yaml", s.openAPI)
+	// The web UI: static pages that call /v1 from the browser with the key
+	// an operator pastes, so they need no authentication of their own.
+	ui := adminui.Handler()
+	m.Handle("GET /admin", ui)
+	m.Handle("GET /admin/", ui)
 	if s.pprof {
 		// Operator-only diagnostics, not part of the API (not in
 		// openapi.yaml): mounted only with --pprof.
