@@ -92,6 +92,9 @@ type eventResponse struct {
 	Reason   string    `json:"reason,omitempty"`
 	Attempt  int       `json:"attempt"`
 	Provider string    `json:"provider,omitempty"`
+	// ProviderMessageID is the provider's id of the message this step is
+	// about: set from the send the provider accepted onwards.
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
 }
 
 type notificationListResponse struct {
@@ -191,12 +194,25 @@ func toDeliveryResponse(d herald.Delivery, events []herald.Event) deliveryRespon
 	if d.Channel == herald.ChannelPush {
 		dr.Platform = string(d.Platform)
 	}
-	for _, e := range events {
+	// The log keeps the provider's message id on the delivery, from the
+	// attempt the provider accepted: it names that step and every later one
+	// (the provider's own reports: delivered, opened, a bounce).
+	accepted := -1
+	for i, e := range events {
+		if e.Status == herald.StatusSent {
+			accepted = i
+		}
+	}
+	for i, e := range events {
 		dr.PossibleDuplicate = dr.PossibleDuplicate || possibleDuplicate(e)
-		dr.Timeline = append(dr.Timeline, eventResponse{
+		ev := eventResponse{
 			Status: string(e.Status), At: e.At.UTC(), Detail: maskDetail(d, e.Detail), Reason: e.Reason,
 			Attempt: e.Attempt, Provider: e.Provider,
-		})
+		}
+		if accepted >= 0 && i >= accepted {
+			ev.ProviderMessageID = d.ProviderMessageID
+		}
+		dr.Timeline = append(dr.Timeline, ev)
 	}
 	return dr
 }
