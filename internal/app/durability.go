@@ -70,11 +70,11 @@ func newQueueWatch(q *queue.Queue, highWater float64, maxLag time.Duration, log 
 		rate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_queue_drain_rate",
 			Help: "Deliveries removed from NOTIFY per second while it had a backlog, over the last 30s (every worker of the deployment)."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_sends_refused_total",
-			Help: "Send requests refused to protect delivery, by reason: queue_lag (429, --max-queue-lag) or queue_full (503, --queue-high-water)."},
+			Help: "Send requests refused to protect delivery, by reason: queue_lag (429, --max-queue-lag), in_flight (429, --max-sends-in-flight) or queue_full (503, --queue-high-water)."},
 			[]string{"reason"}),
 	}
 	reg.MustRegister(w.msgs, w.bytes, w.ratio, w.lag, w.rate, w.refused)
-	for _, r := range []string{"queue_lag", "queue_full"} {
+	for _, r := range []string{"queue_lag", "in_flight", "queue_full"} {
 		w.refused.WithLabelValues(r) // present at zero, so that increase() sees the first one
 	}
 	return w
@@ -172,6 +172,9 @@ func (w *queueWatch) observeNotify(f queue.StreamFill) {
 		w.log.Info("deliveries caught up: accepting sends again", "stream", f.Stream, "waiting", f.Msgs, "lag_seconds", lag)
 	}
 }
+
+// shed counts a send refused at the API's door (--max-sends-in-flight).
+func (w *queueWatch) shed() { w.refused.WithLabelValues("in_flight").Inc() }
 
 // admit is accept.Options.Admit. Every channel shares the NOTIFY stream,
 // so a full or lagging stream refuses every channel. n deliveries are

@@ -69,6 +69,12 @@ type Deps struct {
 	// Pprof serves net/http/pprof under /debug/pprof/, unauthenticated;
 	// off unless the operator asks for it (--pprof).
 	Pprof bool
+	// MaxSendsInFlight bounds the send requests being accepted at once;
+	// more are answered 429 with Retry-After. Zero means
+	// DefaultMaxSendsInFlight, a negative value no limit.
+	MaxSendsInFlight int
+	// OnSendShed, when set, is called for each send refused by that bound.
+	OnSendShed func()
 }
 
 type server struct {
@@ -85,6 +91,7 @@ type server struct {
 	maxRecipients int
 	pprof         bool
 	latency       *prometheus.HistogramVec
+	sendGate      *sendGate
 	mux           *http.ServeMux
 	buffers       sync.Pool // *bytes.Buffer, see getBuffer
 }
@@ -124,6 +131,11 @@ func NewServer(d Deps) http.Handler {
 		s.maxRecipients = DefaultMaxRecipients
 	}
 	s.latency = registerLatency(s.registry)
+	maxSends := d.MaxSendsInFlight
+	if maxSends == 0 {
+		maxSends = DefaultMaxSendsInFlight
+	}
+	s.sendGate = newSendGate(maxSends, s.registry, d.OnSendShed)
 	s.routes()
 	return s
 }
