@@ -21,6 +21,7 @@ type Report struct {
 	DeliverySeconds float64 `json:"delivery_seconds,omitempty"`
 
 	Requests   RequestCounts  `json:"requests"`
+	Status     StatusClasses  `json:"status_classes"`
 	Deliveries DeliveryCounts `json:"deliveries"`
 
 	RequestsPerSecond   float64 `json:"requests_accepted_per_second"`
@@ -45,6 +46,18 @@ type RequestCounts struct {
 	Sent     int `json:"sent"`
 	Accepted int `json:"accepted"`
 	Failed   int `json:"failed"`
+}
+
+// StatusClasses counts the answers to POST /v1/notifications by class:
+// under overload Herald should answer 2xx or 429 (with Retry-After), never 5xx.
+type StatusClasses struct {
+	S2xx                  int `json:"2xx"`
+	S429                  int `json:"429"`
+	S429WithoutRetryAfter int `json:"429_without_retry_after"`
+	Other4xx              int `json:"other_4xx"`
+	S5xx                  int `json:"5xx"`
+	Other                 int `json:"other"`     // 1xx or 3xx
+	Transport             int `json:"transport"` // no answer: connection error or timeout
 }
 
 // DeliveryCounts counts deliveries: accepted in 202 answers, and seen by the sink.
@@ -108,6 +121,8 @@ type Second struct {
 	DeliveryP50      float64 `json:"delivery_p50_ms"`
 	DeliveryP99      float64 `json:"delivery_p99_ms"`
 	AcceptedRequests int     `json:"accepted_requests"`
+	Refused          int     `json:"refused_429"` // 429 answers
+	ServerErrors     int     `json:"errors_5xx"`
 }
 
 func (r *run) report(loadEnd time.Time) *Report {
@@ -133,6 +148,7 @@ func (r *run) report(loadEnd time.Time) *Report {
 		failed += n
 	}
 	rep.Requests = RequestCounts{Sent: r.sent, Accepted: r.accepted, Failed: failed}
+	rep.Status = r.classes
 	recipients := 0
 	for _, s := range r.seconds {
 		recipients += s.recipients
@@ -157,7 +173,8 @@ func (r *run) report(loadEnd time.Time) *Report {
 	rep.AcceptLatency = percentiles(r.acceptLat)
 	rep.DeliveryLatency = percentiles(r.deliverLat)
 	for i, s := range r.seconds {
-		sec := Second{T: i, Accepted: s.recipients, Delivered: s.delivered, AcceptedRequests: s.accepted}
+		sec := Second{T: i, Accepted: s.recipients, Delivered: s.delivered, AcceptedRequests: s.accepted,
+			Refused: s.refused, ServerErrors: s.serverErrors}
 		if p := percentiles(s.acceptLat); p != nil {
 			sec.AcceptP50, sec.AcceptP99 = p.P50, p.P99
 		}
@@ -209,6 +226,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	p("target\t%s", rep.Target)
 	p("load\t%s, mix %s, %d recipient(s) per request, %.1fs", rep.Loop, rep.Mix, rep.Recipients, rep.LoadSeconds)
 	p("requests\t%d sent, %d accepted, %d failed", rep.Requests.Sent, rep.Requests.Accepted, rep.Requests.Failed)
+	st := rep.Status
+	p("answers\t2xx %d, 429 %d (%d without Retry-After), other 4xx %d, 5xx %d, no answer %d",
+		st.S2xx, st.S429, st.S429WithoutRetryAfter, st.Other4xx, st.S5xx, st.Transport)
 	p("accepted\t%.1f requests/s, %.1f recipients/s (%d deliveries: %s)", rep.RequestsPerSecond,
 		rep.RecipientsPerSecond, rep.Deliveries.Accepted, byChannel(rep.Deliveries.ByChannel))
 	if rep.Sink != nil {
