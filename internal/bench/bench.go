@@ -159,10 +159,7 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	}
 	client := opts.Client
 	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = max(opts.Concurrency, 256)
-		tr.MaxIdleConns = tr.MaxIdleConnsPerHost
-		client = &http.Client{Transport: tr, Timeout: 60 * time.Second}
+		client = NewClient(opts.Concurrency)
 	}
 	api := &apiClient{base: strings.TrimRight(target.URL, "/"), key: target.APIKey, c: client}
 	if target.Configure {
@@ -172,6 +169,15 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	}
 	r := newRun(api, target, opts)
 	return r.run(ctx)
+}
+
+// NewClient is the bench's HTTP client, with idle connections kept for
+// concurrency requests in flight (at least 256).
+func NewClient(concurrency int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(concurrency, 256)
+	tr.MaxIdleConns = tr.MaxIdleConnsPerHost
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
 // run is one measurement.

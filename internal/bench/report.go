@@ -37,6 +37,8 @@ type Report struct {
 	Sink    *SinkCounts    `json:"sink,omitempty"`
 	Process *ProcessReport `json:"process,omitempty"`
 	Day     *DayReport     `json:"day,omitempty"`
+	// Ceilings, with --ceilings: the machine's bare figures and Herald's share of them.
+	Ceilings *Ceilings `json:"ceilings,omitempty"`
 
 	Series []Second `json:"series"` // one entry per second of the run
 }
@@ -281,6 +283,13 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			p("\t%s", pr.Note)
 		}
 	}
+	if len(rep.Series) > 1 {
+		p("")
+		p("over time\tdeliveries accepted/s\tdelivered/s\t429/s\t5xx/s\taccept p99 ms")
+		for _, b := range rep.timeline(12) {
+			p("%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f", b.label, b.accepted, b.delivered, b.refused, b.serverErrors, b.acceptP99)
+		}
+	}
 	if d := rep.Day; d != nil {
 		p("")
 		if d.PeakPerSecond == 0 {
@@ -295,7 +304,43 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			p("\twith the day's shape, peak at full speed: %.2f h (extrapolated, not measured)", d.CurveHours)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rep.Ceilings != nil {
+		fmt.Fprintln(w)
+		return rep.Ceilings.WriteTable(w)
+	}
+	return nil
+}
+
+// bucket is a stretch of the run's seconds, for the table's timeline.
+type bucket struct {
+	label                                      string
+	accepted, delivered, refused, serverErrors float64 // per second
+	acceptP99                                  float64 // the worst second's
+}
+
+// timeline folds the per-second series into at most n stretches of
+// whole seconds.
+func (rep *Report) timeline(n int) []bucket {
+	width := (len(rep.Series) + n - 1) / n
+	var out []bucket
+	for i := 0; i < len(rep.Series); i += width {
+		part := rep.Series[i:min(i+width, len(rep.Series))]
+		b := bucket{label: fmt.Sprintf("%ds–%ds", part[0].T, part[len(part)-1].T+1)}
+		for _, s := range part {
+			b.accepted += float64(s.Accepted)
+			b.delivered += float64(s.Delivered)
+			b.refused += float64(s.Refused)
+			b.serverErrors += float64(s.ServerErrors)
+			b.acceptP99 = max(b.acceptP99, s.AcceptP99)
+		}
+		k := float64(len(part))
+		b.accepted, b.delivered, b.refused, b.serverErrors = b.accepted/k, b.delivered/k, b.refused/k, b.serverErrors/k
+		out = append(out, b)
+	}
+	return out
 }
 
 func byChannel(m map[string]int) string {

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/heraldhq/herald/internal/bench"
+	"github.com/heraldhq/herald/internal/bench/ceiling"
 	"github.com/heraldhq/herald/internal/bench/sink"
 )
 
@@ -46,10 +48,10 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var (
 		url, apiKey, mix, plot, profile, sinkURL, sinkCA, sinkSMTP, emailKind string
-		embedded, asJSON, noSetup                                             bool
+		embedded, asJSON, noSetup, ceilings                                   bool
 		rate, errorRate                                                       float64
 		concurrency, count, recipients, users, pid                            int
-		duration, wait, latency, jitter                                       time.Duration
+		duration, wait, latency, jitter, ceilingsFor                          time.Duration
 	)
 	cfg, fs, err := loadConfig("bench", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Usage = func() { fmt.Fprint(stderr, benchUsage, "\nFlags:\n"); fs.PrintDefaults() }
@@ -76,12 +78,31 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fs.DurationVar(&latency, "latency", 5*time.Millisecond, "--embedded: the sink's answer latency")
 		fs.DurationVar(&jitter, "jitter", 2*time.Millisecond, "--embedded: the sink's latency varies by ± this")
 		fs.Float64Var(&errorRate, "error-rate", 0, "--embedded: the share of sends the sink fails")
+		fs.BoolVar(&ceilings, "ceilings", false, "first measure this machine's bare HTTP, JetStream and store insert rates, and report Herald's figures as ratios of them (alone: only the ceilings)")
+		fs.DurationVar(&ceilingsFor, "ceilings-duration", 5*time.Second, "how long each ceiling is measured")
 	})
 	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))}
+	}
+	if ceilings && rate == 0 && concurrency == 0 && duration == 0 && count == 0 {
+		// The ceilings alone, without a run.
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		c, err := measureCeilings(ctx, cfg.DatabaseURL, ceilingsFor, 0, nil, stderr)
+		if err != nil {
+			return err
+		}
+		rep := &bench.Report{}
+		rep.AddCeilings(c)
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep.Ceilings)
+		}
+		return rep.Ceilings.WriteTable(stdout)
 	}
 	m, err := bench.ParseMix(mix)
 	if err != nil {
@@ -109,6 +130,16 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	// The ceilings are measured before Herald starts, so that nothing
+	// else of the run shares the machine with them.
+	var figures *ceiling.Figures
+	if ceilings {
+		opts.Client = bench.NewClient(opts.Concurrency)
+		if figures, err = measureCeilings(ctx, cfg.DatabaseURL, ceilingsFor, opts.Concurrency, opts.Client, stderr); err != nil {
+			return err
+		}
+	}
 
 	var target bench.Target
 	var note string
@@ -173,6 +204,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			rep.Process.PID = 0
 		}
 	}
+	if figures != nil {
+		rep.AddCeilings(figures)
+	}
 	if plot != "" {
 		if perr := writePlot(plot, rep); perr != nil {
 			return perr
@@ -191,6 +225,18 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return nil // interrupted: the report covers what ran
 	}
 	return err
+}
+
+// measureCeilings measures the machine's bare figures, telling stderr what
+// it is doing since it takes a while.
+func measureCeilings(ctx context.Context, databaseURL string, each time.Duration, concurrency int, client *http.Client, stderr io.Writer) (*ceiling.Figures, error) {
+	n := 3
+	if databaseURL != "" {
+		n = 4
+	}
+	fmt.Fprintf(stderr, "measuring this machine's ceilings: %d measurements of %s each\n", n, each)
+	return ceiling.Measure(ctx, ceiling.Options{Duration: each, Concurrency: concurrency, Client: client,
+		DatabaseURL: databaseURL, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 func writePlot(path string, rep *bench.Report) error {
