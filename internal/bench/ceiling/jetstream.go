@@ -72,25 +72,30 @@ func PublishConsume(ctx context.Context, dir string, d time.Duration, logger *sl
 	for i := range payload {
 		payload[i] = 'a' + byte(i%26)
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	pubCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
 	var n int64
-	for ctx.Err() == nil {
+	for pubCtx.Err() == nil {
 		if _, err := js.PublishAsync("ceiling.push", payload, jetstream.WithStallWait(time.Second)); err != nil {
-			if ctx.Err() != nil {
+			if pubCtx.Err() != nil {
 				break
 			}
 			select {
 			case <-js.PublishAsyncComplete():
-			case <-ctx.Done():
+			case <-pubCtx.Done():
 			}
 			continue
 		}
 		n++
 	}
-	done := acked.Load()
-	rate, err := perSecond(done, start)
+	// The figure is messages through, publish to ack: wait for the
+	// consumer to finish what was published (for a while at most).
+	drain := time.Now().Add(max(3*d, 10*time.Second))
+	for acked.Load() < n && time.Now().Before(drain) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rate, err := perSecond(acked.Load(), start)
 	if err != nil {
 		return 0, wrap(fmt.Errorf("%d published, none acknowledged", n))
 	}
