@@ -202,7 +202,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks,
 		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
-		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed})
+		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
+		Admit: a.watch.door})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler)
 	}

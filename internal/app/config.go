@@ -134,7 +134,7 @@ func Defaults() Config {
 		// once accepting outruns delivering for long, and at the door when
 		// more sends arrive at once than the accept path can take.
 		MaxQueueLag:      30 * time.Second,
-		MaxSendsInFlight: 256,
+		MaxSendsInFlight: 128,
 	}
 }
 

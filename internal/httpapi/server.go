@@ -75,6 +75,12 @@ type Deps struct {
 	MaxSendsInFlight int
 	// OnSendShed, when set, is called for each send refused by that bound.
 	OnSendShed func()
+	// Admit, when set, is asked before a send's body is read whether
+	// sends are taken now; its error (CodeRateLimited or CodeUnavailable,
+	// with RetryAfterSeconds) is the answer. It is not asked for a send
+	// with an Idempotency-Key, which may be the replay of an answer that
+	// must still be given; the Sender decides for those.
+	Admit func() error
 }
 
 type server struct {
@@ -135,7 +141,7 @@ func NewServer(d Deps) http.Handler {
 	if maxSends == 0 {
 		maxSends = DefaultMaxSendsInFlight
 	}
-	s.sendGate = newSendGate(maxSends, s.registry, d.OnSendShed)
+	s.sendGate = newSendGate(maxSends, s.registry, d.OnSendShed, d.Admit)
 	s.routes()
 	return s
 }
