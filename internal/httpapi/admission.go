@@ -21,11 +21,11 @@ const DefaultMaxSendsInFlight = 128
 // sendGate is the API's admission control for send requests: when the
 // composition root says sends are not taken now (the delivery queue is too
 // far behind or full), and beyond max requests in flight, a send is
-// answered 429 (503 for a full queue) with Retry-After at once,
-// before its body is read, so an overload is shed at the door instead of
-// queueing inside the process, where it would stretch every accept's
-// latency and hold memory without limit. Only sends pass it: reads and
-// configuration stay answerable during an overload.
+// answered 429 (503 for a full queue) with Retry-After at once, before its
+// key is checked or its body read, so that an overload is shed at the door
+// instead of queueing inside the process, where it would stretch every
+// accept's latency and hold memory without limit. Only sends pass it:
+// reads and configuration stay answerable during an overload.
 type sendGate struct {
 	slots    chan struct{} // nil: no limit
 	inFlight prometheus.Gauge
@@ -58,12 +58,19 @@ func newSendGate(max int, reg *prometheus.Registry, onShed func(), door func() e
 	return g
 }
 
-// admit wraps a send handler: it takes a slot or refuses the request.
-func (g *sendGate) admit(h handler) handler {
-	return func(w http.ResponseWriter, r *http.Request, key herald.APIKey) error {
+// gate wraps a send route: before the key is checked (a store read) or
+// the body read, it refuses the send while the composition root says sends
+// are not taken, or when max are in flight, so that a refusal under an
+// overload costs as little as it can. A send with an Idempotency-Key skips
+// the first check: it may be the replay of an answer still due, which the
+// Sender gives.
+func (s *server) gate(h http.Handler) http.Handler {
+	g := s.sendGate
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.door != nil && r.Header.Get("Idempotency-Key") == "" {
 			if err := g.door(); err != nil {
-				return err
+				s.fail(w, r, err)
+				return
 			}
 		}
 		if g.slots != nil {
@@ -72,12 +79,13 @@ func (g *sendGate) admit(h handler) handler {
 				defer func() { <-g.slots }()
 			default:
 				g.onShed()
-				return &herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: 1,
-					Message: fmt.Sprintf("Herald is already accepting %d send requests, as many as it takes at once; try again shortly", cap(g.slots))}
+				s.fail(w, r, &herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: 1,
+					Message: fmt.Sprintf("Herald is already accepting %d send requests, as many as it takes at once; try again shortly", cap(g.slots))})
+				return
 			}
 		}
 		g.inFlight.Inc()
 		defer g.inFlight.Dec()
-		return h(w, r, key)
-	}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -75,7 +75,8 @@ type Deps struct {
 	MaxSendsInFlight int
 	// OnSendShed, when set, is called for each send refused by that bound.
 	OnSendShed func()
-	// Admit, when set, is asked before a send's body is read whether
+	// Admit, when set, is asked before a send's key is checked or its
+	// body read whether
 	// sends are taken now; its error (CodeRateLimited or CodeUnavailable,
 	// with RetryAfterSeconds) is the answer. It is not asked for a send
 	// with an Idempotency-Key, which may be the replay of an answer that
