@@ -22,6 +22,7 @@ import (
 const benchUsage = `Usage:
   herald bench --embedded (--concurrency N | --rate N) (--duration D | --count N) [flags]
   herald bench --url U --api-key K --sink-url https://127.0.0.1:PORT --sink-ca sink-ca.pem [flags]
+  herald bench --ceilings [--database-url URL] [--ceilings-duration 5s]
   herald bench sink --addr 127.0.0.1:PORT [--smtp-addr 127.0.0.1:PORT] [--latency 5ms] [--jitter 2ms] [--error-rate 0.01] [--ca-out sink-ca.pem]
 
 herald bench sends notifications and reports accepted/s, delivered/s (from
@@ -33,6 +34,11 @@ with a sink of its own as every provider. Against a running Herald, give
 --sink-url and --sink-ca of a "herald bench sink" on the same machine (its
 clock is the bench's) to set the app's providers to it and create users
 (an admin key is needed), and --pid to read that Herald's CPU and memory.
+
+--ceilings first measures this machine without Herald (a bare net/http
+server, bare JetStream publish and consume, bare SQLite inserts in 500-row
+transactions, and PostgreSQL COPY with --database-url) and reports Herald's
+figures as shares of them; alone, it prints only the ceilings.
 
 herald bench sink answers as APNs, FCM (and its token endpoint), Twilio
 and SendGrid on one HTTPS address and as SMTP on another, with the given
