@@ -234,7 +234,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
-		Pprof: a.cfg.Pprof})
+		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
+		Admit: a.watch.door})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler, tracking != nil)
 	}
@@ -254,6 +255,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
 		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
 	return nil
+}
+
+// sendsInFlight maps --max-sends-in-flight to httpapi.Deps, where 0 means the default.
+func sendsInFlight(n int) int {
+	if n == 0 {
+		return -1 // no limit
+	}
+	return n
 }
 
 // opsOnly limits a process without the api role to health, readiness,

@@ -46,13 +46,13 @@ func (s *server) routes() {
 	m.Handle("GET /v1/users/{user_id}/preferences", s.v1(admin, s.getPreferences))
 	m.Handle("PUT /v1/users/{user_id}/preferences", s.v1(admin, s.putPreferences))
 
-	m.Handle("POST /v1/notifications", s.v1(send, s.sendNotification))
+	m.Handle("POST /v1/notifications", s.gate(s.v1(send, s.sendNotification)))
 	m.Handle("GET /v1/notifications", s.v1(send, s.listNotifications))
 	m.Handle("GET /v1/notifications/{id}", s.v1(send, s.getNotification))
 	m.Handle("DELETE /v1/notifications/{id}", s.v1(send, s.cancelNotification))
-	m.Handle("POST /v1/email/send", s.v1(send, s.channelSend(herald.ChannelEmail)))
-	m.Handle("POST /v1/sms/send", s.v1(send, s.channelSend(herald.ChannelSMS)))
-	m.Handle("POST /v1/push/send", s.v1(send, s.channelSend(herald.ChannelPush)))
+	m.Handle("POST /v1/email/send", s.gate(s.v1(send, s.channelSend(herald.ChannelEmail))))
+	m.Handle("POST /v1/sms/send", s.gate(s.v1(send, s.channelSend(herald.ChannelSMS))))
+	m.Handle("POST /v1/push/send", s.gate(s.v1(send, s.channelSend(herald.ChannelPush))))
 
 	m.Handle("GET /v1/analytics", s.v1(admin, s.getAnalytics))
 

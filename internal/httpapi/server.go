@@ -78,6 +78,19 @@ type Deps struct {
 	// Pprof serves net/http/pprof under /debug/pprof/, unauthenticated;
 	// off unless the operator asks for it (--pprof).
 	Pprof bool
+	// MaxSendsInFlight bounds the send requests being accepted at once;
+	// more are answered 429 with Retry-After. Zero means
+	// DefaultMaxSendsInFlight, a negative value no limit.
+	MaxSendsInFlight int
+	// OnSendShed, when set, is called for each send refused by that bound.
+	OnSendShed func()
+	// Admit, when set, is asked before a send's key is checked or its
+	// body read whether
+	// sends are taken now; its error (CodeRateLimited or CodeUnavailable,
+	// with RetryAfterSeconds) is the answer. It is not asked for a send
+	// with an Idempotency-Key, which may be the replay of an answer that
+	// must still be given; the Sender decides for those.
+	Admit func() error
 }
 
 type server struct {
@@ -97,6 +110,7 @@ type server struct {
 	maxRecipients int
 	pprof         bool
 	latency       *prometheus.HistogramVec
+	sendGate      *sendGate
 	mux           *http.ServeMux
 	buffers       sync.Pool // *bytes.Buffer, see getBuffer
 }
@@ -139,6 +153,11 @@ func NewServer(d Deps) http.Handler {
 		s.maxRecipients = DefaultMaxRecipients
 	}
 	s.latency = registerLatency(s.registry)
+	maxSends := d.MaxSendsInFlight
+	if maxSends == 0 {
+		maxSends = DefaultMaxSendsInFlight
+	}
+	s.sendGate = newSendGate(maxSends, s.registry, d.OnSendShed, d.Admit)
 	s.routes()
 	return s
 }
