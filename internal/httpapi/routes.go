@@ -37,6 +37,7 @@ func (s *server) routes() {
 	m.Handle("POST /v1/keys", s.v1(admin, s.createKey))
 	m.Handle("DELETE /v1/keys/{id}", s.v1(admin, s.revokeKey))
 
+	m.Handle("POST /v1/users/import", s.v1(admin, s.importUsers))
 	m.Handle("PUT /v1/users/{user_id}", s.v1(admin, s.putUser))
 	m.Handle("GET /v1/users/{user_id}", s.v1(admin, s.getUser))
 	m.Handle("DELETE /v1/users/{user_id}", s.v1(admin, s.deleteUser))

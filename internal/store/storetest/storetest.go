@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Apps", testApps},
 		{"Keys", testKeys},
 		{"Users", testUsers},
+		{"PutUsers", testPutUsers},
 		{"Devices", testDevices},
 		{"Preferences", testPreferences},
 		{"ProviderConfigs", testProviderConfigs},
