@@ -404,9 +404,11 @@ func (a *App) startWorkers(ctx context.Context, providers *providerSet, links *t
 	handle := func(ctx context.Context, d *queue.Delivery) {
 		a.gate.wait(ctx)
 		v := w.Handle(ctx, d.AppID, d.DeliveryID, d.StoredAt)
-		if v.Action == deliver.Retry {
+		if v.StoreFailed {
 			// No claim without the store, hence no send; pause everyone
-			// rather than cycle the backlog through failed reads.
+			// rather than cycle the backlog through failed reads. Only a
+			// store failure asks: a failing provider must not pause the
+			// other channels' workers.
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			if err := a.store.Ping(pctx); err != nil {
 				v.Delay = max(v.Delay, a.gate.trip())
