@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
@@ -54,6 +55,8 @@ type App struct {
 	watch      *queueWatch
 	gate       *storeGate
 	journal    *journal.Journal
+	limiter    herald.RateLimiter
+	redis      *redis.Client
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
@@ -121,6 +124,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err = a.connectQueue(ctx); err != nil {
+		return err
+	}
+	if err = a.openLimiter(ctx); err != nil {
 		return err
 	}
 	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
@@ -201,8 +207,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks,
-		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Webhooks: a.webhooks, Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
+		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler)
@@ -479,6 +485,7 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.store != nil {
 			errs = append(errs, a.store.Close())
 		}
+		errs = append(errs, a.closeLimiter())
 		a.stopErr = errors.Join(errs...)
 		if a.stopErr == nil {
 			a.logger.Info("herald stopped cleanly")

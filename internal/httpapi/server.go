@@ -54,6 +54,11 @@ type Deps struct {
 	DeadLetters Replayer
 	// Webhooks keeps the endpoints of /v1/webhooks.
 	Webhooks WebhookConfigurer
+	// Limiter counts each API key's requests against KeyLimit; past it
+	// the request is answered 429 with Retry-After. nil, or a KeyLimit
+	// with Max 0, means no limit.
+	Limiter  herald.RateLimiter
+	KeyLimit herald.Limit
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -78,6 +83,8 @@ type server struct {
 	providers     ProviderConfigurer
 	replayer      Replayer
 	webhooks      WebhookConfigurer
+	limiter       herald.RateLimiter
+	keyLimit      herald.Limit
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -100,6 +107,8 @@ func NewServer(d Deps) http.Handler {
 		providers:     d.Providers,
 		replayer:      d.DeadLetters,
 		webhooks:      d.Webhooks,
+		limiter:       d.Limiter,
+		keyLimit:      d.KeyLimit,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,
