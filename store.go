@@ -22,6 +22,7 @@ type Store interface {
 	LeaseStore
 	WebhookStore
 	AnalyticsStore
+	CategoryStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Webhooks", testWebhooks},
 		{"WebhookPosts", testWebhookPosts},
 		{"Analytics", testAnalytics},
+		{"Categories", testCategories},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
