@@ -127,6 +127,8 @@ type Options struct {
 	// Journal, when set, records every provider answer before its outcome
 	// is committed (see Recover); nil means no journal.
 	Journal Journal
+	// Caps, when set, holds deliveries to their category's frequency caps.
+	Caps *Caps
 }
 
 // Worker delivers messages. Handle is safe for concurrent use.
@@ -212,6 +214,9 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 			}
 			return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, reason, "", "", time.Time{}, "")
 		}
+	}
+	if v, held := w.applyCaps(ctx, d, n); held {
+		return v
 	}
 
 	// Claim the attempt: the compare-and-set on the attempt count makes
