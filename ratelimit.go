@@ -27,10 +27,13 @@ type RateDecision struct {
 // RateLimiter counts events per key. The in-process and Redis limiters
 // (internal/ratelimit) implement it and pass one conformance suite.
 type RateLimiter interface {
-	// Allow counts one event under key if the limit allows it. Called by
-	// the API for per-key request limits and by the worker for frequency
-	// caps; the same key must always be used with the same limit. Errors:
+	// Allow counts one event under key if the limit allows it. event, when
+	// not empty, names it: an event already counted in the window is
+	// allowed again without counting twice (a delivery handled twice, the
+	// devices of one push). Called by the API for per-key request limits
+	// and by the worker for frequency caps; the same key must always be
+	// used with the same limit. Errors:
 	// CodeInvalid for a limit with Max < 1 or Per <= 0, CodeUnavailable
 	// when a shared backend cannot be reached.
-	Allow(ctx context.Context, key string, l Limit) (RateDecision, error)
+	Allow(ctx context.Context, key string, l Limit, event string) (RateDecision, error)
 }

@@ -88,9 +88,10 @@ type over struct {
 }
 
 // check counts d against each cap of its category on its channel and
-// returns the first that is full. Counting is check-and-take: a cap's slot
-// is used once this returns nil, whether or not the send then succeeds,
-// and caps checked before a full one keep the slot they gave.
+// returns the first that is full. Counting is check-and-take, once per
+// notification: a cap's slot is used once this returns nil, whether or not
+// the send then succeeds, and caps checked before a full one keep the slot
+// they gave.
 func (c *Caps) check(ctx context.Context, d herald.Delivery, category string) (*over, error) {
 	cat, err := c.Category(ctx, d.AppID, category)
 	if err != nil {
@@ -100,7 +101,9 @@ func (c *Caps) check(ctx context.Context, d herald.Delivery, category string) (*
 		if fc.Channel != d.Channel {
 			continue
 		}
-		dec, err := c.limiter.Allow(ctx, capKey(d, category, fc), fc.Limit())
+		// Named by the notification: a push to several devices counts
+		// once, and so does a delivery handled twice.
+		dec, err := c.limiter.Allow(ctx, capKey(d, category, fc), fc.Limit(), d.NotificationID)
 		if err != nil {
 			return nil, fmt.Errorf("deliver: frequency cap %s of category %q: %w", fc, category, err)
 		}

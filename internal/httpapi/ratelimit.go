@@ -14,7 +14,7 @@ func (s *server) limitKey(r *http.Request, key herald.APIKey) error {
 	if s.limiter == nil || s.keyLimit.Max < 1 {
 		return nil
 	}
-	d, err := s.limiter.Allow(r.Context(), "key:"+key.ID, s.keyLimit)
+	d, err := s.limiter.Allow(r.Context(), "key:"+key.ID, s.keyLimit, "")
 	if err != nil {
 		// The limit protects Herald; an outage of the shared counter
 		// (Redis) must not take the whole API down with it.

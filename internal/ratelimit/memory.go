@@ -8,6 +8,7 @@ package ratelimit
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,8 @@ type shard struct {
 
 // window is one key's allowed events, oldest first; per is how long each counts.
 type window struct {
-	times []int64 // Unix nanoseconds
+	times []int64  // Unix nanoseconds
+	ids   []string // the events' names, "" when unnamed; parallel to times
 	per   int64
 }
 
@@ -68,7 +70,7 @@ func NewMemory(o MemoryOptions) *Memory {
 }
 
 // Allow counts one event under key if the limit allows it.
-func (m *Memory) Allow(_ context.Context, key string, l herald.Limit) (herald.RateDecision, error) {
+func (m *Memory) Allow(_ context.Context, key string, l herald.Limit, event string) (herald.RateDecision, error) {
 	if err := check(l); err != nil {
 		return herald.RateDecision{}, err
 	}
@@ -88,12 +90,15 @@ func (m *Memory) Allow(_ context.Context, key string, l herald.Limit) (herald.Ra
 	}
 	w.per = per
 	w.expire(now)
+	if event != "" && slices.Contains(w.ids, event) {
+		return herald.RateDecision{Allowed: true, Remaining: max(0, l.Max-len(w.times))}, nil
+	}
 	if len(w.times) >= l.Max {
 		// The event that must leave the window before another fits.
 		first := w.times[len(w.times)-l.Max]
 		return herald.RateDecision{RetryAfter: time.Duration(first + per - now)}, nil
 	}
-	w.times = append(w.times, now)
+	w.times, w.ids = append(w.times, now), append(w.ids, event)
 	return herald.RateDecision{Allowed: true, Remaining: l.Max - len(w.times)}, nil
 }
 
@@ -105,6 +110,7 @@ func (w *window) expire(now int64) {
 	}
 	if i > 0 {
 		w.times = append(w.times[:0], w.times[i:]...)
+		w.ids = append(w.ids[:0], w.ids[i:]...)
 	}
 }
 

@@ -51,7 +51,7 @@ func openRedis(t *testing.T, url, prefix string) herald.RateLimiter {
 func TestRedisUnreachable(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { c.Close() })
-	_, err := ratelimit.NewRedis(c, "x:").Allow(t.Context(), "k", herald.Limit{Max: 1, Per: time.Second})
+	_, err := ratelimit.NewRedis(c, "x:").Allow(t.Context(), "k", herald.Limit{Max: 1, Per: time.Second}, "")
 	if herald.ErrorCode(err) != herald.CodeUnavailable {
 		t.Fatalf("err = %v, want CodeUnavailable", err)
 	}
@@ -64,7 +64,7 @@ func TestMemoryForgetsEmptyWindows(t *testing.T) {
 	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: func() time.Time { return now }, MaxKeys: 64 * 10})
 	lim := herald.Limit{Max: 1, Per: time.Second}
 	for i := range 10_000 {
-		if _, err := m.Allow(t.Context(), uuid.NewString(), lim); err != nil {
+		if _, err := m.Allow(t.Context(), uuid.NewString(), lim, ""); err != nil {
 			t.Fatal(err)
 		}
 		if i%100 == 0 {

@@ -36,7 +36,7 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 }
 
 // Allow counts one event under key if the limit allows it.
-func (r *Redis) Allow(ctx context.Context, key string, l herald.Limit) (herald.RateDecision, error) {
+func (r *Redis) Allow(ctx context.Context, key string, l herald.Limit, event string) (herald.RateDecision, error) {
 	if err := check(l); err != nil {
 		return herald.RateDecision{}, err
 	}
@@ -44,8 +44,12 @@ func (r *Redis) Allow(ctx context.Context, key string, l herald.Limit) (herald.R
 	if per < 1 {
 		per = 1
 	}
-	// The member only has to be unique: two events in the same microsecond both count.
-	member := uuid.NewString()
+	// An unnamed event only needs a unique member: two in the same
+	// microsecond both count.
+	member := "e:" + event
+	if event == "" {
+		member = "u:" + uuid.NewString()
+	}
 	res, err := windowScript.Run(ctx, r.client, []string{r.prefix + key}, l.Max, per, member).Int64Slice()
 	if err != nil {
 		return herald.RateDecision{}, translate(err, key)

@@ -3,6 +3,7 @@
 package ratelimittest
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +32,8 @@ func Run(t *testing.T, open Open) {
 		{"WindowSlides", testWindowSlides},
 		{"SharedBetweenLimiters", testShared},
 		{"ConcurrentNeverExceeds", testConcurrent},
+		{"NamedEventsCountOnce", testNamedEvents},
+		{"ConcurrentNamedEvents", testConcurrentNamed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +48,12 @@ func key() string { return "k-" + uuid.NewString() }
 
 func allow(t *testing.T, l herald.RateLimiter, key string, lim herald.Limit) herald.RateDecision {
 	t.Helper()
-	d, err := l.Allow(t.Context(), key, lim)
+	return allowEvent(t, l, key, lim, "")
+}
+
+func allowEvent(t *testing.T, l herald.RateLimiter, key string, lim herald.Limit, event string) herald.RateDecision {
+	t.Helper()
+	d, err := l.Allow(t.Context(), key, lim, event)
 	if err != nil {
 		t.Fatalf("Allow(%q, %+v): %v", key, lim, err)
 	}
@@ -88,7 +96,7 @@ func testKeysAreSeparate(t *testing.T, a, _ herald.RateLimiter) {
 
 func testInvalidLimit(t *testing.T, a, _ herald.RateLimiter) {
 	for _, lim := range []herald.Limit{{Max: 0, Per: time.Second}, {Max: 1, Per: 0}, {Max: -1, Per: -time.Second}} {
-		_, err := a.Allow(t.Context(), key(), lim)
+		_, err := a.Allow(t.Context(), key(), lim, "")
 		if herald.ErrorCode(err) != herald.CodeInvalid {
 			t.Errorf("Allow with %+v: err = %v, want CodeInvalid", lim, err)
 		}
@@ -139,7 +147,7 @@ func testConcurrent(t *testing.T, a, b herald.RateLimiter) {
 		}
 		wg.Go(func() {
 			for range 20 {
-				d, err := l.Allow(t.Context(), k, lim)
+				d, err := l.Allow(t.Context(), k, lim, "")
 				if err != nil {
 					t.Error(err)
 					return
@@ -153,5 +161,60 @@ func testConcurrent(t *testing.T, a, b herald.RateLimiter) {
 	wg.Wait()
 	if got := allowed.Load(); got != int64(lim.Max) {
 		t.Fatalf("%d of 640 concurrent events allowed, want exactly %d", got, lim.Max)
+	}
+}
+
+// testNamedEvents: an event counted once is allowed again without
+// counting, on either limiter; other events still meet the limit.
+func testNamedEvents(t *testing.T, a, b herald.RateLimiter) {
+	k, lim := key(), herald.Limit{Max: 2, Per: time.Hour}
+	steps := []struct {
+		l       herald.RateLimiter
+		event   string
+		allowed bool
+	}{
+		{a, "n1", true}, {b, "n1", true}, {a, "n1", true},
+		{b, "n2", true},
+		{a, "n1", true}, {b, "n2", true},
+		{a, "n3", false}, {b, "", false},
+	}
+	for i, s := range steps {
+		if d := allowEvent(t, s.l, k, lim, s.event); d.Allowed != s.allowed {
+			t.Fatalf("step %d (event %q): allowed = %v, want %v", i, s.event, d.Allowed, s.allowed)
+		}
+	}
+}
+
+// testConcurrentNamed: the same few events from many goroutines at once
+// count once each: with room for all of them, every call is allowed and
+// a further event is refused.
+func testConcurrentNamed(t *testing.T, a, b herald.RateLimiter) {
+	k, lim := key(), herald.Limit{Max: 4, Per: time.Hour}
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 16 {
+		l := a
+		if g%2 == 1 {
+			l = b
+		}
+		wg.Go(func() {
+			for i := range 20 {
+				d, err := l.Allow(t.Context(), k, lim, fmt.Sprintf("n%d", (g+i)%4))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !d.Allowed {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("%d calls for 4 events against a limit of 4 were refused", n)
+	}
+	if allowEvent(t, a, k, lim, "n4").Allowed {
+		t.Fatal("a fifth event was allowed")
 	}
 }
