@@ -354,7 +354,7 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
 	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
 		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead,
-		Caps: deliver.NewCaps(a.store, a.limiter)}
+		Caps: a.newCaps()}
 	if a.journal = a.openJournal(); a.journal != nil {
 		o.Journal = a.journal
 	}

@@ -73,6 +73,9 @@ func TestFrequencyCapSuppress(t *testing.T) {
 		t.Fatalf("bob's marketing and ada's receipt: %v, want both sent", got)
 	}
 	smtpd.WaitForMessages(t, 4, 10*time.Second)
+	if m := c.must(200, "GET", "/metrics", nil); !strings.Contains(string(m.body), `herald_frequency_capped_total{channel="email",over="suppress"} 2`) {
+		t.Error("/metrics does not count the 2 suppressed emails in herald_frequency_capped_total")
+	}
 }
 
 // TestFrequencyCapSharedByTwoWorkers: two Herald processes on one

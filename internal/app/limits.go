@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/deliver"
 	"github.com/heraldhq/herald/internal/ratelimit"
 )
 
@@ -29,6 +31,18 @@ func (a *App) openLimiter(ctx context.Context) error {
 	}
 	a.limiter = ratelimit.NewRedis(c, "herald:"+a.cfg.NATSPrefix+":rl:")
 	return nil
+}
+
+// newCaps is the worker's frequency-cap check, counted in
+// herald_frequency_capped_total.
+func (a *App) newCaps() *deliver.Caps {
+	held := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_frequency_capped_total",
+		Help: "Deliveries a frequency cap held back, by channel and what the cap did (suppress or defer)."},
+		[]string{"channel", "over"})
+	a.reg.MustRegister(held)
+	c := deliver.NewCaps(a.store, a.limiter)
+	c.OnHeld = func(ch herald.Channel, over string) { held.WithLabelValues(string(ch), over).Inc() }
+	return c
 }
 
 // closeLimiter closes the Redis client, if any.

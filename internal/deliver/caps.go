@@ -28,6 +28,10 @@ type Caps struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedCategory // by app id and name
+
+	// OnHeld, when set, is told each delivery a cap held back, with what
+	// the cap did (CapSuppress or CapDefer); for metrics. Set it before use.
+	OnHeld func(c herald.Channel, over string)
 }
 
 type cachedCategory struct {
@@ -138,6 +142,9 @@ func (w *Worker) applyCaps(ctx context.Context, d herald.Delivery, n herald.Noti
 	}
 	if o == nil {
 		return Verdict{}, false
+	}
+	if w.o.Caps.OnHeld != nil {
+		w.o.Caps.OnHeld(d.Channel, o.cap.Over)
 	}
 	detail := fmt.Sprintf("frequency cap of category %q: %s", n.Category, o.cap)
 	if o.cap.Over == herald.CapDefer {
