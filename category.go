@@ -42,10 +42,6 @@ const (
 	MaxCapPeriod = 31 * 24 * time.Hour
 )
 
-// ReasonRateLimited marks a delivery held back by a frequency cap:
-// suppressed, or scheduled for when the cap has room.
-const ReasonRateLimited = "rate_limited"
-
 // Limit is the cap as a rate limit.
 func (c FrequencyCap) Limit() Limit { return Limit{Max: c.Max, Per: c.Per} }
 

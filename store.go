@@ -105,6 +105,12 @@ type LogStore interface {
 	ListEvents(ctx context.Context, appID, notificationID string) ([]Event, error)
 	// GetDelivery returns one delivery. CodeNotFound when absent.
 	GetDelivery(ctx context.Context, appID, id string) (Delivery, error)
+	// DeliveryByProviderMessage returns the delivery, of any app, that the
+	// provider kind accepted under providerMessageID (a Twilio message SID).
+	// Only inbound provider callbacks call it, which learn the app from the
+	// delivery and only then verify the callback with that app's
+	// credentials. CodeNotFound when none.
+	DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (Delivery, error)
 	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
 	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
 	// DeleteIdempotencyBefore deletes up to limit idempotency records of
@@ -121,8 +127,9 @@ type LogStore interface {
 	// StaleDeliveries returns up to limit deliveries of any app that should
 	// be on the work queue but may not be, oldest due first: accepted or
 	// sending with a due time before staleBefore (a publish or a worker was
-	// lost), and queued — waiting for a retry — with a due time before
-	// retryBefore (the retry is due). The reconciler republishes them.
+	// lost), and queued — waiting for a retry — or scheduled with a due
+	// time before retryBefore (their time has come). The reconciler
+	// republishes them.
 	StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]Delivery, error)
 	// PostponeDeliveries moves the due time of the given deliveries (any
 	// app) to until, without changing their status or timeline, but only

@@ -127,6 +127,9 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
+	if err := s.schedule(ctx, appID, req, now, deliveries); err != nil {
+		return herald.Accepted{}, false, err
+	}
 
 	if s.admit != nil {
 		queued := map[herald.Channel]int{}
@@ -150,7 +153,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
 		rec.Events = append(rec.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID,
-			Channel: d.Channel, Status: d.Status, Reason: d.Reason, At: now})
+			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: scheduledDetail(d), At: now})
 	}
 	if req.IdempotencyKey != "" {
 		body, err := json.Marshal(acc)
@@ -316,5 +319,6 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		v.Add("content.subject", "must be one line")
 	}
+	checkSchedule(&v, req, s.now())
 	return v.Err()
 }

@@ -29,12 +29,14 @@ import (
 	"github.com/heraldhq/herald/internal/journal"
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/queue"
 	"github.com/heraldhq/herald/internal/reconcile"
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 	"github.com/heraldhq/herald/internal/track"
+	"github.com/heraldhq/herald/internal/tracklink"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -63,12 +65,18 @@ type App struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	now      func() time.Time
 }
 
 // New returns an App for cfg, which must have passed Validate.
 func New(cfg Config, logger *slog.Logger) *App {
-	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), now: time.Now}
 }
+
+// SetClock replaces the clock that decides when things are due — the
+// sender's, the workers', the scheduler's and the API's — so that a test
+// can stand at any hour of a user's day. Call it before Start.
+func (a *App) SetClock(now func() time.Time) { a.now = now }
 
 // OpenStore opens the configured store (Postgres when DatabaseURL is set,
 // else SQLite in the data dir) and applies pending migrations.
@@ -90,7 +98,9 @@ func OpenStore(ctx context.Context, cfg Config) (herald.Store, error) {
 	return s, nil
 }
 
-func (a *App) secretBox() (*secret.Box, error) {
+// secretKey is the deployment's key: HERALD_SECRET_KEY, or the data
+// dir's key file on a single machine.
+func (a *App) secretKey() ([]byte, error) {
 	var key []byte
 	var err error
 	switch {
@@ -104,7 +114,7 @@ func (a *App) secretBox() (*secret.Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return secret.NewBox(key)
+	return key, nil
 }
 
 // Start opens the store and the queue and starts the configured roles.
@@ -133,7 +143,17 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.watch.Start(ctx); err != nil {
 		return err
 	}
-	box, err := a.secretBox()
+	key, err := a.secretKey()
+	if err != nil {
+		return err
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return err
+	}
+	// Tracking links are signed with a key of their own, derived from the
+	// deployment's, so every process makes and accepts the same links.
+	links, err := tracklink.New(a.cfg.PublicURL, secret.Derive(key, "tracking-links"))
 	if err != nil {
 		return err
 	}
@@ -154,7 +174,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.reg.MustRegister(newStateCollector(a.q, providers.openCircuits, a.logger))
 
 	if a.cfg.HasRole(RoleWorker) {
-		if err = a.startWorkers(ctx, providers, m); err != nil {
+		if err = a.startWorkers(ctx, providers, links, m); err != nil {
 			return err
 		}
 	}
@@ -191,7 +211,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		host, _ := os.Hostname()
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
-			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile,
+			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile, Now: a.now,
 			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
@@ -202,16 +222,23 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var replayer httpapi.Replayer
 	if a.cfg.HasRole(RoleAPI) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
-			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted,
+			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
 			Admit: a.watch.admit})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
+	// Provider callbacks and tracking hits are the tracker's input, served
+	// by processes of the api or tracker role.
+	var tracking httpapi.Tracking
+	if a.cfg.HasRole(RoleAPI) || a.cfg.HasRole(RoleTracker) {
+		tracking = track.NewCallbacks(a.store, a.writer, providers, links,
+			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
+	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks, Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
-		Ready: a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
+		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof})
 	if !a.cfg.HasRole(RoleAPI) {
-		handler = opsOnly(handler)
+		handler = opsOnly(handler, tracking != nil)
 	}
 	if a.cfg.Pprof {
 		a.logger.Warn("the Go profiler is served at /debug/pprof/ without authentication (--pprof): keep the HTTP listener private",
@@ -232,12 +259,17 @@ func (a *App) Start(ctx context.Context) (err error) {
 }
 
 // opsOnly limits a process without the api role to health, readiness,
-// metrics and, when the API handler mounts it (--pprof), the profiler.
-func opsOnly(h http.Handler) http.Handler {
+// metrics, provider callbacks and tracking links when it is a tracker,
+// and, when the API handler mounts it (--pprof), the profiler.
+func opsOnly(h http.Handler, tracking bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/healthz", r.URL.Path == "/readyz", r.URL.Path == "/metrics",
 			strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
+			h.ServeHTTP(w, r)
+		case tracking && (strings.HasPrefix(r.URL.Path, "/hooks/") || strings.HasPrefix(r.URL.Path, "/t/") ||
+			strings.HasPrefix(r.URL.Path, "/u/")):
+			// A tracker process takes provider callbacks and tracking hits.
 			h.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
@@ -351,10 +383,13 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 	}
 }
 
-func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
-	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
-		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead,
+func (a *App) startWorkers(ctx context.Context, providers *providerSet, links *tracklink.Links, m *metrics) error {
+	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout, Now: a.now,
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead, Links: links,
 		Caps: a.newCaps()}
+	// Critical categories are not held by quiet hours and their email
+	// carries no List-Unsubscribe; they are still held to frequency caps.
+	o.Critical = o.Caps.Critical
 	if a.journal = a.openJournal(); a.journal != nil {
 		o.Journal = a.journal
 	}

@@ -149,21 +149,7 @@ func (w *Worker) applyCaps(ctx context.Context, d herald.Delivery, n herald.Noti
 	detail := fmt.Sprintf("frequency cap of category %q: %s", n.Category, o.cap)
 	if o.cap.Over == herald.CapDefer {
 		until := w.now().Add(max(o.retryAfter, time.Millisecond))
-		return w.holdUntil(ctx, d, until, herald.ReasonRateLimited, detail+": held until "+until.Format(time.RFC3339)), true
+		return w.Defer(ctx, d, until, herald.ReasonRateLimited, detail+": held until "+until.Format(time.RFC3339)), true
 	}
 	return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, herald.ReasonRateLimited, "", "", time.Time{}, detail), true
-}
-
-// holdUntil moves d to scheduled with reason until its due time, when the
-// reconciler queues it again, and acknowledges the message in hand.
-func (w *Worker) holdUntil(ctx context.Context, d herald.Delivery, until time.Time, reason, detail string) Verdict {
-	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID,
-		From:       []herald.Status{herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued},
-		IfAttempts: &d.Attempts, To: herald.StatusScheduled, Reason: reason, DueAt: until,
-		Event: w.event(d, herald.StatusScheduled, reason, d.Attempts, "", detail, w.now())}
-	if err := w.log.Write(ctx, &herald.Batch{Transitions: []herald.Transition{t}}); err != nil {
-		w.o.Logger.Error("deferring a delivery", "delivery", d.ID, "reason", reason, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
-	}
-	return Verdict{Action: Ack}
 }

@@ -63,4 +63,9 @@ func (s *server) routes() {
 	m.Handle("POST /v1/webhooks", s.v1(admin, s.createWebhook))
 	m.Handle("GET /v1/webhooks", s.v1(admin, s.listWebhooks))
 	m.Handle("DELETE /v1/webhooks/{id}", s.v1(admin, s.deleteWebhook))
+
+	// Outside /v1, without an API key: verified by signature or token.
+	if s.tracking != nil {
+		s.trackingRoutes()
+	}
 }

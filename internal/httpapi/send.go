@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/validate"
@@ -81,7 +82,7 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		raw  json.RawMessage
 	}{
 		{"template", body.Template}, {"template_version", body.TemplateVersion}, {"data", body.Data},
-		{"send_at", body.SendAt}, {"send_at_local", body.SendAtLocal}, {"fallback", body.Fallback},
+		{"fallback", body.Fallback},
 		{"event_id", body.EventID},
 	} {
 		if present(f.raw) {
@@ -89,6 +90,7 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		}
 	}
 	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority)}
+	req.SendAt, req.SendAtLocal = scheduleFields(&v, body.SendAt, body.SendAtLocal)
 	s.checkRecipientCount(&v, len(body.To))
 	req.To = make([]herald.Recipient, 0, len(body.To))
 	for i, rc := range body.To {
@@ -228,4 +230,28 @@ func (d pushData) strings(v *herald.Validation, field string) map[string]string 
 		}
 	}
 	return out
+}
+
+// scheduleFields reads send_at (an RFC 3339 time) and send_at_local
+// ("HH:MM"); the sender checks their ranges.
+func scheduleFields(v *herald.Validation, sendAt, sendAtLocal json.RawMessage) (time.Time, string) {
+	var at time.Time
+	if present(sendAt) {
+		var raw string
+		t, err := time.Time{}, json.Unmarshal(sendAt, &raw)
+		if err == nil {
+			t, err = time.Parse(time.RFC3339, raw)
+		}
+		if err != nil {
+			v.Add("send_at", "must be an RFC 3339 time like 2026-12-01T09:00:00Z")
+		}
+		at = t.UTC()
+	}
+	var local string
+	if present(sendAtLocal) {
+		if err := json.Unmarshal(sendAtLocal, &local); err != nil {
+			v.Add("send_at_local", `must be a 24-hour time "HH:MM", like "09:00"`)
+		}
+	}
+	return at, local
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +60,12 @@ type Deps struct {
 	// with Max 0, means no limit.
 	Limiter  herald.RateLimiter
 	KeyLimit herald.Limit
+	// Tracking answers provider callbacks (/hooks/…) and tracking links
+	// (/t/c, /t/o, /u); nil leaves those routes out.
+	Tracking Tracking
+	// PublicURL is where the outside world reaches Herald
+	// (HERALD_PUBLIC_URL): the URL Twilio signs its callbacks with.
+	PublicURL string
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -85,6 +92,8 @@ type server struct {
 	webhooks      WebhookConfigurer
 	limiter       herald.RateLimiter
 	keyLimit      herald.Limit
+	tracking      Tracking
+	publicURL     string
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -109,6 +118,8 @@ func NewServer(d Deps) http.Handler {
 		webhooks:      d.Webhooks,
 		limiter:       d.Limiter,
 		keyLimit:      d.KeyLimit,
+		tracking:      d.Tracking,
+		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,

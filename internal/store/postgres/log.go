@@ -385,6 +385,20 @@ func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Deliv
 	return d, nil
 }
 
+// DeliveryByProviderMessage returns the delivery, of any app, that provider
+// accepted under providerMessageID. CodeNotFound when none.
+func (s *Store) DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (herald.Delivery, error) {
+	if providerMessageID == "" {
+		return herald.Delivery{}, wrap(pgx.ErrNoRows, "delivery of %s message %q", provider, providerMessageID)
+	}
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE provider_message_id = $1 AND provider_message_id <> '' AND provider = $2 LIMIT 1`, providerMessageID, provider))
+	if err != nil {
+		return herald.Delivery{}, wrap(err, "delivery of %s message %q", provider, providerMessageID)
+	}
+	return d, nil
+}
+
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,
@@ -428,8 +442,8 @@ func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore ti
 	// A literal status list, so that the planner can prove the partial
 	// index deliveries_due applies.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < GREATEST($1::timestamptz, $2::timestamptz)
-		AND (status = 'queued' AND due_at < $2 OR status <> 'queued' AND due_at < $1)
+		WHERE status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < GREATEST($1::timestamptz, $2::timestamptz)
+		AND (status IN ('queued', 'scheduled') AND due_at < $2 OR status IN ('accepted', 'sending') AND due_at < $1)
 		ORDER BY due_at LIMIT $3`, storeutil.Time(staleBefore), storeutil.Time(retryBefore), limit)
 	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
@@ -460,9 +474,9 @@ func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefor
 	}
 	_, err := s.pool.Exec(ctx, `UPDATE deliveries d SET due_at = $1 FROM (
 			SELECT id FROM deliveries WHERE id = ANY($2::text[])
-				AND status IN ('accepted', 'queued', 'sending') AND due_at < $3
+				AND status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < $3
 			ORDER BY id FOR UPDATE SKIP LOCKED) l
-		WHERE d.id = l.id AND d.status IN ('accepted', 'queued', 'sending') AND d.due_at < $3`,
+		WHERE d.id = l.id AND d.status IN ('accepted', 'queued', 'scheduled', 'sending') AND d.due_at < $3`,
 		storeutil.Time(until), ids, storeutil.Time(ifDueBefore))
 	return wrap(err, "postpone %d deliveries", len(ids))
 }

@@ -471,6 +471,21 @@ func (s *Store) GetDelivery(ctx context.Context, appID, id string) (herald.Deliv
 	return d, nil
 }
 
+// DeliveryByProviderMessage returns the delivery, of any app, that provider
+// accepted under providerMessageID. CodeNotFound when none.
+func (s *Store) DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (herald.Delivery, error) {
+	if providerMessageID == "" {
+		return herald.Delivery{}, wrap(sql.ErrNoRows, "delivery of %s message %q", provider, providerMessageID)
+	}
+	// provider_message_id <> '' reads exactly as in the partial index.
+	d, err := scanDelivery(s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE provider_message_id = ? AND provider_message_id <> '' AND provider = ? LIMIT 1`, providerMessageID, provider))
+	if err != nil {
+		return herald.Delivery{}, wrap(err, "delivery of %s message %q", provider, providerMessageID)
+	}
+	return d, nil
+}
+
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT app_id, notification_id, delivery_id, channel, status, reason, attempt,
@@ -536,8 +551,8 @@ func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore ti
 	stale, retry := us(storeutil.Time(staleBefore)), us(storeutil.Time(retryBefore))
 	// The status list must read exactly as in the partial index deliveries_due.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < max(?, ?)
-		AND (status = 'queued' AND due_at < ? OR status <> 'queued' AND due_at < ?)
+		WHERE status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < max(?, ?)
+		AND (status IN ('queued', 'scheduled') AND due_at < ? OR status IN ('accepted', 'sending') AND due_at < ?)
 		ORDER BY due_at LIMIT ?`, stale, retry, retry, stale, limit)
 	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
@@ -550,7 +565,7 @@ func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefor
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET due_at = ?
-			WHERE id = ? AND status IN ('accepted', 'queued', 'sending') AND due_at < ?`)
+			WHERE id = ? AND status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < ?`)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"ApplyRoundTrip", testApplyRoundTrip},
 		{"ApplyConflict", testApplyConflict},
 		{"Transitions", testTransitions},
+		{"DeliveryByProviderMessage", testDeliveryByProviderMessage},
 		{"LogIsolation", testLogIsolation},
 		{"ListNotifications", testListNotifications},
 		{"ListDeadLetters", testListDeadLetters},
@@ -578,6 +579,37 @@ func testTransitions(t *testing.T, s herald.Store) {
 	}
 }
 
+func testDeliveryByProviderMessage(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now()
+	na, nb := notification(a.ID, "u", t0, herald.ChannelSMS), notification(b.ID, "u", t0, herald.ChannelSMS)
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{na, nb}}))
+	sent := func(appID, id, sid string) {
+		t.Helper()
+		b := &herald.Batch{Transitions: []herald.Transition{{AppID: appID, DeliveryID: id, To: herald.StatusSent,
+			Provider: "twilio", ProviderMessageID: sid, Event: herald.Event{Status: herald.StatusSent, At: t0}}}}
+		must(t, s.Apply(ctx, b))
+	}
+	sent(a.ID, na.Deliveries[0].ID, "SM-a")
+	sent(b.ID, nb.Deliveries[0].ID, "SM-b")
+
+	for sid, want := range map[string]herald.Delivery{"SM-a": na.Deliveries[0], "SM-b": nb.Deliveries[0]} {
+		d, err := s.DeliveryByProviderMessage(ctx, "twilio", sid)
+		must(t, err)
+		if d.AppID != want.AppID || d.ID != want.ID || d.Status != herald.StatusSent || d.ProviderMessageID != sid {
+			t.Errorf("DeliveryByProviderMessage(%q) = %s/%s %s %q, want %s/%s sent", sid, d.AppID, d.ID, d.Status,
+				d.ProviderMessageID, want.AppID, want.ID)
+		}
+	}
+	_, err := s.DeliveryByProviderMessage(ctx, "sendgrid", "SM-a")
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.DeliveryByProviderMessage(ctx, "twilio", "SM-none")
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.DeliveryByProviderMessage(ctx, "twilio", "")
+	wantCode(t, err, herald.CodeNotFound)
+}
+
 func testLogIsolation(t *testing.T, s herald.Store) {
 	ctx := t.Context()
 	a, b := createApp(t, s), createApp(t, s)
@@ -806,9 +838,10 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 	accepted := mk(a.ID, herald.StatusAccepted, -10*time.Second)
 	queued := mk(b.ID, herald.StatusQueued, -5*time.Second)
 	sending := mk(a.ID, herald.StatusSending, -time.Second)
+	scheduled := mk(a.ID, herald.StatusScheduled, -20*time.Second)
 	batch := []herald.NewNotification{
-		sending, queued, accepted,
-		mk(a.ID, herald.StatusScheduled, -20*time.Second),
+		sending, queued, accepted, scheduled,
+		mk(b.ID, herald.StatusScheduled, time.Hour), // not yet due
 		mk(a.ID, herald.StatusSent, -30*time.Second),
 		mk(a.ID, herald.StatusDead, -30*time.Second),
 		mk(b.ID, herald.StatusAccepted, time.Hour),
@@ -825,14 +858,14 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 		}
 		return out
 	}
-	diff(t, "stale", stale(t0, t0, 10), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
-	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID})
-	// Retries are due at their own time; lost work only after the staleness horizon.
-	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{queued.Deliveries[0].ID})
+	diff(t, "stale", stale(t0, t0, 10), []string{scheduled.Deliveries[0].ID, accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
+	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{scheduled.Deliveries[0].ID, accepted.Deliveries[0].ID})
+	// Retries and scheduled sends are due at their own time; lost work only after the staleness horizon.
+	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{scheduled.Deliveries[0].ID, queued.Deliveries[0].ID})
 	diff(t, "stale only", stale(t0, t0.Add(-time.Minute), 10), []string{accepted.Deliveries[0].ID, sending.Deliveries[0].ID})
 
 	until := t0.Add(time.Minute)
-	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID}, t0, until))
+	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, scheduled.Deliveries[0].ID}, t0, until))
 	must(t, s.PostponeDeliveries(ctx, nil, t0, until))
 	diff(t, "stale after postpone", stale(t0, t0, 10), []string{sending.Deliveries[0].ID})
 	// A delivery whose due time moved past the cut-off since it was read keeps it.
