@@ -55,6 +55,7 @@ type Service struct {
 	// OnAccepted, when set, is called with the channel of every accepted delivery (metrics).
 	onAccepted func(herald.Channel, herald.Status)
 	admit      func(herald.Channel, int) error
+	critical   func(ctx context.Context, appID, category string) bool
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -71,6 +72,10 @@ type Options struct {
 	// CodeRateLimited, with RetryAfterSeconds) refuses the whole request.
 	// A replay of a stored answer is never refused.
 	Admit func(c herald.Channel, n int) error
+	// Critical, when set, reports whether the app marks a category
+	// critical: its notifications go to recipients who opted out. nil
+	// means no category is critical.
+	Critical func(ctx context.Context, appID, category string) bool
 }
 
 // New returns a Service.
@@ -88,7 +93,7 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, critical: o.Critical, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)

@@ -223,7 +223,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.cfg.HasRole(RoleAPI) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
-			Admit: a.watch.admit})
+			Admit: a.watch.admit, Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served

@@ -116,14 +116,14 @@ func TestFrequencyCapSharedByTwoWorkers(t *testing.T) {
 }
 
 // TestCriticalCategoryIsStillCapped: a critical category goes through the
-// user's quiet hours, but never past its frequency cap.
+// user's opt-out and quiet hours, but never past its frequency cap.
 func TestCriticalCategoryIsStillCapped(t *testing.T) {
 	smtpd := providertest.NewSMTPServer(t)
 	a := start(t, testConfig(t))
 	c := newAPI(t, a, newApp(t, a, "shop"))
 	configureEmail(t, c, smtpd)
 	now := time.Now().UTC()
-	c.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"quiet_hours": map[string]any{
+	c.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"email": false}, "quiet_hours": map[string]any{
 		"start": now.Add(-time.Hour).Format("15:04"), "end": now.Add(time.Hour).Format("15:04")}})
 	c.must(201, "PUT", "/v1/categories/security", map[string]any{"critical": true, "frequency_caps": []any{
 		map[string]any{"channel": "email", "max": 1, "per": "1h"}}})
@@ -135,5 +135,8 @@ func TestCriticalCategoryIsStillCapped(t *testing.T) {
 	second := sendMarketing(t, c, "ada", "security")
 	if n := c.waitDone(second, 30*time.Second); n.Deliveries[0].Status != "suppressed" || n.Deliveries[0].Reason != "rate_limited" {
 		t.Fatalf("the second critical email is %s (%s), want suppressed rate_limited", n.Deliveries[0].Status, n.Deliveries[0].Reason)
+	}
+	if n := c.waitDone(sendMarketing(t, c, "ada", "marketing"), 30*time.Second); n.Deliveries[0].Reason != "opted_out" {
+		t.Fatalf("a marketing email to ada is %s (%s), want suppressed opted_out", n.Deliveries[0].Status, n.Deliveries[0].Reason)
 	}
 }

@@ -153,3 +153,9 @@ func (w *Worker) applyCaps(ctx context.Context, d herald.Delivery, n herald.Noti
 	}
 	return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, herald.ReasonRateLimited, "", "", time.Time{}, detail), true
 }
+
+// critical reports whether the app marks n's category critical: it goes
+// through opt-outs and quiet hours, never through frequency caps.
+func (w *Worker) critical(ctx context.Context, d herald.Delivery, n herald.Notification) bool {
+	return w.o.Critical != nil && w.o.Critical(ctx, d.AppID, n.Category)
+}

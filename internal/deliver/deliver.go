@@ -228,7 +228,7 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		if err != nil && !herald.IsNotFound(err) {
 			return Verdict{Action: Retry, Delay: 5 * time.Second}
 		}
-		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) {
+		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) && !w.critical(ctx, d, n) {
 			reason := herald.ReasonOptedOut
 			if herald.IsNotFound(err) {
 				reason = herald.ReasonNoAddress // the user was erased
