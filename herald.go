@@ -67,9 +67,13 @@ func (s Scope) Allows(need Scope) bool { return s == ScopeAdmin || s == need }
 
 // App is a tenant: every other object belongs to exactly one app.
 type App struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
+	ID   string
+	Name string
+	// DefaultLocale is the locale whose template variant a recipient
+	// reads when the template has none for the recipient's own; empty
+	// means the templates' base parts.
+	DefaultLocale string
+	CreatedAt     time.Time
 }
 
 // APIKey is a stored key. The secret itself is never stored, only its hash.
@@ -215,16 +219,20 @@ type Content struct {
 	Subject string            `json:"subject,omitempty"` // email
 	HTML    string            `json:"html,omitempty"`    // email
 	URL     string            `json:"url,omitempty"`     // where a tap or click leads
+	Icon    string            `json:"icon,omitempty"`    // web push: the notification's icon URL
 	Data    map[string]string `json:"data,omitempty"`    // push key/values
 }
 
 // Notification is one accepted send request.
 type Notification struct {
-	AppID     string
-	ID        string
-	Category  string
-	Priority  Priority
-	Content   Content
+	AppID    string
+	ID       string
+	Category string
+	Priority Priority
+	Content  Content
+	// Template is set when the content was rendered from a template;
+	// Content is empty then, and ContentFor picks each delivery's.
+	Template  *Rendering
 	CreatedAt time.Time
 }
 

@@ -21,6 +21,11 @@ type SendRequest struct {
 	Category string    `json:"category,omitempty"`
 	Priority Priority  `json:"priority,omitempty"`
 	Content  Content   `json:"content"`
+	// Template names a stored template to render per recipient with Data,
+	// instead of Content; TemplateVersion pins a version (0: the latest).
+	Template        string         `json:"template,omitempty"`
+	TemplateVersion int            `json:"template_version,omitempty"`
+	Data            map[string]any `json:"data,omitempty"`
 	// SendAt, when set and later than now, holds every delivery until then (status scheduled).
 	SendAt time.Time `json:"send_at,omitzero"`
 	// SendAtLocal, "HH:MM", holds each delivery until the clock next reads

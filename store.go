@@ -22,6 +22,7 @@ type Store interface {
 	LeaseStore
 	WebhookStore
 	AnalyticsStore
+	TemplateStore
 	CategoryStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
@@ -35,6 +36,9 @@ type AppStore interface {
 	CreateApp(ctx context.Context, app App) error
 	// GetApp returns the app. CodeNotFound when it does not exist.
 	GetApp(ctx context.Context, id string) (App, error)
+	// SetAppDefaultLocale sets the app's DefaultLocale ("" for none).
+	// Called by PUT /v1/app. CodeNotFound when the app does not exist.
+	SetAppDefaultLocale(ctx context.Context, id, locale string) error
 	// CreateKey stores a key. CodeConflict when the id or hash exists.
 	CreateKey(ctx context.Context, key APIKey) error
 	// KeyByHash returns the live (not revoked) key with this hash; called on

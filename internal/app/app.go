@@ -35,6 +35,7 @@ import (
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/track"
 	"github.com/heraldhq/herald/internal/tracklink"
 	"github.com/heraldhq/herald/internal/webhook"
@@ -220,10 +221,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 	var sender herald.Sender
 	var replayer httpapi.Replayer
+	var templates httpapi.TemplateLibrary
 	if a.cfg.HasRole(RoleAPI) {
+		lib := tmpl.NewLibrary(a.store, tmpl.Options{})
+		templates = lib
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
-			Admit: a.watch.admit, Critical: deliver.NewCaps(a.store, a.limiter).Critical})
+			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served
@@ -234,9 +238,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
+		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
+		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
-		Pprof: a.cfg.Pprof})
+		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
+		Admit: a.watch.door})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler, tracking != nil)
 	}
@@ -256,6 +262,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
 		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
 	return nil
+}
+
+// sendsInFlight maps --max-sends-in-flight to httpapi.Deps, where 0 means the default.
+func sendsInFlight(n int) int {
+	if n == 0 {
+		return -1 // no limit
+	}
+	return n
 }
 
 // opsOnly limits a process without the api role to health, readiness,

@@ -117,6 +117,25 @@ func TestTwilioStatusCallbacks(t *testing.T) {
 	if d := n.Deliveries[0]; d.Status != "delivered" || count(n, "delivered") != 1 || count(n, "failed") != 0 {
 		t.Errorf("after delivered, a replay and a late undelivered: %s, timeline %v", d.Status, timeline(n))
 	}
+	// Each step from the provider's acceptance on names its message.
+	var withIDs struct {
+		Deliveries []struct {
+			Timeline []struct {
+				Status            string `json:"status"`
+				ProviderMessageID string `json:"provider_message_id"`
+			} `json:"timeline"`
+		} `json:"deliveries"`
+	}
+	c.must(200, "GET", "/v1/notifications/"+id, nil).decode(t, &withIDs)
+	for _, e := range withIDs.Deliveries[0].Timeline {
+		want := ""
+		if e.Status == "sent" || e.Status == "delivered" {
+			want = sid
+		}
+		if e.ProviderMessageID != want {
+			t.Errorf("the %s step names provider message %q, want %q", e.Status, e.ProviderMessageID, want)
+		}
+	}
 	got := r.waitPosts(t, 1)
 	if p := decodePayload(t, got[0]); p.Type != "delivery.delivered" || p.Data.NotificationID != id || p.Data.Provider != "twilio" {
 		t.Errorf("webhook = %s", got[0].body)

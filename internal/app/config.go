@@ -81,7 +81,8 @@ type Config struct {
 	QueueMaxMsgs         int64         `flag:"queue-max-msgs" env:"HERALD_QUEUE_MAX_MSGS" help:"most deliveries waiting in the NOTIFY stream; beyond it publishes are refused, never old messages dropped"`
 	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
-	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off)"`
+	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off, the queue absorbs any backlog)"`
+	MaxSendsInFlight     int           `flag:"max-sends-in-flight" env:"HERALD_MAX_SENDS_IN_FLIGHT" help:"most send requests accepted at once by this process; more are answered 429 with Retry-After (0: no limit)"`
 
 	// Outbound webhooks: how long a post to an app's endpoint is retried (exponential backoff, capped at 1h).
 	WebhookRetryAttempts int           `flag:"webhook-retry-attempts" env:"HERALD_WEBHOOK_RETRY_ATTEMPTS" help:"attempts of a webhook post before it is given up"`
@@ -134,6 +135,11 @@ func Defaults() Config {
 		IdempotencyRetention: MinIdempotencyRetention,
 		QueueMaxMsgs:         10_000_000,
 		QueueHighWater:       0.95,
+		// Overload is shed with 429 rather than absorbed: by the queue's lag
+		// once accepting outruns delivering for long, and at the door when
+		// more sends arrive at once than the accept path can take.
+		MaxQueueLag:      30 * time.Second,
+		MaxSendsInFlight: 128,
 	}
 }
 
@@ -254,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APIRate < 0 || c.APIBurst < 0 || (c.APIRate > 0 && c.APIKeyLimit().Per <= 0) {
 		problems = append(problems, "api-rate and api-burst: must not be negative (api-rate 0 turns the limit off)")
+	}
+	if c.MaxSendsInFlight < 0 {
+		problems = append(problems, "max-sends-in-flight: 0 (no limit) or more")
 	}
 	if !(c.QueueHighWater > 0 && c.QueueHighWater <= 1) {
 		problems = append(problems, "queue-high-water: must be above 0 and at most 1")

@@ -285,7 +285,7 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		return w.retryOrDie(ctx, d, attempt, "", herald.ReasonNoProvider, detail, 0)
 	}
 	msg := herald.Message{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID, Channel: d.Channel,
-		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.Content, Attempt: attempt}
+		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.ContentFor(d), Attempt: attempt}
 	if d.Platform == herald.PlatformWeb {
 		// The browser's keys live with the device, not in the log.
 		if msg.Subscription, err = w.subscription(ctx, d); err != nil {

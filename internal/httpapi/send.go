@@ -22,16 +22,17 @@ type sendRequestBody struct {
 	Priority string          `json:"priority"`
 	Content  *contentBody    `json:"content"`
 
+	Template        string         `json:"template"`
+	TemplateVersion int            `json:"template_version"`
+	Data            map[string]any `json:"data"`
+
 	// Fields of the public contract that this version does not implement
 	// yet. They are decoded so that using one is a clear 422 rather than a
 	// 400 "unknown field" or, worse, silently ignored.
-	Template        json.RawMessage `json:"template"`
-	TemplateVersion json.RawMessage `json:"template_version"`
-	Data            json.RawMessage `json:"data"`
-	SendAt          json.RawMessage `json:"send_at"`
-	SendAtLocal     json.RawMessage `json:"send_at_local"`
-	Fallback        json.RawMessage `json:"fallback"`
-	EventID         json.RawMessage `json:"event_id"`
+	SendAt      json.RawMessage `json:"send_at"`
+	SendAtLocal json.RawMessage `json:"send_at_local"`
+	Fallback    json.RawMessage `json:"fallback"`
+	EventID     json.RawMessage `json:"event_id"`
 }
 
 type recipientBody struct {
@@ -47,6 +48,7 @@ type contentBody struct {
 	Subject string   `json:"subject"`
 	HTML    string   `json:"html"`
 	URL     string   `json:"url"`
+	Icon    string   `json:"icon"`
 	Data    pushData `json:"data"`
 }
 
@@ -81,7 +83,6 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		name string
 		raw  json.RawMessage
 	}{
-		{"template", body.Template}, {"template_version", body.TemplateVersion}, {"data", body.Data},
 		{"fallback", body.Fallback},
 		{"event_id", body.EventID},
 	} {
@@ -89,7 +90,8 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 			v.Add(f.name, notSupported)
 		}
 	}
-	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority)}
+	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority),
+		Template: body.Template, TemplateVersion: body.TemplateVersion, Data: body.Data}
 	req.SendAt, req.SendAtLocal = scheduleFields(&v, body.SendAt, body.SendAtLocal)
 	s.checkRecipientCount(&v, len(body.To))
 	req.To = make([]herald.Recipient, 0, len(body.To))
@@ -118,13 +120,13 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	}
 	checkCategoryPriority(&v, body.Category, body.Priority)
 	if body.Content == nil {
-		if !present(body.Template) {
-			v.Add("content", "is required")
+		if body.Template == "" {
+			v.Add("content", "is required (or template, with data)")
 		}
 	} else {
 		req.Content = herald.Content{
 			Title: body.Content.Title, Body: body.Content.Body, Subject: body.Content.Subject,
-			HTML: body.Content.HTML, URL: body.Content.URL, Data: body.Content.Data.strings(&v, "content.data"),
+			HTML: body.Content.HTML, URL: body.Content.URL, Icon: body.Content.Icon, Data: body.Content.Data.strings(&v, "content.data"),
 		}
 	}
 	if err := v.Err(); err != nil {

@@ -66,6 +66,8 @@ type Deps struct {
 	// PublicURL is where the outside world reaches Herald
 	// (HERALD_PUBLIC_URL): the URL Twilio signs its callbacks with.
 	PublicURL string
+	// Templates saves and previews the templates of /v1/templates.
+	Templates TemplateLibrary
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -81,6 +83,19 @@ type Deps struct {
 	// Pprof serves net/http/pprof under /debug/pprof/, unauthenticated;
 	// off unless the operator asks for it (--pprof).
 	Pprof bool
+	// MaxSendsInFlight bounds the send requests being accepted at once;
+	// more are answered 429 with Retry-After. Zero means
+	// DefaultMaxSendsInFlight, a negative value no limit.
+	MaxSendsInFlight int
+	// OnSendShed, when set, is called for each send refused by that bound.
+	OnSendShed func()
+	// Admit, when set, is asked before a send's key is checked or its
+	// body read whether
+	// sends are taken now; its error (CodeRateLimited or CodeUnavailable,
+	// with RetryAfterSeconds) is the answer. It is not asked for a send
+	// with an Idempotency-Key, which may be the replay of an answer that
+	// must still be given; the Sender decides for those.
+	Admit func() error
 }
 
 type server struct {
@@ -94,6 +109,7 @@ type server struct {
 	keyLimit      herald.Limit
 	tracking      Tracking
 	publicURL     string
+	templates     TemplateLibrary
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -101,6 +117,7 @@ type server struct {
 	maxRecipients int
 	pprof         bool
 	latency       *prometheus.HistogramVec
+	sendGate      *sendGate
 	mux           *http.ServeMux
 	buffers       sync.Pool // *bytes.Buffer, see getBuffer
 }
@@ -120,6 +137,7 @@ func NewServer(d Deps) http.Handler {
 		keyLimit:      d.KeyLimit,
 		tracking:      d.Tracking,
 		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
+		templates:     d.Templates,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,
@@ -144,6 +162,11 @@ func NewServer(d Deps) http.Handler {
 		s.maxRecipients = DefaultMaxRecipients
 	}
 	s.latency = registerLatency(s.registry)
+	maxSends := d.MaxSendsInFlight
+	if maxSends == 0 {
+		maxSends = DefaultMaxSendsInFlight
+	}
+	s.sendGate = newSendGate(maxSends, s.registry, d.OnSendShed, d.Admit)
 	s.routes()
 	return s
 }

@@ -114,7 +114,7 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 	for _, nn := range nns {
 		storeutil.Fill(&nn)
 		x := nn.Notification
-		content, _ := json.Marshal(x.Content) // Content has only strings and a map of strings: it cannot fail
+		content, _ := storeutil.EncodeContent(x) // strings, numbers and maps of them: it cannot fail
 		n.app, n.id, n.category, n.priority = append(n.app, x.AppID), append(n.id, x.ID), append(n.category, x.Category), append(n.priority, string(x.Priority))
 		n.content, n.created = append(n.content, string(content)), append(n.created, storeutil.Time(x.CreatedAt))
 		for _, y := range nn.Deliveries {
@@ -219,7 +219,7 @@ func scanNotification(row pgx.Row) (herald.Notification, error) {
 	if err := row.Scan(&n.AppID, &n.ID, &n.Category, &priority, &content, &n.CreatedAt); err != nil {
 		return herald.Notification{}, err
 	}
-	if err := json.Unmarshal(content, &n.Content); err != nil {
+	if err := storeutil.DecodeContent(content, &n); err != nil {
 		return herald.Notification{}, err
 	}
 	n.Priority, n.CreatedAt = herald.Priority(priority), n.CreatedAt.UTC()

@@ -29,7 +29,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
 			n := nn.Notification
-			content, err := json.Marshal(n.Content)
+			content, err := storeutil.EncodeContent(n)
 			if err != nil {
 				return err
 			}
@@ -288,7 +288,7 @@ func scanNotification(row interface{ Scan(...any) error }) (herald.Notification,
 	if err := row.Scan(&n.AppID, &n.ID, &n.Category, &priority, &content, &created); err != nil {
 		return herald.Notification{}, err
 	}
-	if err := json.Unmarshal([]byte(content), &n.Content); err != nil {
+	if err := storeutil.DecodeContent([]byte(content), &n); err != nil {
 		return herald.Notification{}, err
 	}
 	n.Priority, n.CreatedAt = herald.Priority(priority), fromUS(created)
