@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -37,8 +38,9 @@ func openRedis(t *testing.T, url, prefix string) herald.RateLimiter {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// The windows expire on their own; drop them now all the same.
-		ctx := t.Context()
+		// The windows expire on their own; drop them now all the same
+		// (t.Context is done by the time cleanups run).
+		ctx := context.Background()
 		if keys, err := c.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
 			c.Del(ctx, keys...)
 		}
