@@ -23,6 +23,7 @@ type Store interface {
 	WebhookStore
 	AnalyticsStore
 	TemplateStore
+	CategoryStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.

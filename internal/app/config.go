@@ -3,6 +3,7 @@ package app
 import (
 	"flag"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,6 +59,8 @@ type Config struct {
 	ReconcileAfter      time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
 	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
+	APIRate             float64       `flag:"api-rate" env:"HERALD_API_RATE" help:"requests per second each API key may make on average, answered 429 past it (0: no limit); shared by every process on the same --redis-url"`
+	APIBurst            int           `flag:"api-burst" env:"HERALD_API_BURST" help:"most requests an API key may make in api-burst/api-rate seconds (0: twice api-rate)"`
 	Pprof               bool          `flag:"pprof" env:"HERALD_PPROF" help:"serve Go's profiler at /debug/pprof/ on the HTTP listener, without authentication: only where that listener is not reachable from outside"`
 	// Retries and dead letters: each channel's retry schedule (exponential
 	// backoff with full jitter, never shorter than a provider's Retry-After),
@@ -123,6 +126,8 @@ func Defaults() Config {
 		ReconcileInterval:  10 * time.Second,
 		ReconcileAfter:     60 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
+		APIRate:            1000,
+		APIBurst:           2000,
 
 		WebhookRetryAttempts: 15,
 		WebhookRetryBase:     5 * time.Second,
@@ -253,6 +258,9 @@ func (c *Config) Validate() error {
 	if c.MaxQueueLag != 0 && c.MaxQueueLag < time.Second {
 		problems = append(problems, "max-queue-lag: 0 (off) or at least 1s")
 	}
+	if c.APIRate < 0 || c.APIBurst < 0 || (c.APIRate > 0 && c.APIKeyLimit().Per <= 0) {
+		problems = append(problems, "api-rate and api-burst: must not be negative (api-rate 0 turns the limit off)")
+	}
 	if c.MaxSendsInFlight < 0 {
 		problems = append(problems, "max-sends-in-flight: 0 (no limit) or more")
 	}
@@ -313,6 +321,20 @@ func (c *Config) RetrySchedules() map[herald.Channel]deliver.Schedule {
 		out[ch] = s
 	}
 	return out
+}
+
+// APIKeyLimit is the request limit of each API key: api-burst requests in
+// api-burst/api-rate seconds, a sliding window whose average is api-rate.
+// A zero Limit (api-rate 0) means no limit.
+func (c *Config) APIKeyLimit() herald.Limit {
+	if c.APIRate <= 0 {
+		return herald.Limit{}
+	}
+	burst := c.APIBurst
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(2*c.APIRate)))
+	}
+	return herald.Limit{Max: burst, Per: time.Duration(float64(burst) / c.APIRate * float64(time.Second))}
 }
 
 // RoleList returns the roles to run.

@@ -167,6 +167,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if !set["log-level"] {
 			cfg.LogLevel = "warn"
 		}
+		if !set["api-rate"] {
+			cfg.APIRate = 0 // the load is the point: no per-key request limit
+		}
 		if err := cfg.Validate(); err != nil {
 			return usageError{err}
 		}

@@ -136,6 +136,8 @@ type Options struct {
 	// Journal, when set, records every provider answer before its outcome
 	// is committed (see Recover); nil means no journal.
 	Journal Journal
+	// Caps, when set, holds deliveries to their category's frequency caps.
+	Caps *Caps
 	// Links, when set, makes a message's links trackable before it is
 	// sent (click and open tracking, the email's unsubscribe URL).
 	Links Links
@@ -233,7 +235,7 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		if err != nil && !herald.IsNotFound(err) {
 			return storeFailed
 		}
-		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) {
+		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) && !w.critical(ctx, d, n) {
 			reason := herald.ReasonOptedOut
 			if herald.IsNotFound(err) {
 				reason = herald.ReasonNoAddress // the user was erased
@@ -243,6 +245,9 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		if v, held := w.holdForQuietHours(ctx, d, n, prefs.QuietHours, now); held {
 			return v
 		}
+	}
+	if v, held := w.applyCaps(ctx, d, n); held {
+		return v
 	}
 
 	// Claim the attempt: the compare-and-set on the attempt count makes

@@ -55,6 +55,10 @@ func (s *server) routes() {
 	m.Handle("POST /v1/sms/send", s.gate(s.v1(send, s.channelSend(herald.ChannelSMS))))
 	m.Handle("POST /v1/push/send", s.gate(s.v1(send, s.channelSend(herald.ChannelPush))))
 
+	m.Handle("PUT /v1/categories/{name}", s.v1(admin, s.putCategory))
+	m.Handle("GET /v1/categories/{name}", s.v1(admin, s.getCategory))
+	m.Handle("GET /v1/categories", s.v1(admin, s.listCategories))
+
 	m.Handle("GET /v1/analytics", s.v1(admin, s.getAnalytics))
 
 	m.Handle("GET /v1/dead-letters", s.v1(send, s.listDeadLetters))

@@ -55,6 +55,11 @@ type Deps struct {
 	DeadLetters Replayer
 	// Webhooks keeps the endpoints of /v1/webhooks.
 	Webhooks WebhookConfigurer
+	// Limiter counts each API key's requests against KeyLimit; past it
+	// the request is answered 429 with Retry-After. nil, or a KeyLimit
+	// with Max 0, means no limit.
+	Limiter  herald.RateLimiter
+	KeyLimit herald.Limit
 	// Tracking answers provider callbacks (/hooks/…) and tracking links
 	// (/t/c, /t/o, /u); nil leaves those routes out.
 	Tracking Tracking
@@ -100,6 +105,8 @@ type server struct {
 	providers     ProviderConfigurer
 	replayer      Replayer
 	webhooks      WebhookConfigurer
+	limiter       herald.RateLimiter
+	keyLimit      herald.Limit
 	tracking      Tracking
 	publicURL     string
 	templates     TemplateLibrary
@@ -126,6 +133,8 @@ func NewServer(d Deps) http.Handler {
 		providers:     d.Providers,
 		replayer:      d.DeadLetters,
 		webhooks:      d.Webhooks,
+		limiter:       d.Limiter,
+		keyLimit:      d.KeyLimit,
 		tracking:      d.Tracking,
 		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
 		templates:     d.Templates,

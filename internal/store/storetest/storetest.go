@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Analytics", testAnalytics},
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
+		{"Categories", testCategories},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
