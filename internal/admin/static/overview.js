@@ -159,17 +159,17 @@ function renderProviders(out, list) {
   }
   const circuit = (c) => {
     const tone = { closed: 'good', open: 'bad', unknown: 'muted' }[c] || 'muted';
-    const text = { closed: 'circuit closed', open: 'circuit open', unknown: 'not sending here' }[c] || c;
+    const text = { closed: 'closed', open: 'open', unknown: 'not sending here' }[c] || c;
     return h('span', { class: `badge ${tone}`, 'data-circuit': c }, text);
   };
-  replace(out, h('table', { class: 'list compact', id: 'providers-table' },
+  replace(out, h('div', { class: 'scroll-x' }, h('table', { class: 'list compact', id: 'providers-table' },
     h('thead', {}, h('tr', {}, ['Channel', 'Provider', 'Circuit', 'Answers', 'Errors'].map((t) => h('th', {}, t)))),
     h('tbody', {}, list.map((p) => h('tr', { 'data-kind': p.kind, 'data-channel': p.channel },
       h('td', {}, h('span', { class: 'channel' }, p.channel)),
       h('td', {}, h('span', { class: 'mono' }, p.kind), p.position > 0 ? h('span', { class: 'muted small' }, ` #${p.position + 1}`) : null),
       h('td', {}, circuit(p.circuit)),
       h('td', {}, String(p.attempts)),
-      h('td', { class: p.error_share > 0.2 ? 'high-share' : null }, p.attempts ? `${p.errors} (${percent(p.error_share)})` : '—'))))));
+      h('td', { class: p.error_share > 0.2 ? 'high-share' : null }, p.attempts ? `${p.errors} (${percent(p.error_share)})` : '—')))))));
 }
 
 function renderQueue(out, samples) {
