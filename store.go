@@ -215,7 +215,10 @@ type AnalyticsStore interface {
 	// CountActivity counts the app's timeline events dated in [f.From,
 	// f.To) per interval of f.Interval, by status, reason, channel and
 	// provider, for the admin UI's throughput and provider health (GET
-	// /v1/stats). Only events of notifications accepted at or after
+	// /v1/stats). It counts the steps that measure throughput: accepted,
+	// sent, failed, dead, suppressed, and queued when a provider answered
+	// (a retry), not the worker's own queued and sending steps nor later
+	// engagement. Only events of notifications accepted at or after
 	// f.AcceptedSince count: that bound keeps the scan to a range of the
 	// log's key. Buckets with nothing are left out.
 	CountActivity(ctx context.Context, appID string, f ActivityFilter) ([]ActivityCount, error)

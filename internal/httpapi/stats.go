@@ -64,7 +64,7 @@ const (
 	// statsAcceptedBefore is how long before the window a notification may
 	// have been accepted and still have its events counted: the bound
 	// that turns the scan into a key range (see herald.ActivityFilter).
-	statsAcceptedBefore = 15 * time.Minute
+	statsAcceptedBefore = 5 * time.Minute
 	// statsQueueTimeout bounds the read of the queue's consumers.
 	statsQueueTimeout = 2 * time.Second
 )

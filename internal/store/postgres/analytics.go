@@ -82,6 +82,7 @@ func (s *Store) CountActivity(ctx context.Context, appID string, f herald.Activi
 			e.status, e.reason, e.channel, e.provider, count(*)
 		FROM events e
 		WHERE e.app_id = $3 AND e.notification_id >= $4 AND e.notification_id < $5 AND e.at >= $1 AND e.at < $6
+			AND (e.status IN ('accepted', 'sent', 'failed', 'dead', 'suppressed') OR (e.status = 'queued' AND e.provider <> ''))
 		GROUP BY 1, 2, 3, 4, 5`,
 		f.From, f.Interval.Microseconds(), appID,
 		storeutil.IDLowerBound(f.AcceptedSince.Add(-storeutil.IDSlack)), storeutil.IDLowerBound(f.To.Add(storeutil.IDSlack)), f.To)

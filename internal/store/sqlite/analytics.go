@@ -72,6 +72,7 @@ func (s *Store) CountActivity(ctx context.Context, appID string, f herald.Activi
 	rows, err := s.r.QueryContext(ctx, `SELECT (e.at - ?) / ?, e.status, e.reason, e.channel, e.provider, count(*)
 		FROM events e
 		WHERE e.app_id = ? AND e.notification_id >= ? AND e.notification_id < ? AND e.at >= ? AND e.at < ?
+			AND (e.status IN ('accepted', 'sent', 'failed', 'dead', 'suppressed') OR (e.status = 'queued' AND e.provider <> ''))
 		GROUP BY 1, 2, 3, 4, 5`,
 		us(f.From), f.Interval.Microseconds(), appID,
 		storeutil.IDLowerBound(f.AcceptedSince.Add(-storeutil.IDSlack)), storeutil.IDLowerBound(f.To.Add(storeutil.IDSlack)),

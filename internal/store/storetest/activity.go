@@ -10,8 +10,9 @@ import (
 )
 
 // testActivity: timeline events counted per interval by status, reason,
-// channel and provider; only the app's, only in the period, and only of
-// notifications accepted since the filter's bound.
+// channel and provider; only the app's, only in the period, only of
+// notifications accepted since the filter's bound, and only the steps that
+// measure throughput.
 func testActivity(t *testing.T, s herald.Store) {
 	ctx := t.Context()
 	a, other := createApp(t, s), createApp(t, s)
@@ -37,6 +38,9 @@ func testActivity(t *testing.T, s herald.Store) {
 			t.Fatalf("-> %s not applied", to)
 		}
 	}
+	// The worker's own steps are not throughput: not counted.
+	move(a.ID, n, 0, herald.StatusQueued, "", "", time.Second)
+	move(a.ID, n, 0, herald.StatusSending, "", "", 2*time.Second)
 	move(a.ID, n, 0, herald.StatusSent, "smtp", "", 12*time.Second)
 	move(a.ID, n, 1, herald.StatusQueued, "twilio", "", 3*time.Second) // a retry
 	move(a.ID, n, 1, herald.StatusFailed, "twilio", herald.ReasonProviderRejected, 15*time.Second)
