@@ -121,3 +121,26 @@ func TestStatsMoveWhenNotificationsAreSent(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsShowAnOpenCircuit: a provider that keeps failing has its
+// circuit opened by the workers, and GET /v1/stats says so while it is.
+func TestStatsShowAnOpenCircuit(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t,
+		providertest.RejectRecipient("ada@example.com", 451, [3]int{4, 2, 1}, "mailbox busy, try again later"))
+	cfg := testConfig(t)
+	cfg.MaxAttempts = 2
+	cfg.ProviderCooldown = time.Minute // stays open for the rest of the test
+	a := start(t, cfg)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	configureEmail(t, c, smtpd)
+	// Three notifications, two attempts each: six failures in a row open
+	// the circuit after the fifth.
+	for range 3 {
+		c.waitDone(sendEmail(t, c), 20*time.Second)
+	}
+	var s statsView
+	c.must(200, "GET", "/v1/stats", nil).decode(t, &s)
+	if len(s.Providers) != 1 || s.Providers[0].Circuit != "open" || s.Providers[0].ErrorShare != 1 {
+		t.Errorf("providers: %+v, want smtp with its circuit open and every answer a failure", s.Providers)
+	}
+}
