@@ -144,3 +144,20 @@ func TestStatsShowAnOpenCircuit(t *testing.T) {
 		t.Errorf("providers: %+v, want smtp with its circuit open and every answer a failure", s.Providers)
 	}
 }
+
+// TestStatsWithoutWorkersSayCircuitsAreUnknown: a process of the api role
+// alone sends nothing, so its breakers know nothing of the providers; it
+// says so rather than calling them closed.
+func TestStatsWithoutWorkersSayCircuitsAreUnknown(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := testConfig(t)
+	cfg.Roles = "api"
+	a := start(t, cfg)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	configureEmail(t, c, smtpd)
+	var s statsView
+	c.must(200, "GET", "/v1/stats", nil).decode(t, &s)
+	if len(s.Providers) != 1 || s.Providers[0].Kind != "smtp" || s.Providers[0].Circuit != "unknown" {
+		t.Errorf("providers: %+v, want smtp with its circuit unknown", s.Providers)
+	}
+}
