@@ -85,6 +85,12 @@ export function editorPage(main, name, ctx) {
     keep();
     show(variantSelect.value);
   });
+  // Enter adds the locale rather than saving the form.
+  newLocale.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault();
+    newLocale.dispatchEvent(new Event('change'));
+  });
   newLocale.addEventListener('change', () => {
     const loc = newLocale.value.trim();
     if (!loc) return;
