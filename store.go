@@ -213,6 +213,37 @@ type AnalyticsStore interface {
 	// that match the filter: by current status, and how many reached each
 	// step of the funnel by their events.
 	CountDeliveries(ctx context.Context, appID string, f AnalyticsFilter) (Analytics, error)
+	// CountActivity counts the app's timeline events dated in [f.From,
+	// f.To) per interval of f.Interval, by status, reason, channel and
+	// provider, for the admin UI's throughput and provider health (GET
+	// /v1/stats). It counts the steps that measure throughput: accepted,
+	// sent, failed, dead, suppressed, and queued when a provider answered
+	// (a retry), not the worker's own queued and sending steps nor later
+	// engagement. Only events of notifications accepted at or after
+	// f.AcceptedSince count: that bound keeps the scan to a range of the
+	// log's key. Buckets with nothing are left out.
+	CountActivity(ctx context.Context, appID string, f ActivityFilter) ([]ActivityCount, error)
+}
+
+// ActivityFilter selects the events CountActivity counts. Every field is
+// required; AcceptedSince is at or before From.
+type ActivityFilter struct {
+	From, To      time.Time
+	Interval      time.Duration
+	AcceptedSince time.Time
+}
+
+// ActivityCount is how many events of one kind fell in one interval.
+type ActivityCount struct {
+	// Interval is the bucket's index: it covers From+Interval*i onwards.
+	Interval int
+	Status   Status
+	Reason   string
+	Channel  Channel
+	// Provider is the kind that answered; empty for events no provider
+	// answered (accepted, queued by the worker, sending).
+	Provider string
+	N        int64
 }
 
 // AnalyticsFilter selects the deliveries CountDeliveries counts. From and

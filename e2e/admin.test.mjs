@@ -119,7 +119,9 @@ try {
   await step('sign in with the API key', async () => {
     await page.fill('#api-key', key);
     await page.click('#sign-in-form button[type=submit]');
-    await page.locator('#search-form').waitFor();
+    // The overview is the landing page.
+    await page.locator('#funnel').waitFor();
+    if (!page.url().endsWith('/admin/') && !page.url().includes('#/overview')) fail(`sign-in landed on ${page.url()}`);
     if (!(await page.locator('#nav').isVisible())) fail('the navigation is hidden after sign-in');
     const stored = await page.evaluate(() => ({ session: Object.values(sessionStorage), local: Object.values(localStorage) }));
     if (!stored.session.includes(key)) fail('the key is not in sessionStorage');
@@ -133,6 +135,7 @@ try {
   });
 
   await step('search finds user 123\u2019s notification', async () => {
+    await page.click('nav a[data-nav="notifications"]');
     await page.fill('#user_id', '123');
     await page.click('#search-form button[type=submit]');
     const row = page.locator(`#notifications-table tr[data-id="${sent.id}"]`);
@@ -165,7 +168,46 @@ try {
     await shot('notifications');
   });
 
+  await step('the overview shows the funnel, a live throughput chart, provider health and the queue', async () => {
+    await page.click('nav a[data-nav="overview"]');
+    const sentStep = page.locator('#funnel ol.funnel li[data-step="sent"]');
+    await sentStep.waitFor();
+    // The prepared notification and the page's own were sent; the two dead letters were not.
+    const sentCount = Number(await sentStep.getAttribute('data-count'));
+    if (sentCount < 2) fail(`the funnel shows ${sentCount} sent, want the prepared notification and the page's (2)`);
+    const total = Number(await page.locator('#analytics-total').innerText());
+    if (total < 4) fail(`the period counts ${total} deliveries, want at least the 4 of this test`);
+    await page.locator('#status-counts li[data-status="dead"]').waitFor();
+    // The chart draws the sends of the last minutes: some interval is not zero.
+    const sentLine = page.locator('#throughput-chart polyline[data-series="sent"]');
+    await sentLine.waitFor();
+    const values = (await sentLine.getAttribute('data-values')).split(',').map(Number);
+    if (values.length !== 90) fail(`the throughput chart has ${values.length} points, want 90 intervals of 10 s`);
+    if (!values.some((v) => v > 0)) fail(`the throughput chart shows no send: ${values.join(',')}`);
+    const smtp = page.locator('#providers-table tr[data-kind="smtp"][data-channel="email"]');
+    await smtp.waitFor();
+    const circuit = await smtp.locator('[data-circuit]').getAttribute('data-circuit');
+    if (!['closed', 'open'].includes(circuit)) fail(`the SMTP provider's circuit shows ${circuit}, want closed or open`);
+    const smtpText = await smtp.innerText();
+    if (!/%/.test(smtpText)) fail(`the SMTP provider row shows ${JSON.stringify(smtpText)}, want its error share`);
+    await page.locator('#queue-chart').waitFor();
+    // It refreshes by itself.
+    await page.locator('#overview-live', { hasText: 'Updated' }).waitFor();
+    const first = await page.locator('#overview-live').innerText();
+    await page.waitForFunction((before) => document.querySelector('#overview-live').textContent !== before, first, { timeout: 15_000 });
+    if ((await page.locator('#queue-chart polyline[data-series="pending"]').getAttribute('data-values')).split(',').length < 2) {
+      fail('the queue chart did not gain a sample on refresh');
+    }
+    await shot('overview');
+    // Another period reloads the counts and is kept in the address.
+    await page.selectOption('#period', 'hour');
+    await page.waitForURL(/period=hour/);
+    await page.locator('#funnel ol.funnel li[data-step="sent"]').waitFor();
+  });
+
   await step('a search that matches nothing says so', async () => {
+    await page.click('nav a[data-nav="notifications"]');
+    await page.fill('#user_id', '123');
     await page.selectOption('#status', 'dead');
     await page.click('#search-form button[type=submit]');
     const none = page.locator('#results .empty');
@@ -189,6 +231,57 @@ try {
     if (!(await card.locator('button.replay').isDisabled())) fail('the replay button is still enabled after the replay');
     console.log(`     replayed delivery ${id}`);
     await shot('dead-letters');
+  });
+
+  await step('the template editor saves a new version, and a broken one shows its 422 line', async () => {
+    await page.click('nav a[data-nav="templates"]');
+    if (templatesAbsent) {
+      await page.locator('#templates-list .problem').waitFor();
+      console.log('     HERALD_E2E_TEMPLATES=absent: no templates to edit');
+      return;
+    }
+    await page.click('#templates-table tr[data-name="password-reset"] a.edit');
+    await page.locator('#editor-version', { hasText: 'Version 1' }).waitFor();
+    const subject = page.locator('#edit-email-subject');
+    if (!(await subject.inputValue()).includes('{{.name}}')) fail(`the editor opened with subject ${await subject.inputValue()}`);
+    const variants = await page.locator('#editor-variant option').evaluateAll((os) => os.map((o) => o.value));
+    if (!variants.includes('de')) fail(`the variants are ${JSON.stringify(variants)}, want the de locale`);
+    await subject.fill('Welcome back, {{.name}}: a new password');
+    await page.click('#editor-form button[type=submit]');
+    const saved = page.locator('#editor-saved');
+    await saved.waitFor();
+    if (!/version 2/.test(await saved.innerText())) fail(`the save says ${await saved.innerText()}, want version 2`);
+    const t = await api('GET', '/v1/templates/password-reset');
+    if (t.version !== 2 || t.email.subject !== 'Welcome back, {{.name}}: a new password') {
+      fail(`after the save the template is version ${t.version} with subject ${JSON.stringify(t.email && t.email.subject)}`);
+    }
+    if (!t.locales || !t.locales.de || !/Hallo/.test(t.locales.de.email.subject)) fail('the save lost the de locale');
+    if (!t.email.html.includes('Reset password') || !t.sms || !t.push) fail('the save lost a part the editor did not change');
+
+    // The saved version previews with the page's data.
+    await page.fill('#editor-data', JSON.stringify({ name: 'Ada', link: 'https://example.com/reset/abc' }));
+    await page.click('#editor-preview-form button[type=submit]');
+    const previewSubject = page.locator('#email-subject');
+    await previewSubject.waitFor();
+    if ((await previewSubject.innerText()) !== 'Welcome back, Ada: a new password') fail(`the preview subject is ${await previewSubject.innerText()}`);
+    await page.locator('#email-html').scrollIntoViewIfNeeded();
+    await page.frameLocator('#email-html').locator('body', { hasText: 'Ada' }).waitFor();
+
+    // A part that does not parse: Herald's 422 names the field and the line, and nothing is saved.
+    const html = page.locator('#edit-email-html');
+    await html.fill('<p>Hello {{.name}},</p>\n<p>your link:</p>\n<p>{{.link</p>');
+    await page.click('#editor-form button[type=submit]');
+    const refused = page.locator('#editor-outcome .problem');
+    await refused.waitFor();
+    const text = await refused.innerText();
+    if (!/422/.test(text) || !/email\.html/.test(text) || !/line 3/.test(text)) {
+      fail(`the broken save shows ${JSON.stringify(text)}, want the 422 naming email.html at line 3`);
+    }
+    if ((await html.getAttribute('aria-invalid')) !== 'true') fail('the broken field is not marked invalid');
+    if (!/line 3/.test(await page.locator('#edit-email-html-error').innerText())) fail('the broken field does not say its line');
+    if ((await api('GET', '/v1/templates/password-reset')).version !== 2) fail('the broken template was saved');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot('template-editor');
   });
 
   await step('a template preview shows every part, the email HTML sandboxed', async () => {

@@ -53,6 +53,9 @@ func TestPagesAndAssetsAreServedWithSecurityHeaders(t *testing.T) {
 		{"/admin/", "text/html; charset=utf-8", `<script type="module" src="app.js"></script>`},
 		{"/admin/app.js", "text/javascript; charset=utf-8", "import"},
 		{"/admin/notifications.js", "text/javascript; charset=utf-8", "/v1/notifications"},
+		{"/admin/overview.js", "text/javascript; charset=utf-8", "/v1/stats"},
+		{"/admin/editor.js", "text/javascript; charset=utf-8", "PUT"},
+		{"/admin/charts.js", "text/javascript; charset=utf-8", "polyline"},
 		{"/admin/style.css", "text/css; charset=utf-8", ":root"},
 		{"/admin/favicon.svg", "image/svg+xml", "<svg"},
 	} {

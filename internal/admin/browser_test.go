@@ -31,11 +31,13 @@ const (
 
 // docScreenshots are the screenshots docs/admin.md shows, by the name the
 // script gives them.
-var docScreenshots = []string{"notifications", "notification", "dead-letters", "template-preview"}
+var docScreenshots = []string{"overview", "notifications", "notification", "dead-letters", "template-editor", "template-preview"}
 
 // TestAdminUIInChromium drives the admin UI in headless Chromium against a
-// running Herald: sign-in, a notification watched in search and detail
-// until sent, a dead letter replayed, a template previewed. The steps are
+// running Herald: sign-in onto the overview (funnel, live throughput,
+// provider health, queue), a notification watched in search and detail
+// until sent, a dead letter replayed, a template edited into a new version
+// (and a broken edit refused with its line), a template previewed. The steps are
 // in e2e/admin.test.mjs; this test prepares Herald and checks afterwards,
 // through the API, that what the page claimed happened did happen.
 func TestAdminUIInChromium(t *testing.T) {

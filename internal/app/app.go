@@ -242,7 +242,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
-		Admit: a.watch.door})
+		Admit: a.watch.door, Monitor: &monitor{q: a.q, providers: providers, sends: a.cfg.HasRole(RoleWorker), now: time.Now}})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler, tracking != nil)
 	}

@@ -60,6 +60,7 @@ func (s *server) routes() {
 	m.Handle("GET /v1/categories", s.v1(admin, s.listCategories))
 
 	m.Handle("GET /v1/analytics", s.v1(admin, s.getAnalytics))
+	m.Handle("GET /v1/stats", s.v1(admin, s.getStats))
 
 	m.Handle("GET /v1/dead-letters", s.v1(send, s.listDeadLetters))
 	m.Handle("POST /v1/dead-letters/{delivery_id}/replay", s.v1(admin, s.replayDeadLetter))

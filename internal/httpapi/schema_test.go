@@ -68,6 +68,14 @@ func TestResponsesMatchSchemas(t *testing.T) {
 		{"ProviderList", toProvidersResponse(herald.ChannelEmail, []string{"sendgrid", "smtp"})},
 		{"Problem", problemFor(herald.CodeInvalid, "bad", []herald.FieldError{{Field: "email", Message: "bad"}})},
 		{"StatusOK", statusResponse{Status: "ok"}},
+		{"Stats", statsResponse{From: now, To: now, IntervalSeconds: 10, AcceptedSince: now,
+			Throughput: []statsInterval{{Start: now, Accepted: 2, Sent: 1, Retried: 1}}, Totals: map[string]int64{"accepted": 2},
+			Providers: []providerHealthResp{{Channel: "email", Kind: "smtp", Circuit: CircuitOpen, Attempts: 2, Errors: 1, ErrorShare: 0.5}},
+			Queue: queueStateResponse{Scope: "deployment", Readable: true, Pending: 3, Consumers: []queueConsumerResponse{
+				{Stream: "NOTIFY", Consumer: "email", Pending: 3, OldestPendingAgeSeconds: 1.5}}}}},
+		{"Stats", statsResponse{From: now, To: now, IntervalSeconds: 60, AcceptedSince: now, Throughput: []statsInterval{},
+			Totals: map[string]int64{}, Providers: []providerHealthResp{},
+			Queue: queueStateResponse{Scope: "deployment", Error: "down", Consumers: []queueConsumerResponse{}}}},
 	} {
 		ref := doc.Components.Schemas[tt.schema]
 		if ref == nil {

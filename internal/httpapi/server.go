@@ -68,6 +68,9 @@ type Deps struct {
 	PublicURL string
 	// Templates saves and previews the templates of /v1/templates.
 	Templates TemplateLibrary
+	// Monitor reads the queue and the provider circuits for GET /v1/stats;
+	// nil answers the stats without them.
+	Monitor Monitor
 	// Ready reports whether the process can serve (/readyz); nil means always ready.
 	Ready func(ctx context.Context) error
 	// Registry is served at /metrics; the API's latency histogram is
@@ -110,6 +113,7 @@ type server struct {
 	tracking      Tracking
 	publicURL     string
 	templates     TemplateLibrary
+	monitor       Monitor
 	ready         func(ctx context.Context) error
 	registry      *prometheus.Registry
 	now           func() time.Time
@@ -138,6 +142,7 @@ func NewServer(d Deps) http.Handler {
 		tracking:      d.Tracking,
 		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
 		templates:     d.Templates,
+		monitor:       d.Monitor,
 		ready:         d.Ready,
 		registry:      d.Registry,
 		now:           d.Now,

@@ -6,6 +6,8 @@ import { h, replace, problem } from './dom.js';
 import { searchPage, detailPage } from './notifications.js';
 import { deadLettersPage } from './deadletters.js';
 import { templatesPage } from './templates.js';
+import { overviewPage } from './overview.js';
+import { editorPage } from './editor.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -34,7 +36,7 @@ function render() {
   nav.hidden = false;
   signOutButton.hidden = false;
   const { parts, params } = route();
-  const page = parts[0] || 'notifications';
+  const page = parts[0] || 'overview';
   for (const a of nav.querySelectorAll('a')) {
     a.classList.toggle('active', a.dataset.nav === page);
     if (a.dataset.nav === page) a.setAttribute('aria-current', 'page');
@@ -42,7 +44,10 @@ function render() {
   }
   const ctx = { navigate };
   let stop;
-  if (page === 'notifications' && parts[1]) {
+  if (page === 'overview') {
+    document.title = 'Overview · Herald admin';
+    stop = overviewPage(main, params, ctx);
+  } else if (page === 'notifications' && parts[1]) {
     document.title = 'Notification · Herald admin';
     stop = detailPage(main, parts[1], ctx);
   } else if (page === 'notifications') {
@@ -51,13 +56,16 @@ function render() {
   } else if (page === 'dead-letters') {
     document.title = 'Dead letters · Herald admin';
     stop = deadLettersPage(main, params, ctx);
+  } else if (page === 'templates' && parts[1]) {
+    document.title = `${parts[1]} · Template editor · Herald admin`;
+    stop = editorPage(main, parts[1], ctx);
   } else if (page === 'templates') {
-    document.title = 'Template preview · Herald admin';
+    document.title = 'Templates · Herald admin';
     stop = templatesPage(main, params, ctx);
   } else {
     document.title = 'Not found · Herald admin';
     replace(main, h('section', { class: 'panel' }, h('h1', {}, 'Page not found'),
-      h('p', {}, 'There is no page at this address. ', h('a', { href: '#/notifications' }, 'Search notifications'), '.')));
+      h('p', {}, 'There is no page at this address. ', h('a', { href: '#/overview' }, 'Go to the overview'), '.')));
   }
   cleanup = typeof stop === 'function' ? stop : null;
 }

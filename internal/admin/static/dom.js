@@ -91,3 +91,17 @@ export function dl(rows) {
   return h('dl', { class: 'facts' }, rows.filter(([, v]) => v !== undefined && v !== null && v !== '')
     .map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
+
+const svgNS = 'http://www.w3.org/2000/svg';
+
+// svg creates an SVG element the way h creates an HTML one: attributes
+// set as values, children as nodes or text, so API data stays text.
+export function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}

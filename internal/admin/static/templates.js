@@ -1,15 +1,16 @@
-// Template preview (POST /v1/templates/{name}/preview): render a saved
-// template with sample data and a locale, and show every part. Email HTML
-// is shown only inside a sandboxed frame without scripts.
+// The templates page: the app's templates (GET /v1/templates), each a link
+// to its editor, and the preview (POST /v1/templates/{name}/preview):
+// render a saved template with sample data and a locale, and show every
+// part. Email HTML is shown only inside a sandboxed frame without scripts.
 
 import { request } from './api.js';
-import { h, replace, problem, empty, field, dl } from './dom.js';
+import { h, replace, problem, empty, field, dl, time } from './dom.js';
 
 // The form keeps its values while the tab lives, so a preview can be
 // tweaked after a look at another page.
 const state = { name: '', locale: '', version: '', data: '{\n  "name": "Ada"\n}' };
 
-export function templatesPage(main, params) {
+export function templatesPage(main, params, ctx) {
   let alive = true;
   if (params.get('name')) state.name = params.get('name');
 
@@ -62,23 +63,55 @@ export function templatesPage(main, params) {
     }
   });
 
+  const list = h('div', { id: 'templates-list' }, h('p', { class: 'muted' }, 'Loading\u2026'));
+  const newName = h('input', { id: 'new-template-name', name: 'new_name', required: true, placeholder: 'order-shipped',
+    spellcheck: 'false', pattern: '[A-Za-z0-9][A-Za-z0-9._-]*' });
+  const newForm = h('form', { class: 'filters', id: 'new-template-form' },
+    field('New template', newName), h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'secondary' }, 'Create')));
+  newForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const n = newName.value.trim();
+    if (n) ctx.navigate(editorHref(n));
+  });
+
   replace(main,
     h('section', { class: 'panel' },
-      h('h1', {}, 'Template preview'),
+      h('h1', {}, 'Templates'),
+      h('p', { class: 'muted' }, 'Open a template to edit its parts; every save is a new version.'),
+      list, newForm),
+    h('section', { class: 'panel' },
+      h('h2', {}, 'Template preview'),
       h('p', { class: 'muted' }, 'Render a saved template with sample data, as a recipient of that locale would get it.'),
       form, names),
     output);
 
-  // Offer the app's template names when this key may list them.
-  request('GET', '/v1/templates?limit=500').then((list) => {
-    if (!alive || !list || !Array.isArray(list.data)) return;
-    replace(names, list.data.map((t) => h('option', { value: t.name })));
-  }, () => {});
+  // List the app's templates and offer their names when this key may.
+  request('GET', '/v1/templates?limit=500').then((res) => {
+    if (!alive || !res || !Array.isArray(res.data)) return;
+    replace(names, res.data.map((t) => h('option', { value: t.name })));
+    replace(list, res.data.length
+      ? h('table', { class: 'list compact', id: 'templates-table' },
+        h('thead', {}, h('tr', {}, ['Name', 'Version', 'Saved', 'Parts'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, res.data.map((t) => h('tr', { 'data-name': t.name },
+          h('td', {}, h('a', { href: editorHref(t.name), class: 'edit' }, t.name)),
+          h('td', {}, String(t.version)),
+          h('td', {}, time(t.created_at)),
+          h('td', { class: 'muted' }, ['email', 'sms', 'push'].filter((c) => t[c]).join(', ') +
+            (t.locales ? ` \u00b7 ${Object.keys(t.locales).sort().join(', ')}` : ''))))))
+      : empty('No templates yet.', 'Create one below.'));
+  }, (err) => {
+    if (alive) replace(list, problem(err, 'Could not list the templates'));
+  });
 
   return () => { alive = false; };
 }
 
-function renderPreview(output, r) {
+function editorHref(name) {
+  return `#/templates/${encodeURIComponent(name)}`;
+}
+
+// renderPreview shows a preview answer; the editor uses it too.
+export function renderPreview(output, r) {
   const parts = [];
   if (r.email) {
     const frame = h('iframe', {

@@ -69,3 +69,37 @@ func (s *Store) CountDeliveries(ctx context.Context, appID string, f herald.Anal
 	}
 	return out, wrap(frows.Err(), "funnel of app %q", appID)
 }
+
+// CountActivity implements herald.AnalyticsStore. The events index
+// (app_id, notification_id, seq) serves the notification id range that
+// AcceptedSince gives (ids sort by acceptance time); the event time then
+// decides exactly.
+func (s *Store) CountActivity(ctx context.Context, appID string, f herald.ActivityFilter) ([]herald.ActivityCount, error) {
+	if f.Interval <= 0 || !f.From.Before(f.To) {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT floor(extract(epoch FROM e.at - $1::timestamptz) * 1000000 / $2)::bigint,
+			e.status, e.reason, e.channel, e.provider, count(*)
+		FROM events e
+		WHERE e.app_id = $3 AND e.notification_id >= $4 AND e.notification_id < $5 AND e.at >= $1 AND e.at < $6
+			AND (e.status IN ('accepted', 'sent', 'failed', 'dead', 'suppressed') OR (e.status = 'queued' AND e.provider <> ''))
+		GROUP BY 1, 2, 3, 4, 5`,
+		f.From, f.Interval.Microseconds(), appID,
+		storeutil.IDLowerBound(f.AcceptedSince.Add(-storeutil.IDSlack)), storeutil.IDLowerBound(f.To.Add(storeutil.IDSlack)), f.To)
+	if err != nil {
+		return nil, wrap(err, "count activity of app %q", appID)
+	}
+	defer rows.Close()
+	var out []herald.ActivityCount
+	for rows.Next() {
+		var c herald.ActivityCount
+		var bucket int64
+		var status, channel string
+		if err := rows.Scan(&bucket, &status, &c.Reason, &channel, &c.Provider, &c.N); err != nil {
+			return nil, wrap(err, "count activity of app %q", appID)
+		}
+		c.Interval, c.Status, c.Channel = int(bucket), herald.Status(status), herald.Channel(channel)
+		out = append(out, c)
+	}
+	return out, wrap(rows.Err(), "count activity of app %q", appID)
+}

@@ -60,3 +60,36 @@ func (s *Store) CountDeliveries(ctx context.Context, appID string, f herald.Anal
 	}
 	return out, wrap(frows.Err(), "funnel of app %q", appID)
 }
+
+// CountActivity implements herald.AnalyticsStore. The events' key starts
+// with the app and the notification id, whose text order is its
+// acceptance time, so AcceptedSince bounds the scan to a key range; the
+// event time then decides exactly.
+func (s *Store) CountActivity(ctx context.Context, appID string, f herald.ActivityFilter) ([]herald.ActivityCount, error) {
+	if f.Interval <= 0 || !f.From.Before(f.To) {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT (e.at - ?) / ?, e.status, e.reason, e.channel, e.provider, count(*)
+		FROM events e
+		WHERE e.app_id = ? AND e.notification_id >= ? AND e.notification_id < ? AND e.at >= ? AND e.at < ?
+			AND (e.status IN ('accepted', 'sent', 'failed', 'dead', 'suppressed') OR (e.status = 'queued' AND e.provider <> ''))
+		GROUP BY 1, 2, 3, 4, 5`,
+		us(f.From), f.Interval.Microseconds(), appID,
+		storeutil.IDLowerBound(f.AcceptedSince.Add(-storeutil.IDSlack)), storeutil.IDLowerBound(f.To.Add(storeutil.IDSlack)),
+		us(f.From), us(f.To))
+	if err != nil {
+		return nil, wrap(err, "count activity of app %q", appID)
+	}
+	defer rows.Close()
+	var out []herald.ActivityCount
+	for rows.Next() {
+		var c herald.ActivityCount
+		var status, channel string
+		if err := rows.Scan(&c.Interval, &status, &c.Reason, &channel, &c.Provider, &c.N); err != nil {
+			return nil, wrap(err, "count activity of app %q", appID)
+		}
+		c.Status, c.Channel = herald.Status(status), herald.Channel(channel)
+		out = append(out, c)
+	}
+	return out, wrap(rows.Err(), "count activity of app %q", appID)
+}

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Webhooks", testWebhooks},
 		{"WebhookPosts", testWebhookPosts},
 		{"Analytics", testAnalytics},
+		{"Activity", testActivity},
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
 		{"Categories", testCategories},
