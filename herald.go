@@ -67,9 +67,13 @@ func (s Scope) Allows(need Scope) bool { return s == ScopeAdmin || s == need }
 
 // App is a tenant: every other object belongs to exactly one app.
 type App struct {
-	ID        string
-	Name      string
-	CreatedAt time.Time
+	ID   string
+	Name string
+	// DefaultLocale is the locale whose template variant a recipient
+	// reads when the template has none for the recipient's own; empty
+	// means the templates' base parts.
+	DefaultLocale string
+	CreatedAt     time.Time
 }
 
 // APIKey is a stored key. The secret itself is never stored, only its hash.
@@ -134,6 +138,60 @@ type QuietHours struct {
 	End   string `json:"end"`   // "07:00"
 }
 
+// Holds reports whether now falls inside the quiet hours in loc, and if so
+// when they end. The window runs from Start up to End, across midnight when
+// End is earlier; Start equal to End is no window. A malformed time (the
+// API refuses them) holds nothing.
+func (q QuietHours) Holds(now time.Time, loc *time.Location) (until time.Time, inside bool) {
+	start, ok1 := ClockMinutes(q.Start)
+	end, ok2 := ClockMinutes(q.End)
+	if !ok1 || !ok2 || start == end {
+		return time.Time{}, false
+	}
+	local := now.In(loc)
+	m := local.Hour()*60 + local.Minute()
+	if start < end {
+		inside = m >= start && m < end
+	} else {
+		inside = m >= start || m < end
+	}
+	if !inside {
+		return time.Time{}, false
+	}
+	return NextClock(now, end, loc), true
+}
+
+// ClockMinutes parses "HH:MM" (24-hour) into minutes after midnight.
+func ClockMinutes(s string) (int, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	h, m := int(s[0]-'0')*10+int(s[1]-'0'), int(s[3]-'0')*10+int(s[4]-'0')
+	for _, c := range []byte{s[0], s[1], s[3], s[4]} {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	if h > 23 || m > 59 {
+		return 0, false
+	}
+	return h*60 + m, true
+}
+
+// NextClock is the first time after now at which the clock in loc reads
+// minutes after midnight. On a day when that local time does not exist (a
+// DST gap), time.Date's normalisation puts it within the hour around it.
+func NextClock(now time.Time, minutes int, loc *time.Location) time.Time {
+	local := now.In(loc)
+	for day := 0; day <= 2; day++ {
+		t := time.Date(local.Year(), local.Month(), local.Day()+day, minutes/60, minutes%60, 0, 0, loc)
+		if t.After(now) {
+			return t.UTC()
+		}
+	}
+	return now.Add(24 * time.Hour).UTC() // unreachable: within two days the clock reads every time
+}
+
 // Preferences are a user's choices. A channel missing from Channels is allowed.
 type Preferences struct {
 	Channels   map[Channel]bool            `json:"channels,omitempty"`
@@ -161,16 +219,20 @@ type Content struct {
 	Subject string            `json:"subject,omitempty"` // email
 	HTML    string            `json:"html,omitempty"`    // email
 	URL     string            `json:"url,omitempty"`     // where a tap or click leads
+	Icon    string            `json:"icon,omitempty"`    // web push: the notification's icon URL
 	Data    map[string]string `json:"data,omitempty"`    // push key/values
 }
 
 // Notification is one accepted send request.
 type Notification struct {
-	AppID     string
-	ID        string
-	Category  string
-	Priority  Priority
-	Content   Content
+	AppID    string
+	ID       string
+	Category string
+	Priority Priority
+	Content  Content
+	// Template is set when the content was rendered from a template;
+	// Content is empty then, and ContentFor picks each delivery's.
+	Template  *Rendering
 	CreatedAt time.Time
 }
 
@@ -192,6 +254,12 @@ const (
 	StatusCanceled   Status = "canceled"
 	StatusDead       Status = "dead"
 )
+
+// TimelineUnsubscribed is a step of a delivery's timeline, not a status a
+// delivery takes: the recipient opted out through this delivery (its
+// unsubscribe link or a provider's unsubscribe or spam report event). The
+// delivery keeps its status; the event goes out as user.unsubscribed.
+const TimelineUnsubscribed Status = "unsubscribed"
 
 // Done reports whether no more sending will happen for a delivery in status s.
 func (s Status) Done() bool {
@@ -218,6 +286,12 @@ const (
 	// ReasonReplayed marks a dead delivery given a fresh budget of attempts
 	// from the dead letters; its event's Attempt is where that budget starts.
 	ReasonReplayed = "replayed"
+	// ReasonSendAt marks a delivery scheduled by its request's send_at or send_at_local.
+	ReasonSendAt = "send_at"
+	// ReasonQuietHours marks a delivery held until the end of its user's quiet hours.
+	ReasonQuietHours = "quiet_hours"
+	// ReasonRateLimited marks a delivery held back or dropped by a frequency cap.
+	ReasonRateLimited = "rate_limited"
 )
 
 // Delivery is one message of a notification to one address on one channel.

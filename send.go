@@ -1,6 +1,9 @@
 package herald
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Recipient is one addressee of a send request: a known user of the app,
 // or a direct email address or phone number. Exactly one field is set.
@@ -18,6 +21,16 @@ type SendRequest struct {
 	Category string    `json:"category,omitempty"`
 	Priority Priority  `json:"priority,omitempty"`
 	Content  Content   `json:"content"`
+	// Template names a stored template to render per recipient with Data,
+	// instead of Content; TemplateVersion pins a version (0: the latest).
+	Template        string         `json:"template,omitempty"`
+	TemplateVersion int            `json:"template_version,omitempty"`
+	Data            map[string]any `json:"data,omitempty"`
+	// SendAt, when set and later than now, holds every delivery until then (status scheduled).
+	SendAt time.Time `json:"send_at,omitzero"`
+	// SendAtLocal, "HH:MM", holds each delivery until the clock next reads
+	// that in its user's timezone (UTC for a user without one, or a direct address).
+	SendAtLocal string `json:"send_at_local,omitempty"`
 	// IdempotencyKey, when set, makes a repeat of the same request return the first answer.
 	IdempotencyKey string `json:"-"`
 }

@@ -21,6 +21,9 @@ type Store interface {
 	LogStore
 	LeaseStore
 	WebhookStore
+	AnalyticsStore
+	TemplateStore
+	CategoryStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.
@@ -33,6 +36,9 @@ type AppStore interface {
 	CreateApp(ctx context.Context, app App) error
 	// GetApp returns the app. CodeNotFound when it does not exist.
 	GetApp(ctx context.Context, id string) (App, error)
+	// SetAppDefaultLocale sets the app's DefaultLocale ("" for none).
+	// Called by PUT /v1/app. CodeNotFound when the app does not exist.
+	SetAppDefaultLocale(ctx context.Context, id, locale string) error
 	// CreateKey stores a key. CodeConflict when the id or hash exists.
 	CreateKey(ctx context.Context, key APIKey) error
 	// KeyByHash returns the live (not revoked) key with this hash; called on
@@ -48,6 +54,10 @@ type ContactStore interface {
 	// PutUser creates or replaces the user's profile (keeping CreatedAt and
 	// contact statuses of an existing one) and reports whether it was created.
 	PutUser(ctx context.Context, u User) (User, bool, error)
+	// PutUsers creates or replaces users of one app as PutUser does each,
+	// all in one transaction (nothing is written on an error), and reports
+	// how many were created. Ids must be distinct.
+	PutUsers(ctx context.Context, users []User) (created int, err error)
 	// GetUser returns the user. CodeNotFound when the app has no such user.
 	GetUser(ctx context.Context, appID, userID string) (User, error)
 	// DeleteUser erases the user with its devices and preferences. CodeNotFound when absent.
@@ -107,6 +117,12 @@ type LogStore interface {
 	// user's preferences, in one read: the worker calls it for every job it
 	// takes. CodeNotFound when the app has no such delivery.
 	GetDeliveryWork(ctx context.Context, appID, id string) (DeliveryWork, error)
+	// DeliveryByProviderMessage returns the delivery, of any app, that the
+	// provider kind accepted under providerMessageID (a Twilio message SID).
+	// Only inbound provider callbacks call it, which learn the app from the
+	// delivery and only then verify the callback with that app's
+	// credentials. CodeNotFound when none.
+	DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (Delivery, error)
 	// GetIdempotency returns the stored answer for key. CodeNotFound when none.
 	GetIdempotency(ctx context.Context, appID, key string) (Idempotency, error)
 	// DeleteIdempotencyBefore deletes up to limit idempotency records of
@@ -123,8 +139,9 @@ type LogStore interface {
 	// StaleDeliveries returns up to limit deliveries of any app that should
 	// be on the work queue but may not be, oldest due first: accepted or
 	// sending with a due time before staleBefore (a publish or a worker was
-	// lost), and queued — waiting for a retry — with a due time before
-	// retryBefore (the retry is due). The reconciler republishes them.
+	// lost), and queued — waiting for a retry — or scheduled with a due
+	// time before retryBefore (their time has come). The reconciler
+	// republishes them.
 	StaleDeliveries(ctx context.Context, staleBefore, retryBefore time.Time, limit int) ([]Delivery, error)
 	// PostponeDeliveries moves the due time of the given deliveries (any
 	// app) to until, without changing their status or timeline, but only
@@ -203,6 +220,68 @@ type Transition struct {
 
 	// Applied is set by Apply when the guard held and the change was written.
 	Applied bool
+}
+
+// AnalyticsStore counts deliveries for GET /v1/analytics.
+type AnalyticsStore interface {
+	// CountDeliveries counts the app's deliveries accepted in [f.From, f.To)
+	// that match the filter: by current status, and how many reached each
+	// step of the funnel by their events.
+	CountDeliveries(ctx context.Context, appID string, f AnalyticsFilter) (Analytics, error)
+	// CountActivity counts the app's timeline events dated in [f.From,
+	// f.To) per interval of f.Interval, by status, reason, channel and
+	// provider, for the admin UI's throughput and provider health (GET
+	// /v1/stats). It counts the steps that measure throughput: accepted,
+	// sent, failed, dead, suppressed, and queued when a provider answered
+	// (a retry), not the worker's own queued and sending steps nor later
+	// engagement. Only events of notifications accepted at or after
+	// f.AcceptedSince count: that bound keeps the scan to a range of the
+	// log's key. Buckets with nothing are left out.
+	CountActivity(ctx context.Context, appID string, f ActivityFilter) ([]ActivityCount, error)
+}
+
+// ActivityFilter selects the events CountActivity counts. Every field is
+// required; AcceptedSince is at or before From.
+type ActivityFilter struct {
+	From, To      time.Time
+	Interval      time.Duration
+	AcceptedSince time.Time
+}
+
+// ActivityCount is how many events of one kind fell in one interval.
+type ActivityCount struct {
+	// Interval is the bucket's index: it covers From+Interval*i onwards.
+	Interval int
+	Status   Status
+	Reason   string
+	Channel  Channel
+	// Provider is the kind that answered; empty for events no provider
+	// answered (accepted, queued by the worker, sending).
+	Provider string
+	N        int64
+}
+
+// AnalyticsFilter selects the deliveries CountDeliveries counts. From and
+// To are required; zero Channel and Category match everything.
+type AnalyticsFilter struct {
+	From, To time.Time
+	Channel  Channel
+	Category string
+}
+
+// Analytics is what CountDeliveries found.
+type Analytics struct {
+	Total    int64
+	ByStatus map[Status]int64
+	Funnel   Funnel
+}
+
+// Funnel counts the deliveries that reached each step, whatever they did
+// next: a delivery that was clicked counts at every step, one that was sent
+// and then bounced counts as sent. A step a channel does not report (an
+// SMS open) is reached only through a later one.
+type Funnel struct {
+	Sent, Delivered, Opened, Clicked int64
 }
 
 // LeaseStore gives one holder at a time a named lease, so that exactly

@@ -20,11 +20,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/validate"
 )
 
 // Store is what accepting needs to read.
 type Store interface {
+	GetApp(ctx context.Context, id string) (herald.App, error)
 	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
 	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
@@ -55,6 +57,8 @@ type Service struct {
 	// OnAccepted, when set, is called with the channel of every accepted delivery (metrics).
 	onAccepted func(herald.Channel, herald.Status)
 	admit      func(herald.Channel, int) error
+	templates  Templates
+	critical   func(ctx context.Context, appID, category string) bool
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -71,6 +75,12 @@ type Options struct {
 	// CodeRateLimited, with RetryAfterSeconds) refuses the whole request.
 	// A replay of a stored answer is never refused.
 	Admit func(c herald.Channel, n int) error
+	// Templates renders requests that name a template; nil refuses them.
+	Templates Templates
+	// Critical, when set, reports whether the app marks a category
+	// critical: its notifications go to recipients who opted out. nil
+	// means no category is critical.
+	Critical func(ctx context.Context, appID, category string) bool
 }
 
 // New returns a Service.
@@ -88,7 +98,7 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)
@@ -120,11 +130,30 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		}()
 	}
 
+	var err error
 	now := s.now().UTC().Truncate(time.Microsecond)
 	n := herald.Notification{AppID: appID, ID: uuid.Must(uuid.NewV7()).String(), Category: req.Category,
 		Priority: req.Priority, Content: req.Content, CreatedAt: now}
-	deliveries, err := s.resolve(ctx, n, req)
+	var plan *templatePlan
+	if req.Template != "" {
+		if plan, err = s.loadTemplate(ctx, appID, req); err != nil {
+			return herald.Accepted{}, false, err
+		}
+	}
+	deliveries, err := s.resolve(ctx, n, req, plan)
 	if err != nil {
+		return herald.Accepted{}, false, err
+	}
+	if plan != nil {
+		app, err := s.store.GetApp(ctx, appID)
+		if err != nil {
+			return herald.Accepted{}, false, fmt.Errorf("accept: app %q: %w", appID, err)
+		}
+		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data); err != nil {
+			return herald.Accepted{}, false, err
+		}
+	}
+	if err := s.schedule(ctx, appID, req, now, deliveries); err != nil {
 		return herald.Accepted{}, false, err
 	}
 
@@ -150,7 +179,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
 		rec.Events = append(rec.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID,
-			Channel: d.Channel, Status: d.Status, Reason: d.Reason, At: now})
+			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: scheduledDetail(d), At: now})
 	}
 	if req.IdempotencyKey != "" {
 		body, err := json.Marshal(acc)
@@ -304,11 +333,24 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		v.Add("priority", "use normal or high")
 	}
 	c := req.Content
-	if c.Body == "" && c.HTML == "" && c.Title == "" {
+	switch {
+	case req.Template != "":
+		if !contentEmpty(c) {
+			v.Add("content", "give either template (with data) or content, not both")
+		}
+		if err := tmpl.CheckName(req.Template); err != nil {
+			v.Add("template", "%v", err)
+		}
+		if req.TemplateVersion < 0 {
+			v.Add("template_version", "must be a version number, 1 or more")
+		}
+	case req.TemplateVersion != 0 || req.Data != nil:
+		v.Add("template", "is required with template_version and data")
+	case c.Body == "" && c.HTML == "" && c.Title == "":
 		v.Add("content", "give at least a body, an html part or a title")
 	}
 	for _, f := range [...]struct{ name, val string }{
-		{"title", c.Title}, {"body", c.Body}, {"subject", c.Subject}, {"html", c.HTML}, {"url", c.URL}} {
+		{"title", c.Title}, {"body", c.Body}, {"subject", c.Subject}, {"html", c.HTML}, {"url", c.URL}, {"icon", c.Icon}} {
 		if len(f.val) > s.limits.MaxBodyChars {
 			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
@@ -316,5 +358,10 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		v.Add("content.subject", "must be one line")
 	}
+	checkSchedule(&v, req, s.now())
 	return v.Err()
+}
+
+func contentEmpty(c herald.Content) bool {
+	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && c.Icon == "" && len(c.Data) == 0
 }

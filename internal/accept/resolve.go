@@ -14,12 +14,13 @@ import (
 // (recipient, channel), one per device for push. A channel that was asked
 // for but cannot be used gives a suppressed delivery with a reason, never
 // silence.
-func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest) ([]herald.Delivery, error) {
+func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest, plan *templatePlan) ([]herald.Delivery, error) {
 	asked := map[herald.Channel]bool{}
 	for _, c := range req.Channels {
 		asked[c] = true
 	}
-	wants := func(c herald.Channel) bool { return len(asked) == 0 || asked[c] }
+	// A template's channels bound the default of every reachable channel.
+	wants := func(c herald.Channel) bool { return (len(asked) == 0 || asked[c]) && plan.serves(c) }
 
 	nid := uuid.MustParse(n.ID)
 	var out []herald.Delivery
@@ -51,7 +52,7 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 				add(herald.Delivery{Channel: herald.ChannelSMS, Address: r.Phone})
 			}
 		case r.UserID != "":
-			if err := s.resolveUser(ctx, n, r.UserID, asked, add); err != nil {
+			if err := s.resolveUser(ctx, n, r.UserID, asked, plan, add); err != nil {
 				if herald.IsNotFound(err) {
 					v.Add(fmt.Sprintf("to[%d].user_id", i), "no user %q in this app: create it with PUT /v1/users/{user_id}", r.UserID)
 					continue
@@ -90,18 +91,20 @@ func deliveryID(nid uuid.UUID, key string) string {
 	return id.String()
 }
 
-func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID string, asked map[herald.Channel]bool, add func(herald.Delivery)) error {
+func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID string, asked map[herald.Channel]bool,
+	plan *templatePlan, add func(herald.Delivery)) error {
 	u, err := s.store.GetUser(ctx, n.AppID, userID)
 	if err != nil {
 		return fmt.Errorf("accept: resolve user %q: %w", userID, err)
 	}
+	plan.sawUser(u)
 	prefs, err := s.store.GetPreferences(ctx, n.AppID, userID)
 	if err != nil {
 		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
 	}
 	explicit := len(asked) > 0
 	for _, c := range herald.AllChannels() {
-		if explicit && !asked[c] {
+		if explicit && !asked[c] || !plan.serves(c) {
 			continue
 		}
 		// A contact or device a provider reported invalid stays visible as a
@@ -143,7 +146,7 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 			}
 			continue
 		}
-		allowed := prefs.Allows(c, n.Category)
+		allowed := prefs.Allows(c, n.Category) || s.isCritical(ctx, n)
 		for _, t := range targets {
 			t.UserID, t.Channel = userID, c
 			if !allowed && t.Status == "" {
@@ -153,4 +156,10 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		}
 	}
 	return nil
+}
+
+// isCritical reports whether the app marks n's category critical, so that
+// it goes to recipients who opted out.
+func (s *Service) isCritical(ctx context.Context, n herald.Notification) bool {
+	return s.critical != nil && s.critical(ctx, n.AppID, n.Category)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
@@ -28,12 +29,15 @@ import (
 	"github.com/heraldhq/herald/internal/journal"
 	"github.com/heraldhq/herald/internal/logwriter"
 	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/queue"
 	"github.com/heraldhq/herald/internal/reconcile"
 	"github.com/heraldhq/herald/internal/secret"
 	"github.com/heraldhq/herald/internal/store/postgres"
 	"github.com/heraldhq/herald/internal/store/sqlite"
+	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/track"
+	"github.com/heraldhq/herald/internal/tracklink"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -54,18 +58,26 @@ type App struct {
 	watch      *queueWatch
 	gate       *storeGate
 	journal    *journal.Journal
+	limiter    herald.RateLimiter
+	redis      *redis.Client
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
 
 	stopOnce sync.Once
 	stopErr  error
+	now      func() time.Time
 }
 
 // New returns an App for cfg, which must have passed Validate.
 func New(cfg Config, logger *slog.Logger) *App {
-	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry()}
+	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), now: time.Now}
 }
+
+// SetClock replaces the clock that decides when things are due — the
+// sender's, the workers', the scheduler's and the API's — so that a test
+// can stand at any hour of a user's day. Call it before Start.
+func (a *App) SetClock(now func() time.Time) { a.now = now }
 
 // OpenStore opens the configured store (Postgres when DatabaseURL is set,
 // else SQLite in the data dir) and applies pending migrations.
@@ -87,7 +99,9 @@ func OpenStore(ctx context.Context, cfg Config) (herald.Store, error) {
 	return s, nil
 }
 
-func (a *App) secretBox() (*secret.Box, error) {
+// secretKey is the deployment's key: HERALD_SECRET_KEY, or the data
+// dir's key file on a single machine.
+func (a *App) secretKey() ([]byte, error) {
 	var key []byte
 	var err error
 	switch {
@@ -101,7 +115,7 @@ func (a *App) secretBox() (*secret.Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return secret.NewBox(key)
+	return key, nil
 }
 
 // Start opens the store and the queue and starts the configured roles.
@@ -123,11 +137,24 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err = a.connectQueue(ctx); err != nil {
 		return err
 	}
+	if err = a.openLimiter(ctx); err != nil {
+		return err
+	}
 	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
 	if err = a.watch.Start(ctx); err != nil {
 		return err
 	}
-	box, err := a.secretBox()
+	key, err := a.secretKey()
+	if err != nil {
+		return err
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return err
+	}
+	// Tracking links are signed with a key of their own, derived from the
+	// deployment's, so every process makes and accepts the same links.
+	links, err := tracklink.New(a.cfg.PublicURL, secret.Derive(key, "tracking-links"))
 	if err != nil {
 		return err
 	}
@@ -145,9 +172,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 		PublicURL: a.cfg.PublicURL, Now: time.Now, AllowPrivateTargets: a.cfg.AllowPrivateTargets}
 	providers := newProviderSet(a.store, box, env)
 	providers.onState, providers.cooldown = m.observeCircuit, a.cfg.ProviderCooldown
+	a.reg.MustRegister(newStateCollector(a.q, providers.openCircuits, a.logger))
 
 	if a.cfg.HasRole(RoleWorker) {
-		if err = a.startWorkers(ctx, providers, m); err != nil {
+		if err = a.startWorkers(ctx, providers, links, m); err != nil {
 			return err
 		}
 	}
@@ -184,7 +212,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		host, _ := os.Hostname()
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
-			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile,
+			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile, Now: a.now,
 			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
@@ -193,18 +221,30 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 	var sender herald.Sender
 	var replayer httpapi.Replayer
+	var templates httpapi.TemplateLibrary
 	if a.cfg.HasRole(RoleAPI) {
+		lib := tmpl.NewLibrary(a.store, tmpl.Options{})
+		templates = lib
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
-			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted,
-			Admit: a.watch.admit})
+			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
+			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
+	// Provider callbacks and tracking hits are the tracker's input, served
+	// by processes of the api or tracker role.
+	var tracking httpapi.Tracking
+	if a.cfg.HasRole(RoleAPI) || a.cfg.HasRole(RoleTracker) {
+		tracking = track.NewCallbacks(a.store, a.writer, providers, links,
+			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
+	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
-		Webhooks: a.webhooks,
-		Ready:    a.ready, Registry: a.reg, Now: time.Now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
-		Pprof: a.cfg.Pprof})
+		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
+		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
+		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
+		Admit: a.watch.door, Monitor: &monitor{q: a.q, providers: providers, sends: a.cfg.HasRole(RoleWorker), now: time.Now}})
 	if !a.cfg.HasRole(RoleAPI) {
-		handler = opsOnly(handler)
+		handler = opsOnly(handler, tracking != nil)
 	}
 	if a.cfg.Pprof {
 		a.logger.Warn("the Go profiler is served at /debug/pprof/ without authentication (--pprof): keep the HTTP listener private",
@@ -224,13 +264,26 @@ func (a *App) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// sendsInFlight maps --max-sends-in-flight to httpapi.Deps, where 0 means the default.
+func sendsInFlight(n int) int {
+	if n == 0 {
+		return -1 // no limit
+	}
+	return n
+}
+
 // opsOnly limits a process without the api role to health, readiness,
-// metrics and, when the API handler mounts it (--pprof), the profiler.
-func opsOnly(h http.Handler) http.Handler {
+// metrics, provider callbacks and tracking links when it is a tracker,
+// and, when the API handler mounts it (--pprof), the profiler.
+func opsOnly(h http.Handler, tracking bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/healthz", r.URL.Path == "/readyz", r.URL.Path == "/metrics",
 			strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
+			h.ServeHTTP(w, r)
+		case tracking && (strings.HasPrefix(r.URL.Path, "/hooks/") || strings.HasPrefix(r.URL.Path, "/t/") ||
+			strings.HasPrefix(r.URL.Path, "/u/")):
+			// A tracker process takes provider callbacks and tracking hits.
 			h.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
@@ -344,9 +397,13 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 	}
 }
 
-func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metrics) error {
-	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout,
-		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead}
+func (a *App) startWorkers(ctx context.Context, providers *providerSet, links *tracklink.Links, m *metrics) error {
+	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout, Now: a.now,
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead, Links: links,
+		Caps: a.newCaps()}
+	// Critical categories are not held by quiet hours and their email
+	// carries no List-Unsubscribe; they are still held to frequency caps.
+	o.Critical = o.Caps.Critical
 	if a.journal = a.openJournal(); a.journal != nil {
 		o.Journal = a.journal
 	}
@@ -358,9 +415,11 @@ func (a *App) startWorkers(ctx context.Context, providers *providerSet, m *metri
 	handle := func(ctx context.Context, d *queue.Delivery) {
 		a.gate.wait(ctx)
 		v := w.Handle(ctx, d.AppID, d.DeliveryID, d.StoredAt)
-		if v.Action == deliver.Retry {
+		if v.StoreFailed {
 			// No claim without the store, hence no send; pause everyone
-			// rather than cycle the backlog through failed reads.
+			// rather than cycle the backlog through failed reads. Only a
+			// store failure asks: a failing provider must not pause the
+			// other channels' workers.
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			if err := a.store.Ping(pctx); err != nil {
 				v.Delay = max(v.Delay, a.gate.trip())
@@ -478,6 +537,7 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.store != nil {
 			errs = append(errs, a.store.Close())
 		}
+		errs = append(errs, a.closeLimiter())
 		a.stopErr = errors.Join(errs...)
 		if a.stopErr == nil {
 			a.logger.Info("herald stopped cleanly")

@@ -85,8 +85,18 @@ func start(t *testing.T, cfg app.Config) *app.App {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a := app.New(cfg, logger)
+	a := app.New(cfg, testLogger(t))
+	startApp(t, a)
+	return a
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// startApp starts a and stops it at the end of the test.
+func startApp(t *testing.T, a *app.App) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.Start(ctx); err != nil {
@@ -99,7 +109,6 @@ func start(t *testing.T, cfg app.Config) *app.App {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return a
 }
 
 type testWriter struct{ t *testing.T }

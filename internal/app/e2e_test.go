@@ -109,7 +109,10 @@ func walkThrough(t *testing.T, cfg app.Config) {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, step := range []string{"accepted", "queued", "sending", "sent"} {
 		want := `herald_delivery_events_total{channel="email",status="` + step + `"} 1`
-		for !strings.Contains(string(c.must(200, "GET", "/metrics", nil).body), want) {
+		for {
+			if v, _ := sample(scrape(t, c), "herald_delivery_events_total", map[string]string{"channel": "email", "status": step}); v == 1 {
+				break
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("the tracker never counted %s", want)
 			}
@@ -117,4 +120,24 @@ func walkThrough(t *testing.T, cfg app.Config) {
 		}
 	}
 	c.must(200, "GET", "/readyz", nil)
+
+	// 6. A template, its preview, and a send with data; ada's locale en-GB
+	// has no variant, so she reads the base parts.
+	c.must(201, "PUT", "/v1/templates/welcome", map[string]any{
+		"email":   map[string]any{"subject": "Welcome, {{.name}}", "html": "<p>Hello <b>{{.name}}</b>!</p>", "text": "Hello {{.name}}!"},
+		"locales": map[string]any{"de": map[string]any{"email": map[string]any{"subject": "Willkommen, {{.name}}", "text": "Hallo {{.name}}!"}}}})
+	var p struct {
+		Locale string
+		Email  struct{ Subject string }
+	}
+	c.must(200, "POST", "/v1/templates/welcome/preview", map[string]any{"data": map[string]any{"name": "Ada"}, "locale": "de"}).decode(t, &p)
+	if p.Locale != "de" || p.Email.Subject != "Willkommen, Ada" {
+		t.Errorf("preview = %+v", p)
+	}
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"template": "welcome", "data": map[string]any{"name": "Ada"}}).decode(t, &accepted)
+	c.waitDone(accepted.ID, 30*time.Second)
+	if msgs := smtpd.WaitForMessages(t, 2, 10*time.Second); msgs[1].Subject != "Welcome, Ada" {
+		t.Errorf("templated mail subject %q", msgs[1].Subject)
+	}
 }

@@ -88,6 +88,7 @@ type builtList struct {
 	loaded     time.Time
 	sum        [32]byte                            // of the sealed list it was built from
 	byPlatform map[herald.Platform]herald.Provider // "" for email and sms
+	members    []herald.Provider                   // every entry, built, in order
 	err        error
 }
 
@@ -203,6 +204,30 @@ func (p *providerSet) Kinds(ctx context.Context, appID string, c herald.Channel)
 // rebuilt when the stored configuration changes (checked every few
 // seconds), so circuit breakers keep their state in between.
 func (p *providerSet) For(ctx context.Context, appID string, c herald.Channel, platform herald.Platform) (herald.Provider, error) {
+	list := p.cached(ctx, appID, c)
+	if list.err != nil {
+		return nil, list.err
+	}
+	if f, ok := list.byPlatform[platform]; ok {
+		return f, nil
+	}
+	return nil, herald.Errorf(herald.CodeNotFound, "no %s provider serves platform %q", c, platform)
+}
+
+// Configured returns every provider of the app's channel list, built from
+// its settings, in order (not wrapped for failover): inbound callbacks
+// check signatures with their credentials. It shares For's cache.
+// Errors: CodeNotFound when the app has no list for the channel.
+func (p *providerSet) Configured(ctx context.Context, appID string, c herald.Channel) ([]herald.Provider, error) {
+	list := p.cached(ctx, appID, c)
+	if list.err != nil {
+		return nil, list.err
+	}
+	return list.members, nil
+}
+
+// cached returns the app's built list for c, rebuilt when stale.
+func (p *providerSet) cached(ctx context.Context, appID string, c herald.Channel) builtList {
 	key := appID + "/" + string(c)
 	p.mu.Lock()
 	list, ok := p.cache[key]
@@ -213,13 +238,33 @@ func (p *providerSet) For(ctx context.Context, appID string, c herald.Channel, p
 		p.cache[key] = list
 		p.mu.Unlock()
 	}
-	if list.err != nil {
-		return nil, list.err
+	return list
+}
+
+// openCircuits counts the open provider circuits of every list in the
+// cache, by provider kind; a kind in use with none open counts 0.
+func (p *providerSet) openCircuits() map[string]int {
+	p.mu.Lock()
+	lists := make([]builtList, 0, len(p.cache))
+	for _, l := range p.cache {
+		lists = append(lists, l)
 	}
-	if f, ok := list.byPlatform[platform]; ok {
-		return f, nil
+	p.mu.Unlock()
+	open := map[string]int{}
+	for _, l := range lists {
+		for _, prov := range l.byPlatform {
+			if f, ok := prov.(*failover.Provider); ok {
+				f.Circuits(func(kind string, isOpen bool) {
+					n := open[kind] // present at 0 for a kind in use
+					if isOpen {
+						n++
+					}
+					open[kind] = n
+				})
+			}
+		}
 	}
-	return nil, herald.Errorf(herald.CodeNotFound, "no %s provider serves platform %q", c, platform)
+	return open
 }
 
 // refresh reloads the sealed list and rebuilds the providers only when it changed.
@@ -253,6 +298,9 @@ func (p *providerSet) refresh(ctx context.Context, appID string, c herald.Channe
 		built = append(built, builtProvider{kind: k, provider: prov, rate: e.RatePerSecond})
 	}
 	list.byPlatform = map[herald.Platform]herald.Provider{}
+	for _, b := range built {
+		list.members = append(list.members, b.provider)
+	}
 	platforms := []herald.Platform{""}
 	if c == herald.ChannelPush {
 		platforms = []herald.Platform{herald.PlatformIOS, herald.PlatformAndroid, herald.PlatformWeb}

@@ -21,6 +21,8 @@ type Store interface {
 	// GetDeliveryWork reads a job's delivery, notification and preferences at once.
 	GetDeliveryWork(ctx context.Context, appID, id string) (herald.DeliveryWork, error)
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
+	// GetUser is read only for a user with quiet hours, for their timezone.
+	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
 	SetDeviceStatus(ctx context.Context, appID, deviceID, status string) error
 	SetContactStatus(ctx context.Context, appID, userID string, c herald.Channel, status string) error
 	PutPreferences(ctx context.Context, appID, userID string, p herald.Preferences) error
@@ -67,7 +69,14 @@ const (
 type Verdict struct {
 	Action Action
 	Delay  time.Duration
+	// StoreFailed: the store did not answer, so nothing was claimed or
+	// recorded; the caller may pause taking work until it answers. A
+	// provider's failure never sets it.
+	StoreFailed bool
 }
+
+// storeFailed is the verdict after a store error: look again in a while.
+var storeFailed = Verdict{Action: Retry, Delay: 5 * time.Second, StoreFailed: true}
 
 // Schedule is one channel's retry schedule: at most Attempts provider
 // calls; after failed attempt n the next waits a time drawn uniformly from
@@ -128,6 +137,22 @@ type Options struct {
 	// Journal, when set, records every provider answer before its outcome
 	// is committed (see Recover); nil means no journal.
 	Journal Journal
+	// Caps, when set, holds deliveries to their category's frequency caps.
+	Caps *Caps
+	// Links, when set, makes a message's links trackable before it is
+	// sent (click and open tracking, the email's unsubscribe URL).
+	Links Links
+	// Critical, when set, reports whether the app marks a category
+	// critical: its deliveries are not held by quiet hours, and such email
+	// carries no List-Unsubscribe. nil means no category is critical, the
+	// default.
+	Critical func(ctx context.Context, appID, category string) bool
+}
+
+// Links rewrites a message's links to tracking links on the public URL
+// (tracklink.Links). listUnsubscribe asks for the email's unsubscribe URL.
+type Links interface {
+	Prepare(m herald.Message, listUnsubscribe bool) herald.Message
 }
 
 // Worker delivers messages. Handle is safe for concurrent use.
@@ -185,25 +210,38 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	}
 	if err != nil {
 		w.o.Logger.Error("reading delivery", "delivery", deliveryID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return storeFailed
 	}
 	d, n := work.Delivery, work.Notification
 	if d.Status.Done() {
 		return Verdict{Action: Ack}
 	}
 	now := w.now()
+	if d.Status == herald.StatusScheduled && d.NextAttemptAt.After(now) {
+		// Held back since this copy was queued: the reconciler queues it
+		// again when its time comes.
+		return Verdict{Action: Ack}
+	}
 	if d.Status == herald.StatusSending && d.NextAttemptAt.After(now) {
 		// Another worker holds this attempt; look again when its time is up.
 		return Verdict{Action: Retry, Delay: d.NextAttemptAt.Sub(now) + time.Second}
 	}
 
 	// Preferences may have changed since the notification was accepted.
-	if d.UserID != "" && (work.UserGone || !work.Preferences.Allows(d.Channel, n.Category)) {
-		reason := herald.ReasonOptedOut
-		if work.UserGone {
-			reason = herald.ReasonNoAddress // the user was erased
+	if d.UserID != "" {
+		if work.UserGone || !work.Preferences.Allows(d.Channel, n.Category) && !w.critical(ctx, d, n) {
+			reason := herald.ReasonOptedOut
+			if work.UserGone {
+				reason = herald.ReasonNoAddress // the user was erased
+			}
+			return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, reason, "", "", time.Time{}, "")
 		}
-		return w.finish(ctx, d, d.Attempts, herald.StatusSuppressed, reason, "", "", time.Time{}, "")
+		if v, held := w.holdForQuietHours(ctx, d, n, work.Preferences.QuietHours, now); held {
+			return v
+		}
+	}
+	if v, held := w.applyCaps(ctx, d, n); held {
+		return v
 	}
 
 	// Claim the attempt: the compare-and-set on the attempt count makes
@@ -218,24 +256,24 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		detail = PossibleDuplicate + ": the previous attempt timed out and may have reached the provider"
 	}
 	claim := &herald.Batch{}
-	if d.Status == herald.StatusAccepted {
-		if queuedAt.IsZero() || queuedAt.After(now) {
-			queuedAt = now
+	if d.Status == herald.StatusAccepted || d.Status == herald.StatusScheduled {
+		if queuedAt.IsZero() || queuedAt.After(now) || queuedAt.Before(d.NextAttemptAt) {
+			queuedAt = now // a scheduled delivery is queued when its time came, not when it was first published
 		}
 		claim.Transitions = append(claim.Transitions, herald.Transition{AppID: appID, DeliveryID: d.ID,
-			From: []herald.Status{herald.StatusAccepted}, IfAttempts: &d.Attempts, To: herald.StatusQueued,
+			From: []herald.Status{herald.StatusAccepted, herald.StatusScheduled}, IfAttempts: &d.Attempts, To: herald.StatusQueued,
 			Event: w.event(d, herald.StatusQueued, "", 0, "", "", queuedAt.UTC().Truncate(time.Microsecond))})
 	}
 	claim.Transitions = append(claim.Transitions, herald.Transition{
 		AppID: appID, DeliveryID: d.ID,
-		From:       []herald.Status{herald.StatusAccepted, herald.StatusQueued, herald.StatusSending},
+		From:       []herald.Status{herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued, herald.StatusSending},
 		IfAttempts: &d.Attempts, To: herald.StatusSending, Attempts: attempt,
 		DueAt: now.Add(w.o.SendTimeout + 10*time.Second),
 		Event: w.event(d, herald.StatusSending, "", attempt, "", detail, now),
 	})
 	if err := w.log.Write(ctx, claim); err != nil {
 		w.o.Logger.Error("recording attempt", "delivery", d.ID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return storeFailed
 	}
 	if !claim.Transitions[len(claim.Transitions)-1].Applied {
 		// Someone else moved it on; the next look will see what they did.
@@ -248,12 +286,16 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		return w.retryOrDie(ctx, d, attempt, "", herald.ReasonNoProvider, detail, 0)
 	}
 	msg := herald.Message{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID, Channel: d.Channel,
-		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.Content, Attempt: attempt}
+		Platform: d.Platform, To: d.Address, Category: n.Category, Priority: n.Priority, Content: n.ContentFor(d), Attempt: attempt}
 	if d.Platform == herald.PlatformWeb {
 		// The browser's keys live with the device, not in the log.
 		if msg.Subscription, err = w.subscription(ctx, d); err != nil {
 			return w.retryOrDie(ctx, d, attempt, "", "", err.Error(), 0)
 		}
+	}
+	if w.o.Links != nil {
+		critical := w.o.Critical != nil && w.o.Critical(ctx, appID, n.Category)
+		msg = w.o.Links.Prepare(msg, msg.Channel == herald.ChannelEmail && !critical)
 	}
 	sctx, cancel := context.WithTimeout(ctx, w.o.SendTimeout)
 	start := time.Now()
@@ -309,6 +351,51 @@ func (w *Worker) afterSend(ctx context.Context, d herald.Delivery, attempt int, 
 		}
 		return w.retry(ctx, d, attempt, kind, "", out.Detail, out.RetryAfter)
 	}
+}
+
+// holdForQuietHours defers d to the end of its user's quiet hours when now
+// falls inside them, unless the notification's category is critical. The
+// window is read in the user's timezone (UTC without one).
+func (w *Worker) holdForQuietHours(ctx context.Context, d herald.Delivery, n herald.Notification, q *herald.QuietHours, now time.Time) (Verdict, bool) {
+	// A delivery taken over from a crashed attempt is finished, not held.
+	if q == nil || d.Status == herald.StatusSending || (w.o.Critical != nil && w.o.Critical(ctx, d.AppID, n.Category)) {
+		return Verdict{}, false
+	}
+	u, err := w.store.GetUser(ctx, d.AppID, d.UserID)
+	if err != nil {
+		w.o.Logger.Error("reading the user for quiet hours", "delivery", d.ID, "err", err)
+		return storeFailed, true
+	}
+	loc := time.UTC
+	if u.Timezone != "" {
+		if l, err := time.LoadLocation(u.Timezone); err == nil {
+			loc = l
+		}
+	}
+	until, inside := q.Holds(now, loc)
+	if !inside {
+		return Verdict{}, false
+	}
+	return w.Defer(ctx, d, until, herald.ReasonQuietHours, fmt.Sprintf("quiet hours %s to %s (%s): held until %s",
+		q.Start, q.End, loc, until.In(loc).Format("2006-01-02 15:04 MST"))), true
+}
+
+// Defer holds d back until until: it becomes scheduled with reason and
+// detail on its timeline, and the reconciler queues it again when its time
+// comes. The message in hand is then acknowledged. For any send-time rule
+// that delays rather than drops (quiet hours, a deferring frequency cap).
+func (w *Worker) Defer(ctx context.Context, d herald.Delivery, until time.Time, reason, detail string) Verdict {
+	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID,
+		From:       []herald.Status{herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued},
+		IfAttempts: &d.Attempts, To: herald.StatusScheduled, Reason: reason, DueAt: until,
+		Event: w.event(d, herald.StatusScheduled, reason, d.Attempts, "", detail, w.now())}
+	if err := w.log.Write(ctx, &herald.Batch{Transitions: []herald.Transition{t}}); err != nil {
+		w.o.Logger.Error("deferring a delivery", "delivery", d.ID, "reason", reason, "err", err)
+		return storeFailed
+	}
+	// Not applied: someone else moved it on (a cancel, another worker);
+	// the log has its state either way.
+	return Verdict{Action: Ack}
 }
 
 // answer is a provider's answer to one attempt as the journal keeps it.
@@ -469,7 +556,7 @@ func (w *Worker) settle(ctx context.Context, d herald.Delivery, attempt int, to 
 	b := &herald.Batch{Transitions: []herald.Transition{t}}
 	if err := w.writeOutcome(ctx, b); err != nil {
 		w.o.Logger.Error("recording outcome", "delivery", d.ID, "status", to, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}, herald.ErrorCode(err) == herald.CodeConflict
+		return storeFailed, herald.ErrorCode(err) == herald.CodeConflict
 	}
 	if !b.Transitions[0].Applied {
 		w.o.Logger.Warn("delivery changed while it was being sent", "delivery", d.ID, "status", to)

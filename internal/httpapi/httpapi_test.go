@@ -377,7 +377,7 @@ func TestSendShapeChecks(t *testing.T) {
 		{"two addresses", `{"to":[{"user_id":"a","email":"a@example.com"}],"content":{"body":"x"}}`, "to[0]", nil},
 		{"no address", `{"to":[{}],"content":{"body":"x"}}`, "to[0]", nil},
 		{"topic", `{"to":[{"topic":"news"}],"content":{"body":"x"}}`, "to[0].topic", nil},
-		{"template and send_at", `{"to":[{"user_id":"a"}],"template":"welcome","send_at":"2026-12-01T09:00:00Z"}`, "template,send_at", nil},
+		{"send_at not a time", `{"to":[{"user_id":"a"}],"content":{"body":"x"},"send_at":"tomorrow","send_at_local":9}`, "send_at,send_at_local", nil},
 		{"no content", `{"to":[{"user_id":"a"}]}`, "content", nil},
 		{"bad enums", `{"to":[{"user_id":"a"}],"channels":["push","fax"],"priority":"urgent","content":{"body":"x"}}`, "channels[1],priority", nil},
 		{"long idempotency key", `{"to":[{"user_id":"a"}],"content":{"body":"x"}}`, "Idempotency-Key", []string{"Idempotency-Key", strings.Repeat("k", 256)}},

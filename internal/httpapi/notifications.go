@@ -48,12 +48,16 @@ func notificationStatus(ds []herald.Delivery) string {
 }
 
 type notificationResponse struct {
-	ID         string             `json:"id"`
-	Status     string             `json:"status"`
-	Category   string             `json:"category,omitempty"`
-	Priority   string             `json:"priority"`
-	CreatedAt  time.Time          `json:"created_at"`
-	Deliveries []deliveryResponse `json:"deliveries"`
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	Category  string    `json:"category,omitempty"`
+	Priority  string    `json:"priority"`
+	CreatedAt time.Time `json:"created_at"`
+	// Template and TemplateVersion name the template version the content
+	// was rendered from, absent for content given inline.
+	Template        string             `json:"template,omitempty"`
+	TemplateVersion int                `json:"template_version,omitempty"`
+	Deliveries      []deliveryResponse `json:"deliveries"`
 }
 
 type deliveryResponse struct {
@@ -64,7 +68,10 @@ type deliveryResponse struct {
 	// read statuses but should not learn users' contact details.
 	Address string `json:"address,omitempty"`
 	// Platform replaces the address for push: a device token is a credential.
-	Platform          string    `json:"platform,omitempty"`
+	Platform string `json:"platform,omitempty"`
+	// Locale is the template's locale variant the delivery was rendered
+	// in, absent for the base parts and for content given inline.
+	Locale            string    `json:"locale,omitempty"`
 	Status            string    `json:"status"`
 	Reason            string    `json:"reason,omitempty"`
 	Provider          string    `json:"provider,omitempty"`
@@ -85,6 +92,9 @@ type eventResponse struct {
 	Reason   string    `json:"reason,omitempty"`
 	Attempt  int       `json:"attempt"`
 	Provider string    `json:"provider,omitempty"`
+	// ProviderMessageID is the provider's id of the message this step is
+	// about: set from the send the provider accepted onwards.
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
 }
 
 type notificationListResponse struct {
@@ -159,8 +169,15 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 		ID: n.ID, Status: notificationStatus(ds), Category: n.Category, Priority: priorityOrNormal(n.Priority),
 		CreatedAt: n.CreatedAt.UTC(), Deliveries: make([]deliveryResponse, 0, len(ds)),
 	}
+	if n.Template != nil {
+		out.Template, out.TemplateVersion = n.Template.Name, n.Template.Version
+	}
 	for _, d := range ds {
-		out.Deliveries = append(out.Deliveries, toDeliveryResponse(d, byDelivery[d.ID]))
+		dr := toDeliveryResponse(d, byDelivery[d.ID])
+		if n.Template != nil {
+			dr.Locale = n.Template.VariantFor(d)
+		}
+		out.Deliveries = append(out.Deliveries, dr)
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
@@ -177,12 +194,25 @@ func toDeliveryResponse(d herald.Delivery, events []herald.Event) deliveryRespon
 	if d.Channel == herald.ChannelPush {
 		dr.Platform = string(d.Platform)
 	}
-	for _, e := range events {
+	// The log keeps the provider's message id on the delivery, from the
+	// attempt the provider accepted: it names that step and every later one
+	// (the provider's own reports: delivered, opened, a bounce).
+	accepted := -1
+	for i, e := range events {
+		if e.Status == herald.StatusSent {
+			accepted = i
+		}
+	}
+	for i, e := range events {
 		dr.PossibleDuplicate = dr.PossibleDuplicate || possibleDuplicate(e)
-		dr.Timeline = append(dr.Timeline, eventResponse{
+		ev := eventResponse{
 			Status: string(e.Status), At: e.At.UTC(), Detail: maskDetail(d, e.Detail), Reason: e.Reason,
 			Attempt: e.Attempt, Provider: e.Provider,
-		})
+		}
+		if accepted >= 0 && i >= accepted {
+			ev.ProviderMessageID = d.ProviderMessageID
+		}
+		dr.Timeline = append(dr.Timeline, ev)
 	}
 	return dr
 }

@@ -51,9 +51,31 @@ func TestResponsesMatchSchemas(t *testing.T) {
 			Events: []herald.Event{{DeliveryID: "d1", Status: herald.StatusQueued, Attempt: 1, Provider: "twilio", Detail: "503", At: now},
 				{DeliveryID: "d1", Status: herald.StatusDead, Attempt: 2, Provider: "twilio", Detail: "503", At: now}}})},
 			NextCursor: "abc"}},
+		{"Notification", notificationResponse{ID: "n2", Status: notificationAccepted, Priority: "normal", CreatedAt: now,
+			Template: "welcome", TemplateVersion: 3, Deliveries: []deliveryResponse{
+				{ID: "d1", UserID: "u1", Channel: "sms", Locale: "de", Status: "accepted", CreatedAt: now, UpdatedAt: now, Timeline: []eventResponse{}}}}},
+		{"Template", toTemplateResponse(herald.Template{Name: "welcome", Version: 2, CreatedAt: now,
+			TemplateParts: herald.TemplateParts{
+				Email: &herald.EmailParts{Subject: "Hi {{.name}}", HTML: "<p>{{.name}}</p>", Text: "{{.name}}"},
+				SMS:   &herald.SMSParts{Text: "Hi"},
+				Push:  &herald.PushParts{Title: "Hi", Body: "b", URL: "https://example.com", Data: map[string]string{"k": "v"}}},
+			Locales: map[string]herald.TemplateParts{"de": {SMS: &herald.SMSParts{Text: "Hallo"}}}})},
+		{"TemplateList", templateListResponse{Data: []templateResponse{toTemplateResponse(herald.Template{Name: "t", Version: 1,
+			CreatedAt: now, TemplateParts: herald.TemplateParts{SMS: &herald.SMSParts{Text: "x"}}})}, NextCursor: "abc"}},
+		{"Preview", previewResponse{Name: "welcome", Version: 2, Locale: "de", Email: &herald.EmailParts{Subject: "Hallo", Text: "x"},
+			Push: &herald.PushParts{Title: "t", Data: map[string]string{"k": "v"}}}},
+		{"App", appResponse{ID: "a1", Name: "shop", CreatedAt: now}},
 		{"ProviderList", toProvidersResponse(herald.ChannelEmail, []string{"sendgrid", "smtp"})},
 		{"Problem", problemFor(herald.CodeInvalid, "bad", []herald.FieldError{{Field: "email", Message: "bad"}})},
 		{"StatusOK", statusResponse{Status: "ok"}},
+		{"Stats", statsResponse{From: now, To: now, IntervalSeconds: 10, AcceptedSince: now,
+			Throughput: []statsInterval{{Start: now, Accepted: 2, Sent: 1, Retried: 1}}, Totals: map[string]int64{"accepted": 2},
+			Providers: []providerHealthResp{{Channel: "email", Kind: "smtp", Circuit: CircuitOpen, Attempts: 2, Errors: 1, ErrorShare: 0.5}},
+			Queue: queueStateResponse{Scope: "deployment", Readable: true, Pending: 3, Consumers: []queueConsumerResponse{
+				{Stream: "NOTIFY", Consumer: "email", Pending: 3, OldestPendingAgeSeconds: 1.5}}}}},
+		{"Stats", statsResponse{From: now, To: now, IntervalSeconds: 60, AcceptedSince: now, Throughput: []statsInterval{},
+			Totals: map[string]int64{}, Providers: []providerHealthResp{},
+			Queue: queueStateResponse{Scope: "deployment", Error: "down", Consumers: []queueConsumerResponse{}}}},
 	} {
 		ref := doc.Components.Schemas[tt.schema]
 		if ref == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/validate"
@@ -21,16 +22,17 @@ type sendRequestBody struct {
 	Priority string          `json:"priority"`
 	Content  *contentBody    `json:"content"`
 
+	Template        string         `json:"template"`
+	TemplateVersion int            `json:"template_version"`
+	Data            map[string]any `json:"data"`
+
 	// Fields of the public contract that this version does not implement
 	// yet. They are decoded so that using one is a clear 422 rather than a
 	// 400 "unknown field" or, worse, silently ignored.
-	Template        json.RawMessage `json:"template"`
-	TemplateVersion json.RawMessage `json:"template_version"`
-	Data            json.RawMessage `json:"data"`
-	SendAt          json.RawMessage `json:"send_at"`
-	SendAtLocal     json.RawMessage `json:"send_at_local"`
-	Fallback        json.RawMessage `json:"fallback"`
-	EventID         json.RawMessage `json:"event_id"`
+	SendAt      json.RawMessage `json:"send_at"`
+	SendAtLocal json.RawMessage `json:"send_at_local"`
+	Fallback    json.RawMessage `json:"fallback"`
+	EventID     json.RawMessage `json:"event_id"`
 }
 
 type recipientBody struct {
@@ -46,6 +48,7 @@ type contentBody struct {
 	Subject string   `json:"subject"`
 	HTML    string   `json:"html"`
 	URL     string   `json:"url"`
+	Icon    string   `json:"icon"`
 	Data    pushData `json:"data"`
 }
 
@@ -80,15 +83,16 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		name string
 		raw  json.RawMessage
 	}{
-		{"template", body.Template}, {"template_version", body.TemplateVersion}, {"data", body.Data},
-		{"send_at", body.SendAt}, {"send_at_local", body.SendAtLocal}, {"fallback", body.Fallback},
+		{"fallback", body.Fallback},
 		{"event_id", body.EventID},
 	} {
 		if present(f.raw) {
 			v.Add(f.name, notSupported)
 		}
 	}
-	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority)}
+	req := herald.SendRequest{Category: body.Category, Priority: herald.Priority(body.Priority),
+		Template: body.Template, TemplateVersion: body.TemplateVersion, Data: body.Data}
+	req.SendAt, req.SendAtLocal = scheduleFields(&v, body.SendAt, body.SendAtLocal)
 	s.checkRecipientCount(&v, len(body.To))
 	req.To = make([]herald.Recipient, 0, len(body.To))
 	for i, rc := range body.To {
@@ -116,13 +120,13 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	}
 	checkCategoryPriority(&v, body.Category, body.Priority)
 	if body.Content == nil {
-		if !present(body.Template) {
-			v.Add("content", "is required")
+		if body.Template == "" {
+			v.Add("content", "is required (or template, with data)")
 		}
 	} else {
 		req.Content = herald.Content{
 			Title: body.Content.Title, Body: body.Content.Body, Subject: body.Content.Subject,
-			HTML: body.Content.HTML, URL: body.Content.URL, Data: body.Content.Data.strings(&v, "content.data"),
+			HTML: body.Content.HTML, URL: body.Content.URL, Icon: body.Content.Icon, Data: body.Content.Data.strings(&v, "content.data"),
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -228,4 +232,28 @@ func (d pushData) strings(v *herald.Validation, field string) map[string]string 
 		}
 	}
 	return out
+}
+
+// scheduleFields reads send_at (an RFC 3339 time) and send_at_local
+// ("HH:MM"); the sender checks their ranges.
+func scheduleFields(v *herald.Validation, sendAt, sendAtLocal json.RawMessage) (time.Time, string) {
+	var at time.Time
+	if present(sendAt) {
+		var raw string
+		t, err := time.Time{}, json.Unmarshal(sendAt, &raw)
+		if err == nil {
+			t, err = time.Parse(time.RFC3339, raw)
+		}
+		if err != nil {
+			v.Add("send_at", "must be an RFC 3339 time like 2026-12-01T09:00:00Z")
+		}
+		at = t.UTC()
+	}
+	var local string
+	if present(sendAtLocal) {
+		if err := json.Unmarshal(sendAtLocal, &local); err != nil {
+			v.Add("send_at_local", `must be a 24-hour time "HH:MM", like "09:00"`)
+		}
+	}
+	return at, local
 }

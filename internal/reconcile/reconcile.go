@@ -201,7 +201,7 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	// turn comes in the oldest-first batch.)
 	var lost, retries []string
 	for _, d := range republish {
-		if d.Status == herald.StatusQueued {
+		if waitsForItsTime(d) {
 			retries = append(retries, d.ID)
 		} else {
 			lost = append(lost, d.ID)
@@ -290,10 +290,17 @@ const backlogStale = 15 * time.Second
 // republished is then taken as queued earlier than it was, which only
 // makes its republish likelier).
 func marker(d herald.Delivery, after time.Duration) time.Time {
-	if d.Status == herald.StatusQueued {
+	if waitsForItsTime(d) {
 		return d.NextAttemptAt.Add(-after)
 	}
 	return d.NextAttemptAt
+}
+
+// waitsForItsTime reports whether d's due time is a time it was set to
+// wait for (a retry, or a scheduled send) rather than the time it was last
+// put on the queue.
+func waitsForItsTime(d herald.Delivery) bool {
+	return d.Status == herald.StatusQueued || d.Status == herald.StatusScheduled
 }
 
 // sweepBatch bounds one delete, so a sweep after a long outage never holds

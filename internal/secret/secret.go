@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -150,4 +152,14 @@ func readKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("secret: key file %q: %w", path, err)
 	}
 	return key, nil
+}
+
+// Derive returns a 32-byte key for one purpose ("tracking-links"), derived
+// from the deployment's key with HMAC-SHA256, so that every process sharing
+// HERALD_SECRET_KEY derives the same one and no use ever sees the key
+// that seals credentials.
+func Derive(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("herald derived key\x00" + purpose))
+	return m.Sum(nil)
 }

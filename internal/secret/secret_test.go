@@ -208,3 +208,15 @@ func TestLoadOrCreateKeyRejectsBadFile(t *testing.T) {
 		t.Fatal("a bad key file was overwritten")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	k1, k2 := make([]byte, secret.KeySize), make([]byte, secret.KeySize)
+	k2[0] = 1
+	a, b := secret.Derive(k1, "tracking-links"), secret.Derive(k1, "tracking-links")
+	if len(a) != 32 || !bytes.Equal(a, b) {
+		t.Fatalf("Derive is not a stable 32-byte key: %x %x", a, b)
+	}
+	if bytes.Equal(a, secret.Derive(k1, "other")) || bytes.Equal(a, secret.Derive(k2, "tracking-links")) || bytes.Equal(a, k1) {
+		t.Error("Derive gives the same key for another purpose or key, or the key itself")
+	}
+}

@@ -328,6 +328,10 @@ type Data struct {
 
 // types returns the webhook events of a delivery event.
 func types(e herald.Event) []string {
+	if e.Status == herald.TimelineUnsubscribed {
+		// A step of the timeline, not a delivery status.
+		return []string{EventUserUnsubscribed}
+	}
 	out := []string{"delivery." + string(e.Status)}
 	if e.Status == herald.StatusFailed && e.Reason == herald.ReasonInvalidRecipient {
 		// The worker disabled the device or contact in the same step.

@@ -68,3 +68,21 @@ func TestEventNames(t *testing.T) {
 		t.Errorf("EventNames has %d names, want 12 statuses + 3", len(names))
 	}
 }
+
+func TestTypes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		e    herald.Event
+		want string
+	}{
+		{herald.Event{Status: herald.StatusClicked, Channel: herald.ChannelEmail}, "delivery.clicked"},
+		{herald.Event{Status: herald.StatusFailed, Reason: herald.ReasonInvalidRecipient, Channel: herald.ChannelEmail}, "delivery.failed contact.invalid"},
+		{herald.Event{Status: herald.StatusFailed, Reason: herald.ReasonInvalidRecipient, Channel: herald.ChannelPush}, "delivery.failed device.invalid"},
+		// An unsubscribe is a step of the timeline, not a delivery status.
+		{herald.Event{Status: herald.TimelineUnsubscribed, Channel: herald.ChannelEmail}, "user.unsubscribed"},
+	} {
+		if got := strings.Join(types(c.e), " "); got != c.want {
+			t.Errorf("types(%s/%s) = %q, want %q", c.e.Status, c.e.Reason, got, c.want)
+		}
+	}
+}

@@ -81,6 +81,29 @@ func NewWithLimits(members []Member, o Options) *Provider {
 	return f
 }
 
+// Circuits calls yield with the kind of each provider of the list and
+// whether its circuit is open (or half-open) now.
+func (f *Provider) Circuits(yield func(kind string, open bool)) {
+	for _, e := range f.entries {
+		e.mu.Lock()
+		open := !e.openTill.IsZero()
+		e.mu.Unlock()
+		yield(e.p.Kind(), open)
+	}
+}
+
+// States calls yield with each provider of the list and whether its
+// circuit is open (or half-open) now, so that a caller holding the
+// providers can tell two of the same kind apart.
+func (f *Provider) States(yield func(p herald.Provider, open bool)) {
+	for _, e := range f.entries {
+		e.mu.Lock()
+		open := !e.openTill.IsZero()
+		e.mu.Unlock()
+		yield(e.p, open)
+	}
+}
+
 // Kind names the first provider of the list; each Outcome names the one that answered.
 func (f *Provider) Kind() string { return f.entries[0].p.Kind() }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/textproto"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -271,7 +272,7 @@ func (p *Provider) build(m herald.Message) (*mail.Msg, string, *herald.Outcome) 
 	// Header injection: a line break in a header value would let the content
 	// add headers or recipients of its own.
 	for _, h := range []struct{ name, value string }{
-		{"To", m.To}, {"Subject", m.Content.Subject}, {HeaderDeliveryID, m.DeliveryID},
+		{"To", m.To}, {"Subject", m.Content.Subject}, {HeaderDeliveryID, m.DeliveryID}, {"List-Unsubscribe", m.UnsubscribeURL},
 	} {
 		if hasCRLF(h.value) {
 			return permanent("%s contains a line break", h.name)
@@ -292,6 +293,18 @@ func (p *Provider) build(m herald.Message) (*mail.Msg, string, *herald.Outcome) 
 	msg.SetMessageIDWithValue(id)
 	msg.SetGenHeader(HeaderDeliveryID, m.DeliveryID)
 	msg.SetDateWithValue(p.now())
+	if m.UnsubscribeURL != "" {
+		u, err := url.Parse(m.UnsubscribeURL)
+		if err != nil || !u.IsAbs() || u.Host == "" || strings.ContainsAny(m.UnsubscribeURL, "<> ") {
+			return permanent("unsubscribe URL %q is not an absolute URL", m.UnsubscribeURL)
+		}
+		msg.SetGenHeader("List-Unsubscribe", "<"+m.UnsubscribeURL+">")
+		// RFC 8058 one-click needs an HTTPS URI; a plain-HTTP one (local
+		// development) keeps only the RFC 2369 link.
+		if u.Scheme == "https" {
+			msg.SetGenHeader("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+		}
+	}
 	switch {
 	case m.Content.Body != "" && m.Content.HTML != "":
 		msg.SetBodyString(mail.TypeTextPlain, m.Content.Body)

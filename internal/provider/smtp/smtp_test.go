@@ -421,3 +421,33 @@ func TestImplicitTLS(t *testing.T) {
 		t.Fatalf("the server received %d messages, want 1", n)
 	}
 }
+
+// TestListUnsubscribeHeaders: an unsubscribe URL becomes RFC 2369
+// List-Unsubscribe and, for https, RFC 8058 List-Unsubscribe-Post; without
+// one (a critical category) neither header is sent.
+func TestListUnsubscribeHeaders(t *testing.T) {
+	t.Parallel()
+	srv := providertest.NewSMTPServer(t)
+	p := newProvider(t, plainSettings(srv))
+	long := "https://herald.example.com/u/" + strings.Repeat("AbC-_9", 30)
+	for i, c := range []struct{ url, list, post string }{
+		{long, "<" + long + ">", "List-Unsubscribe=One-Click"},
+		{"http://127.0.0.1:8080/u/tok", "<http://127.0.0.1:8080/u/tok>", ""},
+		{"", "", ""},
+	} {
+		m := message("dlv_"+string(rune('a'+i)), "ada@example.org")
+		m.UnsubscribeURL = c.url
+		if out := send(t, p, m); out.Kind != herald.OutcomeSent {
+			t.Fatalf("Send = %v (%s)", out.Kind, out.Detail)
+		}
+		got := srv.Messages()[i]
+		if list, post := got.Header.Get("List-Unsubscribe"), got.Header.Get("List-Unsubscribe-Post"); list != c.list || post != c.post {
+			t.Errorf("unsubscribe URL %q: List-Unsubscribe %q, List-Unsubscribe-Post %q; want %q, %q", c.url, list, post, c.list, c.post)
+		}
+	}
+	m := message("dlv_bad", "ada@example.org")
+	m.UnsubscribeURL = "https://herald.example.com/u/x\r\nBcc: eve@example.org"
+	if out := send(t, p, m); out.Kind != herald.OutcomePermanent {
+		t.Errorf("an unsubscribe URL with a line break: %v, want permanent", out.Kind)
+	}
+}

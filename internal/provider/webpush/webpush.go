@@ -91,6 +91,7 @@ type payload struct {
 	Title string            `json:"title,omitempty"`
 	Body  string            `json:"body,omitempty"`
 	URL   string            `json:"url,omitempty"`
+	Icon  string            `json:"icon,omitempty"`
 	Data  map[string]string `json:"data,omitempty"`
 }
 
@@ -312,7 +313,7 @@ func (p *Provider) build(ctx context.Context, m herald.Message) (*http.Request, 
 		return fail(herald.OutcomeInvalidRecipient, "subscription key auth is not 16 bytes of base64url")
 	}
 
-	plain, err := json.Marshal(payload{Title: m.Content.Title, Body: m.Content.Body, URL: m.Content.URL, Data: m.Content.Data})
+	plain, err := json.Marshal(payload{Title: m.Content.Title, Body: m.Content.Body, URL: m.Content.URL, Icon: m.Content.Icon, Data: m.Content.Data})
 	if err != nil {
 		return fail(herald.OutcomePermanent, "payload: %v", err)
 	}

@@ -89,7 +89,7 @@ func (f fixture) message(id string) herald.Message {
 		Channel: herald.ChannelPush, Platform: herald.PlatformWeb, Priority: herald.PriorityNormal,
 		To: sub.Endpoint, Subscription: &sub,
 		Content: herald.Content{Title: "Order shipped", Body: "It is on its way.", URL: "https://shop.example/o/42",
-			Data: map[string]string{"order": "42"}},
+			Icon: "https://shop.example/icon.png", Data: map[string]string{"order": "42"}},
 	}
 }
 
@@ -156,7 +156,7 @@ func TestSendDecryptsToContent(t *testing.T) {
 		t.Fatalf("payload %q is not JSON: %v", r.Payload, err)
 	}
 	want := map[string]any{"title": "Order shipped", "body": "It is on its way.", "url": "https://shop.example/o/42",
-		"data": map[string]any{"order": "42"}}
+		"icon": "https://shop.example/icon.png", "data": map[string]any{"order": "42"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decrypted payload (-want +got):\n%s", diff)
 	}

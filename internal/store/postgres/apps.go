@@ -10,20 +10,30 @@ import (
 
 // CreateApp stores a new app. CodeConflict when the id exists.
 func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, created_at) VALUES ($1, $2, $3)`,
-		app.ID, app.Name, storeutil.Time(app.CreatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, default_locale, created_at) VALUES ($1, $2, $3, $4)`,
+		app.ID, app.Name, app.DefaultLocale, storeutil.Time(app.CreatedAt))
 	return wrap(err, "create app %q", app.ID)
 }
 
 // GetApp returns the app. CodeNotFound when it does not exist.
 func (s *Store) GetApp(ctx context.Context, id string) (herald.App, error) {
 	a := herald.App{ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT name, created_at FROM apps WHERE id = $1`, id).Scan(&a.Name, &a.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT name, default_locale, created_at FROM apps WHERE id = $1`, id).
+		Scan(&a.Name, &a.DefaultLocale, &a.CreatedAt)
 	if err != nil {
 		return herald.App{}, wrap(err, "get app %q", id)
 	}
 	a.CreatedAt = a.CreatedAt.UTC()
 	return a, nil
+}
+
+// SetAppDefaultLocale sets the app's default locale.
+func (s *Store) SetAppDefaultLocale(ctx context.Context, id, locale string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE apps SET default_locale = $2 WHERE id = $1`, id, locale)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = herald.ErrNotFound
+	}
+	return wrap(err, "set default locale of app %q", id)
 }
 
 // CreateKey stores a key. CodeConflict when the id or hash exists.

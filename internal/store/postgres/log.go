@@ -114,7 +114,7 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 	for _, nn := range nns {
 		storeutil.Fill(&nn)
 		x := nn.Notification
-		content, _ := json.Marshal(x.Content) // Content has only strings and a map of strings: it cannot fail
+		content, _ := storeutil.EncodeContent(x) // strings, numbers and maps of them: it cannot fail
 		n.app, n.id, n.category, n.priority = append(n.app, x.AppID), append(n.id, x.ID), append(n.category, x.Category), append(n.priority, string(x.Priority))
 		n.content, n.created = append(n.content, string(content)), append(n.created, storeutil.Time(x.CreatedAt))
 		for _, y := range nn.Deliveries {
@@ -219,7 +219,7 @@ func scanNotification(row pgx.Row) (herald.Notification, error) {
 	if err := row.Scan(&n.AppID, &n.ID, &n.Category, &priority, &content, &n.CreatedAt); err != nil {
 		return herald.Notification{}, err
 	}
-	if err := json.Unmarshal(content, &n.Content); err != nil {
+	if err := storeutil.DecodeContent(content, &n); err != nil {
 		return herald.Notification{}, err
 	}
 	n.Priority, n.CreatedAt = herald.Priority(priority), n.CreatedAt.UTC()
@@ -410,7 +410,7 @@ func (s *Store) GetDeliveryWork(ctx context.Context, appID, id string) (herald.D
 	}
 	w.Notification = herald.Notification{AppID: appID, ID: *nID, Category: *category, Priority: herald.Priority(*nPriority),
 		CreatedAt: nCreated.UTC()}
-	if err := json.Unmarshal(content, &w.Notification.Content); err != nil {
+	if err := storeutil.DecodeContent(content, &w.Notification); err != nil {
 		return herald.DeliveryWork{}, wrap(err, "get delivery %q of app %q to send", id, appID)
 	}
 	w.UserGone = d.UserID != "" && !hasUser
@@ -430,6 +430,20 @@ type moreColumns struct {
 }
 
 func (m moreColumns) Scan(dest ...any) error { return m.row.Scan(append(dest, m.more...)...) }
+
+// DeliveryByProviderMessage returns the delivery, of any app, that provider
+// accepted under providerMessageID. CodeNotFound when none.
+func (s *Store) DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (herald.Delivery, error) {
+	if providerMessageID == "" {
+		return herald.Delivery{}, wrap(pgx.ErrNoRows, "delivery of %s message %q", provider, providerMessageID)
+	}
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE provider_message_id = $1 AND provider_message_id <> '' AND provider = $2 LIMIT 1`, providerMessageID, provider))
+	if err != nil {
+		return herald.Delivery{}, wrap(err, "delivery of %s message %q", provider, providerMessageID)
+	}
+	return d, nil
+}
 
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
@@ -474,8 +488,8 @@ func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore ti
 	// A literal status list, so that the planner can prove the partial
 	// index deliveries_due applies.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < GREATEST($1::timestamptz, $2::timestamptz)
-		AND (status = 'queued' AND due_at < $2 OR status <> 'queued' AND due_at < $1)
+		WHERE status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < GREATEST($1::timestamptz, $2::timestamptz)
+		AND (status IN ('queued', 'scheduled') AND due_at < $2 OR status IN ('accepted', 'sending') AND due_at < $1)
 		ORDER BY due_at LIMIT $3`, storeutil.Time(staleBefore), storeutil.Time(retryBefore), limit)
 	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
@@ -506,9 +520,9 @@ func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefor
 	}
 	_, err := s.pool.Exec(ctx, `UPDATE deliveries d SET due_at = $1 FROM (
 			SELECT id FROM deliveries WHERE id = ANY($2::text[])
-				AND status IN ('accepted', 'queued', 'sending') AND due_at < $3
+				AND status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < $3
 			ORDER BY id FOR UPDATE SKIP LOCKED) l
-		WHERE d.id = l.id AND d.status IN ('accepted', 'queued', 'sending') AND d.due_at < $3`,
+		WHERE d.id = l.id AND d.status IN ('accepted', 'queued', 'scheduled', 'sending') AND d.due_at < $3`,
 		storeutil.Time(until), ids, storeutil.Time(ifDueBefore))
 	return wrap(err, "postpone %d deliveries", len(ids))
 }

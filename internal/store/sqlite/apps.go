@@ -11,8 +11,8 @@ import (
 
 // CreateApp stores a new app. CodeConflict when the id exists.
 func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, created_at) VALUES (?, ?, ?)`,
-		app.ID, app.Name, us(storeutil.Time(app.CreatedAt)))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, default_locale, created_at) VALUES (?, ?, ?, ?)`,
+		app.ID, app.Name, app.DefaultLocale, us(storeutil.Time(app.CreatedAt)))
 	return wrap(err, "create app %q", app.ID)
 }
 
@@ -20,12 +20,19 @@ func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
 func (s *Store) GetApp(ctx context.Context, id string) (herald.App, error) {
 	a := herald.App{ID: id}
 	var created int64
-	err := s.read.QueryRowContext(ctx, `SELECT name, created_at FROM apps WHERE id = ?`, id).Scan(&a.Name, &created)
+	err := s.read.QueryRowContext(ctx, `SELECT name, default_locale, created_at FROM apps WHERE id = ?`, id).
+		Scan(&a.Name, &a.DefaultLocale, &created)
 	if err != nil {
 		return herald.App{}, wrap(err, "get app %q", id)
 	}
 	a.CreatedAt = fromUS(created)
 	return a, nil
+}
+
+// SetAppDefaultLocale sets the app's default locale.
+func (s *Store) SetAppDefaultLocale(ctx context.Context, id, locale string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE apps SET default_locale = ? WHERE id = ?`, locale, id)
+	return wrap(affected(res, err), "set default locale of app %q", id)
 }
 
 // CreateKey stores a key. CodeConflict when the id or hash exists.

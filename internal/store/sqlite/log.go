@@ -35,7 +35,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
 			n := nn.Notification
-			content, err := json.Marshal(n.Content)
+			content, err := storeutil.EncodeContent(n)
 			if err != nil {
 				return err
 			}
@@ -431,7 +431,7 @@ func scanNotification(row interface{ Scan(...any) error }) (herald.Notification,
 	if err := row.Scan(&n.AppID, &n.ID, &n.Category, &priority, &content, &created); err != nil {
 		return herald.Notification{}, err
 	}
-	if err := json.Unmarshal([]byte(content), &n.Content); err != nil {
+	if err := storeutil.DecodeContent([]byte(content), &n); err != nil {
 		return herald.Notification{}, err
 	}
 	n.Priority, n.CreatedAt = herald.Priority(priority), fromUS(created)
@@ -639,7 +639,7 @@ func (s *Store) GetDeliveryWork(ctx context.Context, appID, id string) (herald.D
 	}
 	w.Notification = herald.Notification{AppID: appID, ID: nID.String, Category: category.String,
 		Priority: herald.Priority(nPriority.String), CreatedAt: fromUS(nCreated.Int64)}
-	if err := json.Unmarshal([]byte(content.String), &w.Notification.Content); err != nil {
+	if err := storeutil.DecodeContent([]byte(content.String), &w.Notification); err != nil {
 		return herald.DeliveryWork{}, wrap(err, "get delivery %q of app %q to send", id, appID)
 	}
 	w.UserGone = d.UserID != "" && !hasUser
@@ -659,6 +659,21 @@ type moreColumns struct {
 }
 
 func (m moreColumns) Scan(dest ...any) error { return m.row.Scan(append(dest, m.more...)...) }
+
+// DeliveryByProviderMessage returns the delivery, of any app, that provider
+// accepted under providerMessageID. CodeNotFound when none.
+func (s *Store) DeliveryByProviderMessage(ctx context.Context, provider, providerMessageID string) (herald.Delivery, error) {
+	if providerMessageID == "" {
+		return herald.Delivery{}, wrap(sql.ErrNoRows, "delivery of %s message %q", provider, providerMessageID)
+	}
+	// provider_message_id <> '' reads exactly as in the partial index.
+	d, err := scanDelivery(s.read.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE provider_message_id = ? AND provider_message_id <> '' AND provider = ? LIMIT 1`, providerMessageID, provider))
+	if err != nil {
+		return herald.Delivery{}, wrap(err, "delivery of %s message %q", provider, providerMessageID)
+	}
+	return d, nil
+}
 
 // ListEvents returns the notification's events in the order they were written.
 func (s *Store) ListEvents(ctx context.Context, appID, notificationID string) ([]herald.Event, error) {
@@ -725,8 +740,8 @@ func (s *Store) StaleDeliveries(ctx context.Context, staleBefore, retryBefore ti
 	stale, retry := us(storeutil.Time(staleBefore)), us(storeutil.Time(retryBefore))
 	// The status list must read exactly as in the partial index deliveries_due.
 	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE status IN ('accepted', 'queued', 'sending') AND due_at < max(?, ?)
-		AND (status = 'queued' AND due_at < ? OR status <> 'queued' AND due_at < ?)
+		WHERE status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < max(?, ?)
+		AND (status IN ('queued', 'scheduled') AND due_at < ? OR status IN ('accepted', 'sending') AND due_at < ?)
 		ORDER BY due_at LIMIT ?`, stale, retry, retry, stale, limit)
 	return out, wrap(err, "stale deliveries before %s, retries before %s", staleBefore, retryBefore)
 }
@@ -739,7 +754,7 @@ func (s *Store) PostponeDeliveries(ctx context.Context, ids []string, ifDueBefor
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE deliveries SET due_at = ?
-			WHERE id = ? AND status IN ('accepted', 'queued', 'sending') AND due_at < ?`)
+			WHERE id = ? AND status IN ('accepted', 'queued', 'scheduled', 'sending') AND due_at < ?`)
 		if err != nil {
 			return err
 		}

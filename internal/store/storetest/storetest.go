@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Apps", testApps},
 		{"Keys", testKeys},
 		{"Users", testUsers},
+		{"PutUsers", testPutUsers},
 		{"Devices", testDevices},
 		{"Preferences", testPreferences},
 		{"ProviderConfigs", testProviderConfigs},
@@ -36,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Transitions", testTransitions},
 		{"TransitionsInBulk", testTransitionsInBulk},
 		{"DeliveryWork", testDeliveryWork},
+		{"DeliveryByProviderMessage", testDeliveryByProviderMessage},
 		{"LogIsolation", testLogIsolation},
 		{"ListNotifications", testListNotifications},
 		{"ListDeadLetters", testListDeadLetters},
@@ -45,6 +47,11 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"IdempotencySweep", testIdempotencySweep},
 		{"Webhooks", testWebhooks},
 		{"WebhookPosts", testWebhookPosts},
+		{"Analytics", testAnalytics},
+		{"Activity", testActivity},
+		{"Templates", testTemplates},
+		{"TemplatedNotification", testTemplatedNotification},
+		{"Categories", testCategories},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
@@ -113,6 +120,19 @@ func testApps(t *testing.T, s herald.Store) {
 	wantCode(t, s.CreateApp(ctx, herald.App{ID: a.ID, Name: "again", CreatedAt: now()}), herald.CodeConflict)
 	_, err = s.GetApp(ctx, newID())
 	wantCode(t, err, herald.CodeNotFound)
+
+	must(t, s.SetAppDefaultLocale(ctx, a.ID, "de"))
+	got, err = s.GetApp(ctx, a.ID)
+	must(t, err)
+	if got.DefaultLocale != "de" {
+		t.Errorf("default locale = %q, want de", got.DefaultLocale)
+	}
+	wantCode(t, s.SetAppDefaultLocale(ctx, newID(), "de"), herald.CodeNotFound)
+	b := herald.App{ID: newID(), Name: "Other", DefaultLocale: "fr", CreatedAt: now()}
+	must(t, s.CreateApp(ctx, b))
+	got, err = s.GetApp(ctx, b.ID)
+	must(t, err)
+	diff(t, "app with a locale", got, b)
 }
 
 func testKeys(t *testing.T, s herald.Store) {
@@ -700,6 +720,37 @@ func testDeliveryWork(t *testing.T, s herald.Store) {
 	wantCode(t, err, herald.CodeNotFound)
 }
 
+func testDeliveryByProviderMessage(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now()
+	na, nb := notification(a.ID, "u", t0, herald.ChannelSMS), notification(b.ID, "u", t0, herald.ChannelSMS)
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{na, nb}}))
+	sent := func(appID, id, sid string) {
+		t.Helper()
+		b := &herald.Batch{Transitions: []herald.Transition{{AppID: appID, DeliveryID: id, To: herald.StatusSent,
+			Provider: "twilio", ProviderMessageID: sid, Event: herald.Event{Status: herald.StatusSent, At: t0}}}}
+		must(t, s.Apply(ctx, b))
+	}
+	sent(a.ID, na.Deliveries[0].ID, "SM-a")
+	sent(b.ID, nb.Deliveries[0].ID, "SM-b")
+
+	for sid, want := range map[string]herald.Delivery{"SM-a": na.Deliveries[0], "SM-b": nb.Deliveries[0]} {
+		d, err := s.DeliveryByProviderMessage(ctx, "twilio", sid)
+		must(t, err)
+		if d.AppID != want.AppID || d.ID != want.ID || d.Status != herald.StatusSent || d.ProviderMessageID != sid {
+			t.Errorf("DeliveryByProviderMessage(%q) = %s/%s %s %q, want %s/%s sent", sid, d.AppID, d.ID, d.Status,
+				d.ProviderMessageID, want.AppID, want.ID)
+		}
+	}
+	_, err := s.DeliveryByProviderMessage(ctx, "sendgrid", "SM-a")
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.DeliveryByProviderMessage(ctx, "twilio", "SM-none")
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.DeliveryByProviderMessage(ctx, "twilio", "")
+	wantCode(t, err, herald.CodeNotFound)
+}
+
 func testLogIsolation(t *testing.T, s herald.Store) {
 	ctx := t.Context()
 	a, b := createApp(t, s), createApp(t, s)
@@ -928,9 +979,10 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 	accepted := mk(a.ID, herald.StatusAccepted, -10*time.Second)
 	queued := mk(b.ID, herald.StatusQueued, -5*time.Second)
 	sending := mk(a.ID, herald.StatusSending, -time.Second)
+	scheduled := mk(a.ID, herald.StatusScheduled, -20*time.Second)
 	batch := []herald.NewNotification{
-		sending, queued, accepted,
-		mk(a.ID, herald.StatusScheduled, -20*time.Second),
+		sending, queued, accepted, scheduled,
+		mk(b.ID, herald.StatusScheduled, time.Hour), // not yet due
 		mk(a.ID, herald.StatusSent, -30*time.Second),
 		mk(a.ID, herald.StatusDead, -30*time.Second),
 		mk(b.ID, herald.StatusAccepted, time.Hour),
@@ -947,14 +999,14 @@ func testStaleAndPostpone(t *testing.T, s herald.Store) {
 		}
 		return out
 	}
-	diff(t, "stale", stale(t0, t0, 10), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
-	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID})
-	// Retries are due at their own time; lost work only after the staleness horizon.
-	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{queued.Deliveries[0].ID})
+	diff(t, "stale", stale(t0, t0, 10), []string{scheduled.Deliveries[0].ID, accepted.Deliveries[0].ID, queued.Deliveries[0].ID, sending.Deliveries[0].ID})
+	diff(t, "stale, limit 2", stale(t0, t0, 2), []string{scheduled.Deliveries[0].ID, accepted.Deliveries[0].ID})
+	// Retries and scheduled sends are due at their own time; lost work only after the staleness horizon.
+	diff(t, "retries due, nothing stale yet", stale(t0.Add(-time.Minute), t0, 10), []string{scheduled.Deliveries[0].ID, queued.Deliveries[0].ID})
 	diff(t, "stale only", stale(t0, t0.Add(-time.Minute), 10), []string{accepted.Deliveries[0].ID, sending.Deliveries[0].ID})
 
 	until := t0.Add(time.Minute)
-	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID}, t0, until))
+	must(t, s.PostponeDeliveries(ctx, []string{accepted.Deliveries[0].ID, queued.Deliveries[0].ID, scheduled.Deliveries[0].ID}, t0, until))
 	must(t, s.PostponeDeliveries(ctx, nil, t0, until))
 	diff(t, "stale after postpone", stale(t0, t0, 10), []string{sending.Deliveries[0].ID})
 	// A delivery whose due time moved past the cut-off since it was read keeps it.
@@ -1205,4 +1257,123 @@ func testWebhookPosts(t *testing.T, s herald.Store) {
 	if len(got) != 0 {
 		t.Fatalf("claim after disable and delete returned %+v, want nothing", got)
 	}
+}
+
+func testTemplates(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	at := now()
+	v1 := herald.Template{AppID: a.ID, Name: "welcome", CreatedAt: at,
+		TemplateParts: herald.TemplateParts{Email: &herald.EmailParts{Subject: "Hi {{.name}}", HTML: "<p>{{.name}}</p>"}}}
+	v2 := herald.Template{AppID: a.ID, Name: "welcome", CreatedAt: at.Add(time.Second),
+		TemplateParts: herald.TemplateParts{
+			SMS:  &herald.SMSParts{Text: "Hi {{.name}}"},
+			Push: &herald.PushParts{Title: "Hi", Body: "{{.name}}", Data: map[string]string{"k": "{{.id}}"}}},
+		Locales: map[string]herald.TemplateParts{"de": {SMS: &herald.SMSParts{Text: "Hallo {{.name}}"}}}}
+	for i, tm := range []herald.Template{v1, v2} {
+		v, err := s.PutTemplate(ctx, tm)
+		must(t, err)
+		if v != i+1 {
+			t.Fatalf("save %d got version %d, want %d", i+1, v, i+1)
+		}
+	}
+	v1.Version, v2.Version = 1, 2
+
+	got, err := s.GetTemplate(ctx, a.ID, "welcome", 0)
+	must(t, err)
+	diff(t, "latest", got, v2)
+	got, err = s.GetTemplate(ctx, a.ID, "welcome", 1)
+	must(t, err)
+	diff(t, "pinned", got, v1)
+	latest, err := s.LatestTemplateVersion(ctx, a.ID, "welcome")
+	must(t, err)
+	if latest != 2 {
+		t.Errorf("latest version = %d, want 2", latest)
+	}
+	_, err = s.GetTemplate(ctx, a.ID, "welcome", 3)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.GetTemplate(ctx, b.ID, "welcome", 0)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.LatestTemplateVersion(ctx, b.ID, "welcome")
+	wantCode(t, err, herald.CodeNotFound)
+	wantCode(t, s.DeleteTemplate(ctx, b.ID, "welcome"), herald.CodeNotFound)
+
+	// Another app's template of the same name is its own, numbered from 1.
+	v, err := s.PutTemplate(ctx, herald.Template{AppID: b.ID, Name: "welcome", CreatedAt: at,
+		TemplateParts: herald.TemplateParts{SMS: &herald.SMSParts{Text: "b"}}})
+	must(t, err)
+	if v != 1 {
+		t.Errorf("other app's first version = %d, want 1", v)
+	}
+
+	// Pages by name, with bytewise order ("Z" before "a").
+	for _, name := range []string{"b-1", "Z", "a-1"} {
+		_, err := s.PutTemplate(ctx, herald.Template{AppID: a.ID, Name: name, CreatedAt: at,
+			TemplateParts: herald.TemplateParts{SMS: &herald.SMSParts{Text: name}}})
+		must(t, err)
+	}
+	var names []string
+	cursor := ""
+	for range 10 {
+		page, next, err := s.ListTemplates(ctx, a.ID, cursor, 3)
+		must(t, err)
+		for _, tm := range page {
+			names = append(names, tm.Name)
+			if tm.Name == "welcome" {
+				diff(t, "listed", tm, v2)
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	diff(t, "names", names, []string{"Z", "a-1", "b-1", "welcome"})
+	_, _, err = s.ListTemplates(ctx, a.ID, "bm90LWEtY3Vyc29y", 10)
+	wantCode(t, err, herald.CodeInvalid)
+
+	// A delete hides every version; the next save continues the numbering,
+	// so (app, name, version) always names the same parts.
+	must(t, s.DeleteTemplate(ctx, a.ID, "welcome"))
+	wantCode(t, s.DeleteTemplate(ctx, a.ID, "welcome"), herald.CodeNotFound)
+	_, err = s.GetTemplate(ctx, a.ID, "welcome", 1)
+	wantCode(t, err, herald.CodeNotFound)
+	_, err = s.LatestTemplateVersion(ctx, a.ID, "welcome")
+	wantCode(t, err, herald.CodeNotFound)
+	page, _, err := s.ListTemplates(ctx, a.ID, "", 10)
+	must(t, err)
+	if len(page) != 3 {
+		t.Errorf("after delete the list has %d templates, want 3", len(page))
+	}
+	v, err = s.PutTemplate(ctx, v1)
+	must(t, err)
+	if v != 3 {
+		t.Errorf("save after delete got version %d, want 3", v)
+	}
+	got, err = s.GetTemplate(ctx, a.ID, "welcome", 2)
+	must(t, err)
+	diff(t, "old version after re-save", got, v2)
+}
+
+func testTemplatedNotification(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	nn := notification(a.ID, "user-1", now(), herald.ChannelEmail, herald.ChannelSMS)
+	nn.Notification.Content = herald.Content{}
+	nn.Notification.Template = &herald.Rendering{Name: "welcome", Version: 3, Default: "",
+		Users: map[string]string{"user-1": "de"},
+		Variants: map[string]herald.Rendered{
+			"":   {Email: &herald.Content{Subject: "Hi", HTML: "<p>Ada</p>", Body: "Ada"}, SMS: &herald.Content{Body: "Hi Ada"}},
+			"de": {Email: &herald.Content{Subject: "Hallo", HTML: "<p>Ada</p>"}, SMS: &herald.Content{Body: "Hallo Ada"}},
+		}}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}}))
+	n, err := s.GetNotification(ctx, a.ID, nn.Notification.ID)
+	must(t, err)
+	diff(t, "notification", n, nn.Notification)
+	if got := n.ContentFor(nn.Deliveries[1]).Body; got != "Hallo Ada" {
+		t.Errorf("the sms delivery of user-1 says %q, want its locale's rendering", got)
+	}
+	list, _, err := s.ListNotifications(ctx, a.ID, herald.NotificationFilter{})
+	must(t, err)
+	diff(t, "listed", list, []herald.Notification{nn.Notification})
 }

@@ -223,3 +223,63 @@ func Qualified(table, columns string) string {
 	}
 	return strings.Join(cols, ", ")
 }
+
+// EncodeNameCursor makes the opaque cursor that follows the template of
+// this name. Names are not ids, so it is marked to keep the two apart.
+func EncodeNameCursor(lastName string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("n:" + lastName))
+}
+
+// DecodeNameCursor returns the name a cursor of EncodeNameCursor points
+// after; CodeInvalid naming "cursor" for any other string.
+func DecodeNameCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	name, ok := bytes.CutPrefix(b, []byte("n:"))
+	if err != nil || !ok || len(name) == 0 {
+		return "", herald.Invalid("cursor", "is not a cursor returned by a previous page")
+	}
+	return string(name), nil
+}
+
+// contentDoc is the stored content document of a notification: what it
+// says, and for a templated one how each recipient's content was rendered.
+type contentDoc struct {
+	herald.Content
+	Template *herald.Rendering `json:"template,omitempty"`
+}
+
+// EncodeContent returns the content document of n.
+func EncodeContent(n herald.Notification) ([]byte, error) {
+	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template})
+}
+
+// DecodeContent fills n's Content and Template from a content document.
+func DecodeContent(doc []byte, n *herald.Notification) error {
+	var d contentDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return err
+	}
+	n.Content, n.Template = d.Content, d.Template
+	return nil
+}
+
+// templateDoc is the stored document of a template version.
+type templateDoc struct {
+	herald.TemplateParts
+	Locales map[string]herald.TemplateParts `json:"locales,omitempty"`
+}
+
+// EncodeTemplate returns the document of t's parts.
+func EncodeTemplate(t herald.Template) ([]byte, error) {
+	return json.Marshal(templateDoc{TemplateParts: t.TemplateParts, Locales: t.Locales})
+}
+
+// DecodeTemplate fills t's parts from a template document.
+func DecodeTemplate(doc []byte, t *herald.Template) error {
+	var d templateDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return err
+	}
+	t.TemplateParts, t.Locales = d.TemplateParts, d.Locales
+	return nil
+}
