@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/deliver"
+	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/logwriter"
 	logprovider "github.com/heraldhq/herald/internal/provider/log"
 	"github.com/heraldhq/herald/internal/store/sqlite"
@@ -64,7 +64,7 @@ func BenchmarkDeliver(b *testing.B) {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := heraldtest.CPUTime()
 	for g := range workers {
 		wg.Go(func() {
 			for next.Add(1) <= int64(b.N) {
@@ -82,7 +82,7 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/delivery")
+	b.ReportMetric(float64((heraldtest.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/delivery")
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
@@ -91,16 +91,6 @@ func BenchmarkDeliver(b *testing.B) {
 	if c := commits.Load(); c > 0 {
 		b.ReportMetric(float64(requests.Load())/float64(c), "requests/commit")
 	}
-}
-
-// cpuTime is the process's CPU time so far (user and system): on a shared
-// host it varies less than the wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // accept writes one notification with one email delivery, as the accept

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/logwriter"
 )
 
@@ -29,7 +29,7 @@ func BenchmarkSteadyWrites(b *testing.B) {
 			ctx := context.Background()
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := heraldtest.CPUTime()
 			start := time.Now()
 			for i := range b.N {
 				if d := time.Until(start.Add(time.Duration(i) * time.Second / rate)); d > 0 {
@@ -43,7 +43,7 @@ func BenchmarkSteadyWrites(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/request")
+			b.ReportMetric(float64((heraldtest.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/request")
 			var reqs int
 			obs := o.all()
 			for _, c := range obs {
@@ -52,12 +52,4 @@ func BenchmarkSteadyWrites(b *testing.B) {
 			b.ReportMetric(float64(reqs)/float64(len(obs)), "requests/commit")
 		})
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -11,11 +11,10 @@ import (
 	"github.com/heraldhq/herald/internal/queue"
 )
 
-// BenchmarkPublishDeliveries queues deliveries on embedded JetStream (file
-// store, the default sync), one call per delivery versus one call per
-// batch of 100 (what the log writer does after each commit); ns/op and
-// allocations are per delivery.
-func BenchmarkPublishDeliveries(b *testing.B) {
+// benchQueue opens a queue on an embedded server of its own, stopped when
+// the benchmark ends.
+func benchQueue(b *testing.B) *queue.Queue {
+	b.Helper()
 	ctx := context.Background()
 	ns, err := natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(b.TempDir(), "js")})
 	if err != nil {
@@ -31,6 +30,16 @@ func BenchmarkPublishDeliveries(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return q
+}
+
+// BenchmarkPublishDeliveries queues deliveries on embedded JetStream (file
+// store, the default sync), one call per delivery versus one call per
+// batch of 100 (what the log writer does after each commit); ns/op and
+// allocations are per delivery.
+func BenchmarkPublishDeliveries(b *testing.B) {
+	ctx := context.Background()
+	q := benchQueue(b)
 	seq := 0
 	for _, batch := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {

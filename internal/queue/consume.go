@@ -284,9 +284,7 @@ const (
 // is what has arrived since the previous one, so a busy stream is read in
 // large batches and a quiet one without waiting.
 func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int, log *slog.Logger, process func(context.Context, []jetstream.Msg)) *Consumer {
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	pullCtx, stopPull := context.WithCancel(context.Background())
-	c := &Consumer{stopping: make(chan struct{}), done: make(chan struct{}), stopPull: stopPull, cancel: cancel}
+	c, hctx, pullCtx := newConsumer(ctx)
 	handle := func(ms []jetstream.Msg) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -300,7 +298,7 @@ func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int
 
 	go func() {
 		defer close(c.done)
-		defer cancel()
+		defer c.cancel()
 		backoff := minPullBackoff
 		group := make([]jetstream.Msg, 0, max)
 		for {
@@ -338,22 +336,9 @@ func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int
 				err = batch.Error()
 			}
 			fcancel()
-			select {
-			case <-c.stopping:
-				return
-			default:
-			}
-			if err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-				backoff = minPullBackoff
-				continue
-			}
-			log.Warn("pull failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-c.stopping:
+			if !c.afterPull(err, &backoff, log) {
 				return
 			}
-			backoff = min(2*backoff, maxPullBackoff)
 		}
 	}()
 	return c
@@ -362,9 +347,7 @@ func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int
 // run pulls from cons and hands each message to process on one of
 // concurrency goroutines, never more than concurrency at a time.
 func (q *Queue) run(ctx context.Context, cons jetstream.Consumer, concurrency int, log *slog.Logger, process func(context.Context, jetstream.Msg)) *Consumer {
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	pullCtx, stopPull := context.WithCancel(context.Background())
-	c := &Consumer{stopping: make(chan struct{}), done: make(chan struct{}), stopPull: stopPull, cancel: cancel}
+	c, hctx, pullCtx := newConsumer(ctx)
 	slots := make(chan struct{}, concurrency) // a token per running handler
 	var handlers sync.WaitGroup
 
@@ -399,7 +382,7 @@ func (q *Queue) run(ctx context.Context, cons jetstream.Consumer, concurrency in
 
 	go func() {
 		defer close(c.done)
-		defer cancel()
+		defer c.cancel()
 		defer handlers.Wait()
 		defer close(work)
 		backoff := minPullBackoff
@@ -443,23 +426,43 @@ func (q *Queue) run(ctx context.Context, cons jetstream.Consumer, concurrency in
 			}
 			fcancel()
 			release(n - got)
-			select {
-			case <-c.stopping:
-				return
-			default:
-			}
-			if err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-				backoff = minPullBackoff
-				continue
-			}
-			log.Warn("pull failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-c.stopping:
+			if !c.afterPull(err, &backoff, log) {
 				return
 			}
-			backoff = min(2*backoff, maxPullBackoff)
 		}
 	}()
 	return c
+}
+
+// newConsumer returns a Consumer, the context of its handlers (ctx's
+// values, canceled only when a Stop gives up waiting) and that of its
+// pulls (canceled by Stop).
+func newConsumer(ctx context.Context) (c *Consumer, hctx, pullCtx context.Context) {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	pullCtx, stopPull := context.WithCancel(context.Background())
+	return &Consumer{stopping: make(chan struct{}), done: make(chan struct{}), stopPull: stopPull, cancel: cancel}, hctx, pullCtx
+}
+
+// afterPull is what a pull loop does once a fetch has ended with err: it
+// reports false when the consumer is stopping; otherwise, after a failed
+// pull, it logs it and waits a backoff that grows up to maxPullBackoff
+// (or until Stop), and after a good one it resets the backoff.
+func (c *Consumer) afterPull(err error, backoff *time.Duration, log *slog.Logger) bool {
+	select {
+	case <-c.stopping:
+		return false
+	default:
+	}
+	if err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+		*backoff = minPullBackoff
+		return true
+	}
+	log.Warn("pull failed; retrying", "err", err, "in", *backoff)
+	select {
+	case <-time.After(*backoff):
+	case <-c.stopping:
+		return false
+	}
+	*backoff = min(2**backoff, maxPullBackoff)
+	return true
 }

@@ -3,14 +3,12 @@ package queue_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/heraldhq/herald"
-	"github.com/heraldhq/herald/internal/natsembed"
+	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/queue"
 )
 
@@ -21,20 +19,7 @@ import (
 // events are published before the timer starts.
 func BenchmarkConsumeEvents(b *testing.B) {
 	ctx := context.Background()
-	ns, err := natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(b.TempDir(), "js")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = ns.Stop(context.Background()) })
-	nc, err := ns.Connect()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	q, err := queue.Open(ctx, nc, queue.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	q := benchQueue(b)
 	evs := make([]herald.Event, 0, 100)
 	for i := 0; i < b.N; i += len(evs) {
 		evs = evs[:0]
@@ -49,7 +34,7 @@ func BenchmarkConsumeEvents(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := heraldtest.CPUTime()
 	var handled atomic.Int64
 	done := make(chan struct{})
 	for _, name := range []string{"reader-1", "reader-2"} {
@@ -70,7 +55,7 @@ func BenchmarkConsumeEvents(b *testing.B) {
 		b.Fatalf("handled %d of %d events", handled.Load(), 2*b.N)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/read")
+	b.ReportMetric(float64((heraldtest.CPUTime()-cpu0).Microseconds())/float64(2*b.N), "cpu-µs/read")
 }
 
 // BenchmarkConsumeJobs hands queued deliveries to 32 concurrent handlers
@@ -79,20 +64,7 @@ func BenchmarkConsumeEvents(b *testing.B) {
 // its confirmation). The jobs are published before the timer starts.
 func BenchmarkConsumeJobs(b *testing.B) {
 	ctx := context.Background()
-	ns, err := natsembed.Start(ctx, natsembed.Options{StoreDir: filepath.Join(b.TempDir(), "js")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = ns.Stop(context.Background()) })
-	nc, err := ns.Connect()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	q, err := queue.Open(ctx, nc, queue.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	q := benchQueue(b)
 	ds := make([]herald.Delivery, 0, 100)
 	for i := 0; i < b.N; i += len(ds) {
 		ds = ds[:0]
@@ -106,7 +78,7 @@ func BenchmarkConsumeJobs(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := heraldtest.CPUTime()
 	var handled atomic.Int64
 	done := make(chan struct{})
 	c, err := q.ConsumeJobs(ctx, herald.ChannelEmail, herald.PriorityNormal, 32, func(ctx context.Context, d *queue.Delivery) {
@@ -128,15 +100,5 @@ func BenchmarkConsumeJobs(b *testing.B) {
 		b.Fatalf("handled %d of %d jobs", handled.Load(), b.N)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
-}
-
-// cpuTime is the process's CPU time so far (user and system): on a shared
-// host it varies less than the wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((heraldtest.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/job")
 }
