@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Analytics", testAnalytics},
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
+		{"Topics", testTopics},
+		{"Fanout", testFanout},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
