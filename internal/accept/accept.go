@@ -33,6 +33,7 @@ type Store interface {
 	GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error)
 	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
 	ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error)
+	GetTopic(ctx context.Context, appID, name string) (herald.Topic, error)
 }
 
 // LogWriter commits log batches: the group-commit writer, which also
@@ -58,6 +59,7 @@ type Service struct {
 	onAccepted func(herald.Channel, herald.Status)
 	admit      func(herald.Channel, int) error
 	templates  Templates
+	onFanout   func()
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -76,6 +78,9 @@ type Options struct {
 	Admit func(c herald.Channel, n int) error
 	// Templates renders requests that name a template; nil refuses them.
 	Templates Templates
+	// OnFanout, when set, is called after a notification to a topic is
+	// committed, so that a fan-out runner can start at once.
+	OnFanout func()
 }
 
 // New returns a Service.
@@ -93,7 +98,7 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, onFanout: o.OnFanout, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)
@@ -135,7 +140,11 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 			return herald.Accepted{}, false, err
 		}
 	}
-	deliveries, err := s.resolve(ctx, n, req, plan)
+	fanout, err := s.topic(ctx, appID, req)
+	if err != nil {
+		return herald.Accepted{}, false, err
+	}
+	deliveries, err := s.resolve(ctx, n, req, plan, fanout != nil)
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
@@ -144,7 +153,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		if err != nil {
 			return herald.Accepted{}, false, fmt.Errorf("accept: app %q: %w", appID, err)
 		}
-		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data); err != nil {
+		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data, fanout != nil); err != nil {
 			return herald.Accepted{}, false, err
 		}
 	}
@@ -169,7 +178,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		}
 	}
 
-	rec := herald.NewNotification{Notification: n, Deliveries: deliveries}
+	rec := herald.NewNotification{Notification: n, Deliveries: deliveries, Fanout: fanout}
 	acc := herald.Accepted{ID: n.ID, Status: "accepted", Deliveries: make([]herald.AcceptedDelivery, len(deliveries))}
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
@@ -202,6 +211,9 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		if s.onAccepted != nil {
 			s.onAccepted(d.Channel, d.Status)
 		}
+	}
+	if fanout != nil && s.onFanout != nil {
+		s.onFanout()
 	}
 	return acc, false, nil
 }
@@ -278,20 +290,27 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if len(req.To) > s.limits.MaxRecipients {
 		v.Add("to", "at most %d recipients per request", s.limits.MaxRecipients)
 	}
+	topics := 0
 	for i := range req.To {
 		r := &req.To[i]
 		field := "to[" + strconv.Itoa(i) + "]"
 		set := 0
-		for _, f := range []string{r.UserID, r.Email, r.Phone} {
+		for _, f := range []string{r.UserID, r.Email, r.Phone, r.Topic} {
 			if f != "" {
 				set++
 			}
 		}
 		if set != 1 {
-			v.Add(field, "give exactly one of user_id, email or phone")
+			v.Add(field, "give exactly one of user_id, email, phone or topic")
 			continue
 		}
 		switch {
+		case r.Topic != "":
+			if err := validate.Topic(r.Topic); err != nil {
+				v.Add(field+".topic", "%v", err)
+			} else if topics++; topics > 1 {
+				v.Add(field+".topic", "at most one topic per notification")
+			}
 		case r.UserID != "":
 			if len(r.UserID) > 128 {
 				v.Add(field+".user_id", "at most 128 characters")

@@ -55,9 +55,19 @@ type notificationResponse struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Template and TemplateVersion name the template version the content
 	// was rendered from, absent for content given inline.
-	Template        string             `json:"template,omitempty"`
-	TemplateVersion int                `json:"template_version,omitempty"`
-	Deliveries      []deliveryResponse `json:"deliveries"`
+	Template        string `json:"template,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
+	// Fanout is the progress of the fan-out to a topic's subscribers,
+	// absent for a notification not sent to a topic.
+	Fanout     *fanoutResponse    `json:"fanout,omitempty"`
+	Deliveries []deliveryResponse `json:"deliveries"`
+}
+
+type fanoutResponse struct {
+	Topic  string `json:"topic"`
+	Status string `json:"status"`
+	// Recipients counts the subscribers whose deliveries are in the log so far.
+	Recipients int `json:"recipients"`
 }
 
 type deliveryResponse struct {
@@ -171,6 +181,17 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 	}
 	if n.Template != nil {
 		out.Template, out.TemplateVersion = n.Template.Name, n.Template.Version
+	}
+	f, err := s.store.GetFanout(ctx, caller.AppID, id)
+	switch {
+	case err == nil:
+		out.Fanout = &fanoutResponse{Topic: f.Topic, Status: f.Status, Recipients: f.Recipients}
+		if f.Status != herald.FanoutCompleted && out.Status == notificationCompleted {
+			// More deliveries are still to come.
+			out.Status = notificationProcessing
+		}
+	case !herald.IsNotFound(err):
+		return fmt.Errorf("httpapi: fan-out of %q: %w", id, err)
 	}
 	for _, d := range ds {
 		dr := toDeliveryResponse(d, byDelivery[d.ID])
