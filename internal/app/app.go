@@ -81,9 +81,9 @@ func New(cfg Config, logger *slog.Logger) *App {
 func (a *App) SetClock(now func() time.Time) { a.now = now }
 
 // SetFanoutAfterCommit sets a function the fan-out runner calls after each
-// page commits and before it queues the page; an error stops the runner's
-// work on that fan-out there, as a crash would. Tests crash fan-outs
-// mid-way with it. Call it before Start.
+// page commits and before it queues the page; an error stops the runner
+// there, as a crash would, until the process restarts. Tests crash
+// fan-outs mid-way with it. Call it before Start.
 func (a *App) SetFanoutAfterCommit(f func(*herald.FanoutPage) error) { a.fanoutAfterCommit = f }
 
 // OpenStore opens the configured store (Postgres when DatabaseURL is set,

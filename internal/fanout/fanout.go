@@ -68,8 +68,9 @@ type Options struct {
 	// hold a small one up for its whole length.
 	PagesPerTurn int
 	// AfterCommit, when set, is called after each page commits and before
-	// its deliveries are queued; an error stops the runner's work on the
-	// fan-out right there, as a crash would. Tests use it to crash mid-way.
+	// its deliveries are queued; an error stops the runner right there, as
+	// a crash would: nothing more is queued or written until another
+	// runner (or this one, restarted) takes over. Tests crash with it.
 	AfterCommit func(p *herald.FanoutPage) error
 	// Observe, when set, is told the recipients of each committed page.
 	Observe func(users, deliveries int)
@@ -131,6 +132,10 @@ func (r *Runner) Start(ctx context.Context) error {
 			}
 			for {
 				pages, err := r.Pass(ctx)
+				if errors.Is(err, errCrashed) {
+					r.o.Logger.Warn("fan-out runner stopped after a commit, as asked (AfterCommit)")
+					return
+				}
 				if err != nil && ctx.Err() == nil {
 					r.o.Logger.Warn("fan-out pass failed", "err", err)
 				}
@@ -170,7 +175,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 	return err
 }
 
-// errCrashed stops work on a fan-out when AfterCommit says so.
+// errCrashed stops the runner when AfterCommit says so.
 var errCrashed = errors.New("fanout: stopped after a commit")
 
 // Pass gives each running fan-out a turn of up to PagesPerTurn pages if
@@ -194,9 +199,6 @@ func (r *Runner) Pass(ctx context.Context) (int, error) {
 				return pages, err
 			}
 			done, err := r.page(ctx, &f, n)
-			if errors.Is(err, errCrashed) {
-				break
-			}
 			if err != nil {
 				return pages, err
 			}
@@ -245,7 +247,7 @@ func (r *Runner) page(ctx context.Context, f *herald.Fanout, n herald.Notificati
 	f.Cursor, f.Recipients = p.Cursor, f.Recipients+p.Users
 	if r.o.AfterCommit != nil {
 		if err := r.o.AfterCommit(p); err != nil {
-			return true, errCrashed
+			return true, fmt.Errorf("%w: %w", errCrashed, err)
 		}
 	}
 	if r.o.Observe != nil {
