@@ -34,6 +34,8 @@ type Store interface {
 	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
 	ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error)
 	GetTopic(ctx context.Context, appID, name string) (herald.Topic, error)
+	GetFanout(ctx context.Context, appID, notificationID string) (herald.Fanout, error)
+	ApplyFanoutPage(ctx context.Context, p *herald.FanoutPage) error
 }
 
 // LogWriter commits log batches: the group-commit writer, which also
@@ -223,6 +225,10 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 // first wins and sends.
 func (s *Service) Cancel(ctx context.Context, appID, notificationID string) (int, error) {
 	if _, err := s.store.GetNotification(ctx, appID, notificationID); err != nil {
+		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
+	}
+	// First stop a fan-out, so that no delivery is written after the list below.
+	if err := s.stopFanout(ctx, appID, notificationID); err != nil {
 		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
 	}
 	ds, err := s.store.ListDeliveries(ctx, appID, notificationID)

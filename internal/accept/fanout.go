@@ -87,3 +87,32 @@ func (s *Service) FanoutPage(ctx context.Context, f herald.Fanout, n herald.Noti
 	}
 	return out, events, nil
 }
+
+// stopFanout completes the notification's fan-out where it stands, if it
+// has one still running: an empty last page, guarded by the cursor like
+// every page, so a page the runner commits meanwhile is either in before
+// it (and then retried after) or refused after it.
+func (s *Service) stopFanout(ctx context.Context, appID, notificationID string) error {
+	for range 10 {
+		f, err := s.store.GetFanout(ctx, appID, notificationID)
+		if herald.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("fan-out: %w", err)
+		}
+		if f.Status != herald.FanoutRunning {
+			return nil
+		}
+		p := &herald.FanoutPage{AppID: appID, NotificationID: notificationID, After: f.Cursor, Cursor: f.Cursor,
+			Done: true, At: s.now().UTC().Truncate(time.Microsecond)}
+		if err := s.store.ApplyFanoutPage(ctx, p); err != nil {
+			return fmt.Errorf("stop fan-out: %w", err)
+		}
+		if p.Applied {
+			return nil
+		}
+	}
+	return &herald.Error{Code: herald.CodeUnavailable, Message: "the fan-out kept moving while being stopped; try again",
+		RetryAfterSeconds: 1}
+}

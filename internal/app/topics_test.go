@@ -261,3 +261,56 @@ func TestTopicFanoutResumesAfterCrash(t *testing.T) {
 	c2.waitDone(acc.ID, 30*time.Second)
 	checkMailedOnce(t, smtpd, want)
 }
+
+// TestTopicFanoutCancel (embedded): canceling a notification whose
+// fan-out is under way stops the fan-out where it stands and cancels what
+// it wrote.
+func TestTopicFanoutCancel(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := testConfig(t)
+	cfg.Roles = "api,scheduler"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := app.New(cfg, testLogger(t))
+	committed := make(chan struct{})
+	a.SetFanoutAfterCommit(func(*herald.FanoutPage) error {
+		close(committed)
+		return errors.New("crash")
+	})
+	startApp(t, a)
+	const n = 1500
+	tenant, c := topicApp(t, a, n)
+	configureEmail(t, c, smtpd)
+	c.must(200, "PUT", "/v1/topics/news/subscribers", map[string]any{"add": subscriberIDs(n)})
+	var acc struct{ ID string }
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"topic": "news"}},
+		"channels": []string{"email"}, "content": map[string]any{"body": "x"}}).decode(t, &acc)
+	select {
+	case <-committed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first page was not committed")
+	}
+	var got notificationWithFanout
+	c.must(200, "DELETE", "/v1/notifications/"+acc.ID, nil).decode(t, &got)
+	if got.Fanout == nil || got.Fanout.Status != herald.FanoutCompleted || got.Fanout.Recipients != 1000 {
+		t.Fatalf("fanout after cancel = %+v, want completed at 1000", got.Fanout)
+	}
+	if len(got.Deliveries) != 1000 {
+		t.Fatalf("%d deliveries, want the first page's 1000", len(got.Deliveries))
+	}
+	for _, d := range got.Deliveries {
+		if d.Status != "canceled" {
+			t.Fatalf("delivery %s is %s, want canceled", d.ID, d.Status)
+		}
+	}
+	running, err := a.Store().RunningFanouts(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range running {
+		if f.AppID == tenant.ID {
+			t.Errorf("fan-out still running after cancel: %+v", f)
+		}
+	}
+}
