@@ -209,12 +209,19 @@ func TestTopicFanout(t *testing.T) {
 
 // TestTopicFanoutResumesAfterCrash (embedded): the fan-out runner dies
 // right after committing its first page, before queueing it; a new process
-// on the same data dir finishes the fan-out from the cursor and queues the
+// on the same data dir (or database) finishes the fan-out from the cursor and queues the
 // stranded page through the reconciler, and every subscriber still gets
 // exactly one delivery, in the log and at the SMTP server.
-func TestTopicFanoutResumesAfterCrash(t *testing.T) {
+func TestTopicFanoutResumesAfterCrash(t *testing.T) { topicCrash(t, testConfig(t)) }
+
+// TestTopicFanoutResumesAfterCrashPostgresAndExternalNATS: the same on the
+// scaled-out mode, the second process on the same database and streams.
+func TestTopicFanoutResumesAfterCrashPostgresAndExternalNATS(t *testing.T) {
+	topicCrash(t, scaledConfig(t))
+}
+
+func topicCrash(t *testing.T, cfg app.Config) {
 	smtpd := providertest.NewSMTPServer(t)
-	cfg := testConfig(t)
 	cfg.Roles = "api,scheduler" // no workers: what the first process queued stays visible
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
