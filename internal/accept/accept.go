@@ -61,6 +61,7 @@ type Service struct {
 	onAccepted func(herald.Channel, herald.Status)
 	admit      func(herald.Channel, int) error
 	templates  Templates
+	critical   func(ctx context.Context, appID, category string) bool
 	onFanout   func()
 
 	mu       sync.Mutex
@@ -80,6 +81,10 @@ type Options struct {
 	Admit func(c herald.Channel, n int) error
 	// Templates renders requests that name a template; nil refuses them.
 	Templates Templates
+	// Critical, when set, reports whether the app marks a category
+	// critical: its notifications go to recipients who opted out. nil
+	// means no category is critical.
+	Critical func(ctx context.Context, appID, category string) bool
 	// OnFanout, when set, is called after a notification to a topic is
 	// committed, so that a fan-out runner can start at once.
 	OnFanout func()
@@ -100,7 +105,8 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, onFanout: o.OnFanout, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical,
+		onFanout: o.OnFanout, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)

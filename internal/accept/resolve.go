@@ -149,7 +149,7 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 			}
 			continue
 		}
-		allowed := prefs.Allows(c, n.Category)
+		allowed := prefs.Allows(c, n.Category) || s.isCritical(ctx, n)
 		for _, t := range targets {
 			t.UserID, t.Channel = userID, c
 			if !allowed && t.Status == "" {
@@ -159,4 +159,10 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		}
 	}
 	return nil
+}
+
+// isCritical reports whether the app marks n's category critical, so that
+// it goes to recipients who opted out.
+func (s *Service) isCritical(ctx context.Context, n herald.Notification) bool {
+	return s.critical != nil && s.critical(ctx, n.AppID, n.Category)
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/heraldhq/herald/internal/provider/providertest"
 )
 
-// topicApp creates an app in a's store, its users sub0000… with email
-// addresses (through the store: thousands of PUTs would only slow the
-// test), and an API client whose email goes to smtpd.
+// topicApp creates an app in a's store, its users sub000000… with email
+// addresses (through the store, 1,000 to a transaction: thousands of PUTs
+// would only slow the test), and an API client for it.
 func topicApp(t testing.TB, a *app.App, users int) (herald.App, *api) {
 	t.Helper()
 	ctx := context.Background()
@@ -23,10 +23,15 @@ func topicApp(t testing.TB, a *app.App, users int) (herald.App, *api) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var batch []herald.User
 	for i := range users {
 		id := subscriberID(i)
-		if _, _, err := a.Store().PutUser(ctx, herald.User{AppID: tenant.ID, ID: id, Email: id + "@example.com"}); err != nil {
-			t.Fatal(err)
+		batch = append(batch, herald.User{AppID: tenant.ID, ID: id, Email: id + "@example.com"})
+		if len(batch) == 1000 || i == users-1 {
+			if _, err := a.Store().PutUsers(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
 		}
 	}
 	tt, _ := t.(*testing.T)
