@@ -6,11 +6,13 @@ import (
 )
 
 // Recipient is one addressee of a send request: a known user of the app,
-// or a direct email address or phone number. Exactly one field is set.
+// a direct email address or phone number, or a topic. Exactly one field is set.
 type Recipient struct {
 	UserID string `json:"user_id,omitempty"`
 	Email  string `json:"email,omitempty"`
 	Phone  string `json:"phone,omitempty"`
+	// Topic fans the notification out to every subscriber of the app's topic.
+	Topic string `json:"topic,omitempty"`
 }
 
 // SendRequest asks Herald to notify recipients.

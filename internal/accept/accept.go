@@ -33,6 +33,9 @@ type Store interface {
 	GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error)
 	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
 	ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error)
+	GetTopic(ctx context.Context, appID, name string) (herald.Topic, error)
+	GetFanout(ctx context.Context, appID, notificationID string) (herald.Fanout, error)
+	ApplyFanoutPage(ctx context.Context, p *herald.FanoutPage) error
 }
 
 // LogWriter commits log batches: the group-commit writer, which also
@@ -59,6 +62,7 @@ type Service struct {
 	admit      func(herald.Channel, int) error
 	templates  Templates
 	critical   func(ctx context.Context, appID, category string) bool
+	onFanout   func()
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -81,6 +85,9 @@ type Options struct {
 	// critical: its notifications go to recipients who opted out. nil
 	// means no category is critical.
 	Critical func(ctx context.Context, appID, category string) bool
+	// OnFanout, when set, is called after a notification to a topic is
+	// committed, so that a fan-out runner can start at once.
+	OnFanout func()
 }
 
 // New returns a Service.
@@ -98,7 +105,8 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical,
+		onFanout: o.OnFanout, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)
@@ -140,7 +148,11 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 			return herald.Accepted{}, false, err
 		}
 	}
-	deliveries, err := s.resolve(ctx, n, req, plan)
+	fanout, err := s.topic(ctx, appID, req)
+	if err != nil {
+		return herald.Accepted{}, false, err
+	}
+	deliveries, err := s.resolve(ctx, n, req, plan, fanout != nil)
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
@@ -149,7 +161,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		if err != nil {
 			return herald.Accepted{}, false, fmt.Errorf("accept: app %q: %w", appID, err)
 		}
-		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data); err != nil {
+		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data, fanout != nil); err != nil {
 			return herald.Accepted{}, false, err
 		}
 	}
@@ -174,7 +186,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		}
 	}
 
-	rec := herald.NewNotification{Notification: n, Deliveries: deliveries}
+	rec := herald.NewNotification{Notification: n, Deliveries: deliveries, Fanout: fanout}
 	acc := herald.Accepted{ID: n.ID, Status: "accepted", Deliveries: make([]herald.AcceptedDelivery, len(deliveries))}
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
@@ -208,6 +220,9 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 			s.onAccepted(d.Channel, d.Status)
 		}
 	}
+	if fanout != nil && s.onFanout != nil {
+		s.onFanout()
+	}
 	return acc, false, nil
 }
 
@@ -216,6 +231,10 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 // first wins and sends.
 func (s *Service) Cancel(ctx context.Context, appID, notificationID string) (int, error) {
 	if _, err := s.store.GetNotification(ctx, appID, notificationID); err != nil {
+		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
+	}
+	// First stop a fan-out, so that no delivery is written after the list below.
+	if err := s.stopFanout(ctx, appID, notificationID); err != nil {
 		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
 	}
 	ds, err := s.store.ListDeliveries(ctx, appID, notificationID)
@@ -283,20 +302,27 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if len(req.To) > s.limits.MaxRecipients {
 		v.Add("to", "at most %d recipients per request", s.limits.MaxRecipients)
 	}
+	topics := 0
 	for i := range req.To {
 		r := &req.To[i]
 		field := "to[" + strconv.Itoa(i) + "]"
 		set := 0
-		for _, f := range []string{r.UserID, r.Email, r.Phone} {
+		for _, f := range []string{r.UserID, r.Email, r.Phone, r.Topic} {
 			if f != "" {
 				set++
 			}
 		}
 		if set != 1 {
-			v.Add(field, "give exactly one of user_id, email or phone")
+			v.Add(field, "give exactly one of user_id, email, phone or topic")
 			continue
 		}
 		switch {
+		case r.Topic != "":
+			if err := validate.Topic(r.Topic); err != nil {
+				v.Add(field+".topic", "%v", err)
+			} else if topics++; topics > 1 {
+				v.Add(field+".topic", "at most one topic per notification")
+			}
 		case r.UserID != "":
 			if len(r.UserID) > 128 {
 				v.Add(field+".user_id", "at most 128 characters")

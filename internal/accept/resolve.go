@@ -14,7 +14,10 @@ import (
 // (recipient, channel), one per device for push. A channel that was asked
 // for but cannot be used gives a suppressed delivery with a reason, never
 // silence.
-func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest, plan *templatePlan) ([]herald.Delivery, error) {
+//
+// A topic recipient is left to the fan-out; with one, the direct
+// recipients may all be unreachable (or absent) without refusing the request.
+func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest, plan *templatePlan, topic bool) ([]herald.Delivery, error) {
 	asked := map[herald.Channel]bool{}
 	for _, c := range req.Channels {
 		asked[c] = true
@@ -64,7 +67,7 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !topic {
 		return nil, herald.Invalid("channels", "no recipient can be reached on the requested channels")
 	}
 	return out, nil

@@ -36,10 +36,10 @@ type sendRequestBody struct {
 }
 
 type recipientBody struct {
-	UserID string          `json:"user_id"`
-	Email  string          `json:"email"`
-	Phone  string          `json:"phone"`
-	Topic  json.RawMessage `json:"topic"` // not supported yet
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Phone  string `json:"phone"`
+	Topic  string `json:"topic"`
 }
 
 type contentBody struct {
@@ -97,16 +97,17 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	req.To = make([]herald.Recipient, 0, len(body.To))
 	for i, rc := range body.To {
 		// Field names are built only for an error: most requests have none.
-		if present(rc.Topic) {
-			v.Add(recipientField(i)+".topic", notSupported)
-			continue
-		}
 		if rc.UserID != "" && !validUserID(rc.UserID) {
 			v.Add(recipientField(i)+".user_id", "must be 1 to %d printable characters without a slash", maxUserID)
 		}
-		req.To = append(req.To, herald.Recipient{UserID: rc.UserID, Email: rc.Email, Phone: rc.Phone})
+		if rc.Topic != "" {
+			if err := validate.Topic(rc.Topic); err != nil {
+				v.Add(recipientField(i)+".topic", "%v", err)
+			}
+		}
+		req.To = append(req.To, herald.Recipient{UserID: rc.UserID, Email: rc.Email, Phone: rc.Phone, Topic: rc.Topic})
 		if !oneAddress(req.To[len(req.To)-1]) {
-			v.Add(recipientField(i), oneAddressMessage)
+			v.Add(recipientField(i), "must have exactly one of user_id, email, phone or topic")
 		}
 	}
 	if len(body.Channels) > 0 {
@@ -154,7 +155,7 @@ const oneAddressMessage = "must have exactly one of user_id, email or phone"
 
 func oneAddress(rc herald.Recipient) bool {
 	n := 0
-	for _, s := range [...]string{rc.UserID, rc.Email, rc.Phone} {
+	for _, s := range [...]string{rc.UserID, rc.Email, rc.Phone, rc.Topic} {
 		if s != "" {
 			n++
 		}

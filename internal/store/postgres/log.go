@@ -99,10 +99,11 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 			app, id, category, priority, content []string
 			created                              []time.Time
 		}
-		d struct {
-			app, id, nid, user, channel, priority, address, device, platform, status, reason, provider, pmid []string
-			attempts                                                                                         []int32
-			due, created                                                                                     []time.Time
+		d  deliveryArrays
+		fo struct {
+			app, nid, topic, request, cursor, status []string
+			recipients                               []int32
+			created                                  []time.Time
 		}
 		ev events
 		k  struct {
@@ -118,12 +119,17 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 		n.app, n.id, n.category, n.priority = append(n.app, x.AppID), append(n.id, x.ID), append(n.category, x.Category), append(n.priority, string(x.Priority))
 		n.content, n.created = append(n.content, string(content)), append(n.created, storeutil.Time(x.CreatedAt))
 		for _, y := range nn.Deliveries {
-			d.app, d.id, d.nid, d.user = append(d.app, y.AppID), append(d.id, y.ID), append(d.nid, y.NotificationID), append(d.user, y.UserID)
-			d.channel, d.priority, d.address = append(d.channel, string(y.Channel)), append(d.priority, string(y.Priority)), append(d.address, y.Address)
-			d.device, d.platform, d.status = append(d.device, y.DeviceID), append(d.platform, string(y.Platform)), append(d.status, string(y.Status))
-			d.reason, d.provider, d.pmid = append(d.reason, y.Reason), append(d.provider, y.Provider), append(d.pmid, y.ProviderMessageID)
-			d.attempts = append(d.attempts, int32(y.Attempts))
-			d.due, d.created = append(d.due, storeutil.Time(storeutil.DueAt(y))), append(d.created, storeutil.Time(y.CreatedAt))
+			d.add(y)
+		}
+		if f := nn.Fanout; f != nil {
+			status := f.Status
+			if status == "" {
+				status = herald.FanoutRunning
+			}
+			fo.app, fo.nid, fo.topic = append(fo.app, x.AppID), append(fo.nid, x.ID), append(fo.topic, f.Topic)
+			fo.request, fo.cursor = append(fo.request, string(storeutil.EncodeFanoutRequest(*f))), append(fo.cursor, f.Cursor)
+			fo.status, fo.recipients = append(fo.status, status), append(fo.recipients, int32(f.Recipients))
+			fo.created = append(fo.created, storeutil.Time(x.CreatedAt))
 		}
 		for _, e := range nn.Events {
 			ev.add(e)
@@ -139,19 +145,17 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u (a, i, c, p, x, t)`,
 		n.app, n.id, n.category, n.priority, n.content, n.created)
 	if len(d.id) > 0 {
-		batch.Queue(`INSERT INTO deliveries (app_id, id, notification_id, user_id, channel, priority, address, device_id,
-			platform, status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at)
-			SELECT *, created FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
-				$16::timestamptz[]) AS u (a, i, n, us, c, pr, ad, dv, pl, st, re, pv, pm, at, du, created)`,
-			d.app, d.id, d.nid, d.user, d.channel, d.priority, d.address, d.device, d.platform, d.status, d.reason,
-			d.provider, d.pmid, d.attempts, d.due, d.created)
+		batch.Queue(insertDeliveries, d.args()...)
+	}
+	if len(fo.app) > 0 {
+		batch.Queue(`INSERT INTO fanouts (app_id, notification_id, topic, request, cursor, recipients, status, created_at, updated_at)
+			SELECT a, n, t, r::jsonb, c, x, s, w, w
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::timestamptz[])
+				AS u (a, n, t, r, c, x, s, w)`,
+			fo.app, fo.nid, fo.topic, fo.request, fo.cursor, fo.recipients, fo.status, fo.created)
 	}
 	if len(ev.app) > 0 {
-		batch.Queue(`INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
-			SELECT a, n, d, c, s, r, t, p, x, w FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
-				$8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS u (a, n, d, c, s, r, t, p, x, w, o) ORDER BY o`,
-			ev.app, ev.nid, ev.did, ev.channel, ev.status, ev.reason, ev.attempt, ev.provider, ev.detail, ev.at)
+		batch.Queue(insertEvents, ev.args()...)
 	}
 	if len(k.app) > 0 {
 		batch.Queue(`INSERT INTO idempotency (app_id, key, request_hash, notification_id, response, created_at)
@@ -161,11 +165,50 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 	}
 }
 
+// deliveryArrays gathers delivery columns for one array INSERT.
+type deliveryArrays struct {
+	app, id, nid, user, channel, priority, address, device, platform, status, reason, provider, pmid []string
+	attempts                                                                                         []int32
+	due, created                                                                                     []time.Time
+}
+
+func (d *deliveryArrays) add(y herald.Delivery) {
+	d.app, d.id, d.nid, d.user = append(d.app, y.AppID), append(d.id, y.ID), append(d.nid, y.NotificationID), append(d.user, y.UserID)
+	d.channel, d.priority, d.address = append(d.channel, string(y.Channel)), append(d.priority, string(y.Priority)), append(d.address, y.Address)
+	d.device, d.platform, d.status = append(d.device, y.DeviceID), append(d.platform, string(y.Platform)), append(d.status, string(y.Status))
+	d.reason, d.provider, d.pmid = append(d.reason, y.Reason), append(d.provider, y.Provider), append(d.pmid, y.ProviderMessageID)
+	d.attempts = append(d.attempts, int32(y.Attempts))
+	d.due, d.created = append(d.due, storeutil.Time(storeutil.DueAt(y))), append(d.created, storeutil.Time(y.CreatedAt))
+}
+
+// args are the arguments of insertDeliveries.
+func (d *deliveryArrays) args() []any {
+	return []any{d.app, d.id, d.nid, d.user, d.channel, d.priority, d.address, d.device, d.platform, d.status, d.reason,
+		d.provider, d.pmid, d.attempts, d.due, d.created}
+}
+
+// insertDeliveries inserts the rows of a deliveryArrays.
+const insertDeliveries = `INSERT INTO deliveries (app_id, id, notification_id, user_id, channel, priority, address, device_id,
+	platform, status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at)
+	SELECT *, created FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
+		$16::timestamptz[]) AS u (a, i, n, us, c, pr, ad, dv, pl, st, re, pv, pm, at, du, created)`
+
 // events gathers event columns for one array INSERT.
 type events struct {
 	app, nid, did, channel, status, reason, provider, detail []string
 	attempt                                                  []int32
 	at                                                       []time.Time
+}
+
+// insertEvents inserts the rows of an events, in order.
+const insertEvents = `INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
+	SELECT a, n, d, c, s, r, t, p, x, w FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+		$8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS u (a, n, d, c, s, r, t, p, x, w, o) ORDER BY o`
+
+// args are the arguments of insertEvents.
+func (ev *events) args() []any {
+	return []any{ev.app, ev.nid, ev.did, ev.channel, ev.status, ev.reason, ev.attempt, ev.provider, ev.detail, ev.at}
 }
 
 func (ev *events) add(e herald.Event) {

@@ -24,7 +24,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		w := &writer{tx: tx, prepared: s.prepared, stmts: map[string]*sql.Stmt{}}
 		defer w.close()
-		var notifications, deliveries, events, keys [][]any
+		var notifications, deliveries, events, keys, fanouts [][]any
 		for i := range b.Notifications {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
@@ -36,10 +36,10 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			notifications = append(notifications, []any{n.AppID, n.ID, n.Category, string(n.Priority), string(content),
 				us(storeutil.Time(n.CreatedAt))})
 			for _, d := range nn.Deliveries {
-				created := us(storeutil.Time(d.CreatedAt))
-				deliveries = append(deliveries, []any{d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
-					string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
-					d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created})
+				deliveries = append(deliveries, deliveryRow(d))
+			}
+			if f := nn.Fanout; f != nil {
+				fanouts = append(fanouts, fanoutRow(n, *f))
 			}
 			for _, e := range nn.Events {
 				events = append(events, s.eventRow(e))
@@ -56,6 +56,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			{"notifications", notificationInsertColumns, notifications},
 			{"deliveries", deliveryColumns, deliveries},
 			{"idempotency", idempotencyColumns, keys},
+			{"fanouts", fanoutColumns, fanouts},
 		} {
 			if err := w.insertRows(ctx, ins.table, ins.columns, ins.rows); err != nil {
 				return err
@@ -80,6 +81,13 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 		b.Transitions[i].Applied = applied[i]
 	}
 	return nil
+}
+
+func deliveryRow(d herald.Delivery) []any {
+	created := us(storeutil.Time(d.CreatedAt))
+	return []any{d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
+		string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
+		d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created}
 }
 
 const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"

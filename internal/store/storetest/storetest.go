@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
 		{"Categories", testCategories},
+		{"Topics", testTopics},
+		{"Fanout", testFanout},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {

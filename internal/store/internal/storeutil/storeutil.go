@@ -272,3 +272,45 @@ func DecodeTemplate(doc []byte, t *herald.Template) error {
 	t.TemplateParts, t.Locales = d.TemplateParts, d.Locales
 	return nil
 }
+
+// fanoutRequest is the stored document of what a fan-out applies to each
+// subscriber: the send request's channels and schedule.
+type fanoutRequest struct {
+	Channels    []herald.Channel `json:"channels,omitempty"`
+	SendAt      time.Time        `json:"send_at,omitzero"`
+	SendAtLocal string           `json:"send_at_local,omitempty"`
+}
+
+// EncodeFanoutRequest returns the request document of f.
+func EncodeFanoutRequest(f herald.Fanout) []byte {
+	b, _ := json.Marshal(fanoutRequest{Channels: f.Channels, SendAt: f.SendAt, SendAtLocal: f.SendAtLocal}) // plain data: cannot fail
+	return b
+}
+
+// DecodeFanoutRequest fills f's request fields from its document.
+func DecodeFanoutRequest(doc []byte, f *herald.Fanout) error {
+	var r fanoutRequest
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return err
+	}
+	f.Channels, f.SendAt, f.SendAtLocal = r.Channels, r.SendAt, r.SendAtLocal
+	return nil
+}
+
+// FanoutPageRows keeps the deliveries of p that inserted reports written,
+// and the events of those, in p.Inserted and returns the events.
+func FanoutPageRows(p *herald.FanoutPage, inserted map[string]bool) []herald.Event {
+	p.Inserted = p.Inserted[:0]
+	for _, d := range p.Deliveries {
+		if inserted[d.ID] {
+			p.Inserted = append(p.Inserted, d)
+		}
+	}
+	var evs []herald.Event
+	for _, e := range p.Events {
+		if inserted[e.DeliveryID] {
+			evs = append(evs, e)
+		}
+	}
+	return evs
+}
