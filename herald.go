@@ -232,8 +232,27 @@ type Notification struct {
 	Content  Content
 	// Template is set when the content was rendered from a template;
 	// Content is empty then, and ContentFor picks each delivery's.
-	Template  *Rendering
+	Template *Rendering
+	// Fallback is the request's fallback plan: the channels to try in
+	// order for each user. Empty for a notification sent on all its
+	// channels at once.
+	Fallback  []Channel
 	CreatedAt time.Time
+}
+
+// CouldNotReach reports whether a delivery that ended in status s with
+// reason could not reach its recipient, so that a fallback notification
+// tries the user's next channel. A sent (or later) delivery reached the
+// provider; a canceled one was called off; one suppressed by a frequency
+// cap was held back on purpose.
+func CouldNotReach(s Status, reason string) bool {
+	switch s {
+	case StatusFailed, StatusDead:
+		return true
+	case StatusSuppressed:
+		return reason == ReasonNoAddress || reason == ReasonOptedOut || reason == ReasonInvalidRecipient
+	}
+	return false
 }
 
 // Status is the state of a delivery.

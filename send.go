@@ -18,6 +18,10 @@ type SendRequest struct {
 	To []Recipient `json:"to"`
 	// Channels to use; empty means every channel the recipient can be reached on.
 	Channels []Channel `json:"channels,omitempty"`
+	// Fallback, instead of Channels, lists channels to try in order for
+	// each user: the next one only when the previous could not reach the
+	// user (see Notification.Fallback).
+	Fallback []Channel `json:"fallback,omitempty"`
 	Category string    `json:"category,omitempty"`
 	Priority Priority  `json:"priority,omitempty"`
 	Content  Content   `json:"content"`

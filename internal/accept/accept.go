@@ -128,14 +128,14 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	var err error
 	now := s.now().UTC().Truncate(time.Microsecond)
 	n := herald.Notification{AppID: appID, ID: uuid.Must(uuid.NewV7()).String(), Category: req.Category,
-		Priority: req.Priority, Content: req.Content, CreatedAt: now}
+		Priority: req.Priority, Content: req.Content, Fallback: req.Fallback, CreatedAt: now}
 	var plan *templatePlan
 	if req.Template != "" {
 		if plan, err = s.loadTemplate(ctx, appID, req); err != nil {
 			return herald.Accepted{}, false, err
 		}
 	}
-	deliveries, err := s.resolve(ctx, n, req, plan)
+	deliveries, details, err := s.resolve(ctx, n, req, plan)
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
@@ -174,7 +174,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
 		rec.Events = append(rec.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID,
-			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: scheduledDetail(d), At: now})
+			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: firstDetail(d, details[d.ID]), At: now})
 	}
 	if req.IdempotencyKey != "" {
 		body, err := json.Marshal(acc)
@@ -317,6 +317,7 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		}
 		seen[c] = true
 	}
+	checkFallback(&v, req)
 	if req.Category == "" {
 		req.Category = "transactional"
 	} else if err := validate.Category(req.Category); err != nil {
@@ -359,4 +360,40 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 
 func contentEmpty(c herald.Content) bool {
 	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && c.Icon == "" && len(c.Data) == 0
+}
+
+// checkFallback validates the fallback plan: known channels, each once,
+// and not together with channels, which it replaces.
+func checkFallback(v *herald.Validation, req *herald.SendRequest) {
+	if req.Fallback == nil {
+		return
+	}
+	if len(req.Channels) > 0 {
+		v.Add("fallback", "give channels or fallback, not both: fallback replaces channels")
+	}
+	if len(req.Fallback) == 0 {
+		v.Add("fallback", "list at least one channel, like [\"push\", \"sms\", \"email\"]")
+	}
+	seen := map[herald.Channel]bool{}
+	for i, c := range req.Fallback {
+		if !c.Valid() {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "unknown channel %q: use push, email or sms", c)
+		} else if seen[c] {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "channel %q is listed twice", c)
+		}
+		seen[c] = true
+	}
+}
+
+// firstDetail is the note on a delivery's first timeline event: why a
+// fallback plan skipped or took its channel, and when a scheduled one is due.
+func firstDetail(d herald.Delivery, fallback string) string {
+	sched := scheduledDetail(d)
+	switch {
+	case fallback == "":
+		return sched
+	case sched == "":
+		return fallback
+	}
+	return fallback + "; " + sched
 }

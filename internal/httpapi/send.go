@@ -18,6 +18,7 @@ const maxIdempotencyKey = 255
 type sendRequestBody struct {
 	To       []recipientBody `json:"to"`
 	Channels []string        `json:"channels"`
+	Fallback []string        `json:"fallback"`
 	Category string          `json:"category"`
 	Priority string          `json:"priority"`
 	Content  *contentBody    `json:"content"`
@@ -31,7 +32,6 @@ type sendRequestBody struct {
 	// 400 "unknown field" or, worse, silently ignored.
 	SendAt      json.RawMessage `json:"send_at"`
 	SendAtLocal json.RawMessage `json:"send_at_local"`
-	Fallback    json.RawMessage `json:"fallback"`
 	EventID     json.RawMessage `json:"event_id"`
 }
 
@@ -83,7 +83,6 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		name string
 		raw  json.RawMessage
 	}{
-		{"fallback", body.Fallback},
 		{"event_id", body.EventID},
 	} {
 		if present(f.raw) {
@@ -116,6 +115,15 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		req.Channels = append(req.Channels, herald.Channel(c))
 		if !herald.Channel(c).Valid() {
 			v.Add("channels["+strconv.Itoa(i)+"]", "must be push, email or sms")
+		}
+	}
+	if body.Fallback != nil {
+		req.Fallback = make([]herald.Channel, 0, len(body.Fallback))
+	}
+	for i, c := range body.Fallback {
+		req.Fallback = append(req.Fallback, herald.Channel(c))
+		if !herald.Channel(c).Valid() {
+			v.Add("fallback["+strconv.Itoa(i)+"]", "must be push, email or sms")
 		}
 	}
 	checkCategoryPriority(&v, body.Category, body.Priority)

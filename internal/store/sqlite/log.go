@@ -21,6 +21,7 @@ import (
 // execution has a fixed cost that would otherwise dominate a group commit.
 func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	applied := make([]bool, len(b.Transitions))
+	added := make([]bool, len(b.Transitions))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		w := &writer{tx: tx, prepared: s.prepared, stmts: map[string]*sql.Stmt{}}
 		defer w.close()
@@ -36,10 +37,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			notifications = append(notifications, []any{n.AppID, n.ID, n.Category, string(n.Priority), string(content),
 				us(storeutil.Time(n.CreatedAt))})
 			for _, d := range nn.Deliveries {
-				created := us(storeutil.Time(d.CreatedAt))
-				deliveries = append(deliveries, []any{d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
-					string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
-					d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created})
+				deliveries = append(deliveries, deliveryRow(d))
 			}
 			for _, e := range nn.Events {
 				events = append(events, s.eventRow(e))
@@ -69,6 +67,16 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			if applied[i] = ok; ok {
 				events = append(events, s.eventRow(ev))
 			}
+			if ok && b.Transitions[i].Fallback != nil {
+				stepEvents, err := w.fallbackStep(ctx, &b.Transitions[i], ev.NotificationID)
+				if err != nil {
+					return err
+				}
+				added[i] = len(stepEvents) > 0
+				for _, e := range stepEvents {
+					events = append(events, s.eventRow(e))
+				}
+			}
 		}
 		return w.insertRows(ctx, "events", eventColumns, events)
 	})
@@ -78,8 +86,61 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	// Only a committed batch reports its transitions applied.
 	for i := range b.Transitions {
 		b.Transitions[i].Applied = applied[i]
+		if f := b.Transitions[i].Fallback; f != nil {
+			f.Added = added[i]
+		}
 	}
 	return nil
+}
+
+func deliveryRow(d herald.Delivery) []any {
+	created := us(storeutil.Time(d.CreatedAt))
+	return []any{d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
+		string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
+		d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created}
+}
+
+// fallbackStep writes the fallback step of an applied transition unless
+// another delivery of the channel being left blocks it, and returns the
+// events of the deliveries it added. A delivery already there (the step
+// was taken before) is skipped with its events. The single writer
+// connection serialises steps, so two devices failing together see each
+// other's outcome.
+func (w *writer) fallbackStep(ctx context.Context, t *herald.Transition, notificationID string) ([]herald.Event, error) {
+	f := t.Fallback
+	args := []any{t.AppID, notificationID, f.UserID, string(f.Channel), t.DeliveryID}
+	for _, st := range storeutil.FallbackBlockers {
+		args = append(args, st)
+	}
+	var blocked bool
+	err := w.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries
+		WHERE app_id = ? AND notification_id = ? AND user_id = ? AND channel = ? AND id <> ?
+		AND status IN (?`+strings.Repeat(", ?", len(storeutil.FallbackBlockers)-1)+`))`, args...).Scan(&blocked)
+	if err != nil {
+		return nil, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	if blocked {
+		return nil, nil
+	}
+	q := "INSERT INTO deliveries (" + deliveryColumns + ") VALUES (?" + strings.Repeat(", ?", strings.Count(deliveryColumns, ",")) +
+		") ON CONFLICT DO NOTHING"
+	added := map[string]bool{}
+	for _, d := range f.Deliveries {
+		res, err := w.tx.ExecContext(ctx, q, deliveryRow(d)...)
+		if err != nil {
+			return nil, fmt.Errorf("fallback step after delivery %q: insert %q: %w", t.DeliveryID, d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			added[d.ID] = true
+		}
+	}
+	var evs []herald.Event
+	for _, e := range f.Events {
+		if added[e.DeliveryID] {
+			evs = append(evs, e)
+		}
+	}
+	return evs, nil
 }
 
 const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"

@@ -235,11 +235,12 @@ func DecodeNameCursor(c string) (string, error) {
 type contentDoc struct {
 	herald.Content
 	Template *herald.Rendering `json:"template,omitempty"`
+	Fallback []herald.Channel  `json:"fallback,omitempty"`
 }
 
 // EncodeContent returns the content document of n.
 func EncodeContent(n herald.Notification) ([]byte, error) {
-	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template})
+	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template, Fallback: n.Fallback})
 }
 
 // DecodeContent fills n's Content and Template from a content document.
@@ -248,7 +249,7 @@ func DecodeContent(doc []byte, n *herald.Notification) error {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return err
 	}
-	n.Content, n.Template = d.Content, d.Template
+	n.Content, n.Template, n.Fallback = d.Content, d.Template, d.Fallback
 	return nil
 }
 
@@ -271,4 +272,13 @@ func DecodeTemplate(doc []byte, t *herald.Template) error {
 	}
 	t.TemplateParts, t.Locales = d.TemplateParts, d.Locales
 	return nil
+}
+
+// FallbackBlockers are the statuses in which another delivery of the
+// channel a fallback step leaves keeps the step from being taken: it may
+// still reach the user, did, or was called off.
+var FallbackBlockers = []string{
+	string(herald.StatusAccepted), string(herald.StatusScheduled), string(herald.StatusQueued), string(herald.StatusSending),
+	string(herald.StatusSent), string(herald.StatusDelivered), string(herald.StatusOpened), string(herald.StatusClicked),
+	string(herald.StatusCanceled),
 }
