@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Analytics", testAnalytics},
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
+		{"FallbackStep", testFallbackStep},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
