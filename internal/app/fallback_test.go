@@ -1,0 +1,267 @@
+package app_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/provider/providertest/apnsfake"
+	"github.com/heraldhq/herald/internal/provider/providertest/sendgridfake"
+	"github.com/heraldhq/herald/internal/provider/providertest/twiliofake"
+)
+
+// fallbackRig is a running Herald with APNs, Twilio and SendGrid pointed
+// at their fakes, and one app.
+type fallbackRig struct {
+	c         *api
+	apnsd     *apnsfake.Server
+	twiliod   *twiliofake.Server
+	sendgridd *sendgridfake.Server
+}
+
+func newFallbackRig(t *testing.T) *fallbackRig {
+	t.Helper()
+	const teamID, keyID = "TEAM123456", "KEY1234567"
+	const twilioSID, twilioToken, sendgridKey = "AC0123456789abcdef0123456789abcdef", "twilio-secret", "SG.test-key"
+	apnsKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, _ := x509.MarshalPKCS8PrivateKey(apnsKey)
+	r := &fallbackRig{
+		apnsd:     apnsfake.New(t, apnsfake.WithKey(teamID, keyID, &apnsKey.PublicKey)),
+		twiliod:   twiliofake.New(t, twiliofake.WithAccount(twilioSID, twilioToken)),
+		sendgridd: sendgridfake.New(t, sendgridfake.WithAPIKey(sendgridKey)),
+	}
+	a := start(t, testConfig(t))
+	r.c = newAPI(t, a, newApp(t, a, "shop"))
+	r.c.must(200, "PUT", "/v1/providers/push", []map[string]any{
+		{"kind": "apns", "settings": map[string]any{"team_id": teamID, "key_id": keyID, "topic": apnsfake.DefaultTopic,
+			"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})),
+			"endpoint":    r.apnsd.URL(), "ca_pem": r.apnsd.CAPEM()}}})
+	r.c.must(200, "PUT", "/v1/providers/sms", []map[string]any{{"kind": "twilio", "settings": map[string]any{
+		"account_sid": twilioSID, "auth_token": twilioToken, "from": "+15005550006",
+		"endpoint": r.twiliod.URL(), "ca_pem": r.twiliod.CAPEM()}}})
+	r.c.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "sendgrid", "settings": map[string]any{
+		"api_key": sendgridKey, "from": "shop@example.com", "endpoint": r.sendgridd.URL(), "ca_pem": r.sendgridd.CAPEM()}}})
+	return r
+}
+
+// user creates a user with a phone and an email address and an iPhone
+// for each token given.
+func (r *fallbackRig) user(t *testing.T, id string, iosTokens ...string) {
+	t.Helper()
+	r.c.must(201, "PUT", "/v1/users/"+id, map[string]any{"email": id + "@example.com", "phone": "+14155550100"})
+	for _, tok := range iosTokens {
+		r.c.must(201, "POST", "/v1/users/"+id+"/devices", map[string]any{"platform": "ios", "token": tok})
+	}
+}
+
+type acceptedView struct {
+	ID         string
+	Deliveries []struct{ ID, Channel, Status, Reason string }
+}
+
+func (r *fallbackRig) send(t *testing.T, userID string, fallback []string, headers ...string) acceptedView {
+	t.Helper()
+	var acc acceptedView
+	r.c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": userID}},
+		"fallback": fallback, "content": map[string]any{"title": "Your code", "body": "Your code is 123456", "subject": "Code"}},
+		headers...).decode(t, &acc)
+	return acc
+}
+
+// steps lists a notification's deliveries as "channel status reason",
+// sorted (the API lists them by id, which says nothing of their order).
+func steps(n notificationView) []string {
+	var out []string
+	for _, d := range n.Deliveries {
+		out = append(out, strings.TrimSpace(d.Channel+" "+d.Status+" "+d.Reason))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// firstDetail is the detail of the first timeline step of the notification's delivery on channel c.
+func firstDetail(t *testing.T, n notificationView, c string) string {
+	t.Helper()
+	for _, d := range n.Deliveries {
+		if d.Channel == c && len(d.Timeline) > 0 {
+			return d.Timeline[0].Detail
+		}
+	}
+	t.Fatalf("no %s delivery with a timeline in %+v", c, n)
+	return ""
+}
+
+func wantSteps(t *testing.T, n notificationView, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if got := steps(n); !slices.Equal(got, want) {
+		t.Errorf("deliveries = %q, want %q", got, want)
+	}
+}
+
+// TestFallbackInvalidPushTokenTriesSMS: APNs answers 410 for the user's
+// only iPhone; the push fails as invalid_recipient and, in the same log
+// commit, the SMS delivery appears, which Twilio accepts. Email is never
+// tried. With two iPhones both gone, the SMS is still sent once.
+func TestFallbackInvalidPushTokenTriesSMS(t *testing.T) {
+	r := newFallbackRig(t)
+	tok := strings.Repeat("b2", 32)
+	r.apnsd.Unregister(tok)
+	r.user(t, "ada", tok)
+
+	acc := r.send(t, "ada", []string{"push", "sms", "email"})
+	if len(acc.Deliveries) != 1 || acc.Deliveries[0].Channel != "push" {
+		t.Fatalf("accepted %+v, want the push delivery only", acc.Deliveries)
+	}
+	n := r.c.waitDone(acc.ID, 30*time.Second)
+	wantSteps(t, n, "push failed invalid_recipient", "sms sent")
+	if got, want := firstDetail(t, n, "sms"), "fallback: push could not reach the user (invalid_recipient); trying sms"; got != want {
+		t.Errorf("the sms delivery's first step says %q, want %q", got, want)
+	}
+	if r.apnsd.Received() != 0 || r.twiliod.Received() != 1 || r.sendgridd.Received() != 0 {
+		t.Errorf("APNs accepted %d, Twilio %d, SendGrid %d; want 0, 1, 0",
+			r.apnsd.Received(), r.twiliod.Received(), r.sendgridd.Received())
+	}
+
+	// Two devices, both gone: one SMS, after the second failure.
+	tok1, tok2 := strings.Repeat("c3", 32), strings.Repeat("d4", 32)
+	r.apnsd.Unregister(tok1)
+	r.apnsd.Unregister(tok2)
+	r.user(t, "bob", tok1, tok2)
+	n = r.c.waitDone(r.send(t, "bob", []string{"push", "sms"}).ID, 30*time.Second)
+	wantSteps(t, n, "push failed invalid_recipient", "push failed invalid_recipient", "sms sent")
+	if r.twiliod.Received() != 2 {
+		t.Errorf("Twilio accepted %d messages in all, want 2", r.twiliod.Received())
+	}
+}
+
+// TestFallbackWithoutDevicesGoesStraightToSMS: a user with no device is
+// answered with a suppressed push (no_address, the skip noted on its
+// timeline) and a live SMS delivery.
+func TestFallbackWithoutDevicesGoesStraightToSMS(t *testing.T) {
+	r := newFallbackRig(t)
+	r.user(t, "ada")
+	acc := r.send(t, "ada", []string{"push", "sms", "email"})
+	var got []string
+	for _, d := range acc.Deliveries {
+		got = append(got, strings.TrimSpace(d.Channel+" "+d.Status+" "+d.Reason))
+	}
+	if want := []string{"push suppressed no_address", "sms accepted"}; !slices.Equal(got, want) {
+		t.Errorf("accepted %q, want %q", got, want)
+	}
+	n := r.c.waitDone(acc.ID, 30*time.Second)
+	wantSteps(t, n, "push suppressed no_address", "sms sent")
+	if got, want := firstDetail(t, n, "push"), "fallback: push could not reach the user (no_address); trying sms"; got != want {
+		t.Errorf("the push delivery's step says %q, want %q", got, want)
+	}
+	if r.twiliod.Received() != 1 || r.sendgridd.Received() != 0 {
+		t.Errorf("Twilio accepted %d, SendGrid %d; want 1, 0", r.twiliod.Received(), r.sendgridd.Received())
+	}
+}
+
+// TestFallbackPushSentSendsNothingElse: a push that reaches APNs ends the
+// plan. The step would be written in the commit of the push's outcome, so
+// once the push is sent the deliveries are final.
+func TestFallbackPushSentSendsNothingElse(t *testing.T) {
+	r := newFallbackRig(t)
+	r.user(t, "ada", strings.Repeat("e5", 32))
+	n := r.c.waitDone(r.send(t, "ada", []string{"push", "sms", "email"}).ID, 30*time.Second)
+	wantSteps(t, n, "push sent")
+	if r.apnsd.Received() != 1 || r.twiliod.Received() != 0 || r.sendgridd.Received() != 0 {
+		t.Errorf("APNs accepted %d, Twilio %d, SendGrid %d; want 1, 0, 0",
+			r.apnsd.Received(), r.twiliod.Received(), r.sendgridd.Received())
+	}
+}
+
+// TestFallbackPermanentSMSFailureTriesEmail: Twilio refuses the message
+// for good (400 with a code that is neither the recipient's nor the
+// account's fault): the SMS fails as provider_rejected and the email is sent.
+func TestFallbackPermanentSMSFailureTriesEmail(t *testing.T) {
+	r := newFallbackRig(t)
+	r.user(t, "ada")
+	r.twiliod.FailNext(1, http.StatusBadRequest, 21617, 0) // the body is too long
+	n := r.c.waitDone(r.send(t, "ada", []string{"sms", "email"}).ID, 30*time.Second)
+	wantSteps(t, n, "sms failed provider_rejected", "email sent")
+	if got, want := firstDetail(t, n, "email"), "fallback: sms could not reach the user (provider_rejected); trying email"; got != want {
+		t.Errorf("the email delivery's first step says %q, want %q", got, want)
+	}
+	if r.sendgridd.Received() != 1 {
+		t.Errorf("SendGrid accepted %d, want 1", r.sendgridd.Received())
+	}
+}
+
+// TestFallbackIdempotentReplay: the same request with the same
+// Idempotency-Key answers the first answer and starts nothing new; the
+// plan runs once.
+func TestFallbackIdempotentReplay(t *testing.T) {
+	r := newFallbackRig(t)
+	tok := strings.Repeat("f6", 32)
+	r.apnsd.Unregister(tok)
+	r.user(t, "ada", tok)
+	first := r.send(t, "ada", []string{"push", "sms"}, "Idempotency-Key", "otp-1")
+	n := r.c.waitDone(first.ID, 30*time.Second)
+	res := r.c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"fallback": []string{"push", "sms"}, "content": map[string]any{"title": "Your code", "body": "Your code is 123456", "subject": "Code"}},
+		"Idempotency-Key", "otp-1")
+	var again acceptedView
+	res.decode(t, &again)
+	if res.header.Get("Idempotent-Replayed") != "true" || again.ID != first.ID || len(again.Deliveries) != 1 ||
+		again.Deliveries[0].ID != first.Deliveries[0].ID {
+		t.Errorf("replay answered %+v (replayed %q), want the first answer %+v", again, res.header.Get("Idempotent-Replayed"), first)
+	}
+	// The same key with another plan is a conflict.
+	r.c.must(409, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"fallback": []string{"sms", "push"}, "content": map[string]any{"title": "Your code", "body": "Your code is 123456", "subject": "Code"}},
+		"Idempotency-Key", "otp-1")
+	n = r.c.waitDone(first.ID, 30*time.Second)
+	wantSteps(t, n, "push failed invalid_recipient", "sms sent")
+	if r.twiliod.Received() != 1 {
+		t.Errorf("Twilio accepted %d messages, want 1", r.twiliod.Received())
+	}
+}
+
+// TestFallbackBadInput: a malformed plan is a 422 naming the member.
+func TestFallbackBadInput(t *testing.T) {
+	a := start(t, testConfig(t))
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	for _, tc := range []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"unknown channel", map[string]any{"fallback": []string{"push", "fax"}}, "fallback[1]"},
+		{"listed twice", map[string]any{"fallback": []string{"sms", "email", "sms"}}, "fallback[2]"},
+		{"with channels", map[string]any{"fallback": []string{"sms", "email"}, "channels": []string{"email"}}, "fallback"},
+		{"empty", map[string]any{"fallback": []string{}}, "fallback"},
+		{"not a list", map[string]any{"fallback": "push"}, "fallback"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{"to": []any{map[string]any{"user_id": "ada"}}, "content": map[string]any{"body": "hi"}}
+			for k, v := range tc.body {
+				body[k] = v
+			}
+			var p struct {
+				Errors []struct{ Field, Message string }
+			}
+			c.must(422, "POST", "/v1/notifications", body).decode(t, &p)
+			var fields []string
+			for _, e := range p.Errors {
+				fields = append(fields, e.Field)
+			}
+			if !slices.Contains(fields, tc.field) {
+				t.Errorf("422 names %q, want %q", fields, tc.field)
+			}
+		})
+	}
+}
