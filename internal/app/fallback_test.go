@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/app"
 	"github.com/heraldhq/herald/internal/provider/providertest/apnsfake"
 	"github.com/heraldhq/herald/internal/provider/providertest/sendgridfake"
 	"github.com/heraldhq/herald/internal/provider/providertest/twiliofake"
@@ -21,6 +22,7 @@ import (
 // at their fakes, and one app.
 type fallbackRig struct {
 	c         *api
+	hooks     *api // without a key, for provider callbacks
 	apnsd     *apnsfake.Server
 	twiliod   *twiliofake.Server
 	sendgridd *sendgridfake.Server
@@ -28,8 +30,12 @@ type fallbackRig struct {
 
 func newFallbackRig(t *testing.T) *fallbackRig {
 	t.Helper()
+	return newFallbackRigWith(t, testConfig(t))
+}
+
+func newFallbackRigWith(t *testing.T, cfg app.Config) *fallbackRig {
+	t.Helper()
 	const teamID, keyID = "TEAM123456", "KEY1234567"
-	const twilioSID, twilioToken, sendgridKey = "AC0123456789abcdef0123456789abcdef", "twilio-secret", "SG.test-key"
 	apnsKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +46,8 @@ func newFallbackRig(t *testing.T) *fallbackRig {
 		twiliod:   twiliofake.New(t, twiliofake.WithAccount(twilioSID, twilioToken)),
 		sendgridd: sendgridfake.New(t, sendgridfake.WithAPIKey(sendgridKey)),
 	}
-	a := start(t, testConfig(t))
+	a := start(t, cfg)
+	r.hooks = newAPI(t, a, "")
 	r.c = newAPI(t, a, newApp(t, a, "shop"))
 	r.c.must(200, "PUT", "/v1/providers/push", []map[string]any{
 		{"kind": "apns", "settings": map[string]any{"team_id": teamID, "key_id": keyID, "topic": apnsfake.DefaultTopic,
@@ -191,6 +198,32 @@ func TestFallbackPermanentSMSFailureTriesEmail(t *testing.T) {
 	r.user(t, "ada")
 	r.twiliod.FailNext(1, http.StatusBadRequest, 21617, 0) // the body is too long
 	n := r.c.waitDone(r.send(t, "ada", []string{"sms", "email"}).ID, 30*time.Second)
+	wantSteps(t, n, "sms failed provider_rejected", "email sent")
+	if got, want := firstDetail(t, n, "email"), "fallback: sms could not reach the user (provider_rejected); trying email"; got != want {
+		t.Errorf("the email delivery's first step says %q, want %q", got, want)
+	}
+	if r.sendgridd.Received() != 1 {
+		t.Errorf("SendGrid accepted %d, want 1", r.sendgridd.Received())
+	}
+}
+
+// TestFallbackUndeliveredSMSTriesEmail: Twilio accepted the SMS, then
+// reports it undelivered in a signed status callback: the failure and the
+// email delivery are written together, and a replay of the callback adds
+// nothing.
+func TestFallbackUndeliveredSMSTriesEmail(t *testing.T) {
+	r := newFallbackRigWith(t, callbackConfig(t))
+	r.user(t, "ada")
+	id := r.send(t, "ada", []string{"sms", "email"}).ID
+	n := r.c.waitDone(id, 30*time.Second)
+	wantSteps(t, n, "sms sent")
+	undelivered := twiliofake.StatusCallback(twilioSID, n.Deliveries[0].ProviderMessageID, "undelivered", "30003")
+	signature := twiliofake.Sign(twilioToken, publicURL+"/hooks/twilio/status", undelivered)
+	for range 2 {
+		r.hooks.must(204, "POST", "/hooks/twilio/status", undelivered.Encode(),
+			"Content-Type", "application/x-www-form-urlencoded", "X-Twilio-Signature", signature)
+	}
+	n = r.c.waitDone(id, 30*time.Second)
 	wantSteps(t, n, "sms failed provider_rejected", "email sent")
 	if got, want := firstDetail(t, n, "email"), "fallback: sms could not reach the user (provider_rejected); trying email"; got != want {
 		t.Errorf("the email delivery's first step says %q, want %q", got, want)
