@@ -242,7 +242,7 @@ func TestFallbackIdempotentReplay(t *testing.T) {
 	r.apnsd.Unregister(tok)
 	r.user(t, "ada", tok)
 	first := r.send(t, "ada", []string{"push", "sms"}, "Idempotency-Key", "otp-1")
-	n := r.c.waitDone(first.ID, 30*time.Second)
+	r.c.waitDone(first.ID, 30*time.Second)
 	res := r.c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"fallback": []string{"push", "sms"}, "content": map[string]any{"title": "Your code", "body": "Your code is 123456", "subject": "Code"}},
 		"Idempotency-Key", "otp-1")
@@ -256,7 +256,7 @@ func TestFallbackIdempotentReplay(t *testing.T) {
 	r.c.must(409, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 		"fallback": []string{"sms", "push"}, "content": map[string]any{"title": "Your code", "body": "Your code is 123456", "subject": "Code"}},
 		"Idempotency-Key", "otp-1")
-	n = r.c.waitDone(first.ID, 30*time.Second)
+	n := r.c.waitDone(first.ID, 30*time.Second)
 	wantSteps(t, n, "push failed invalid_recipient", "sms sent")
 	if r.twiliod.Received() != 1 {
 		t.Errorf("Twilio accepted %d messages, want 1", r.twiliod.Received())
