@@ -94,3 +94,58 @@ func testFallbackStep(t *testing.T, s herald.Store) {
 		t.Errorf("%d sms deliveries after a transition that did not apply, want 1", n)
 	}
 }
+
+// testConcurrentFallbackSteps: the devices of one user fail in concurrent
+// transactions; whatever the interleaving, exactly one of them takes the
+// step, never none (each seeing the other still pending) and never two.
+func testConcurrentFallbackSteps(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	const devices, rounds = 6, 5
+	for range rounds {
+		at := now()
+		channels := make([]herald.Channel, devices)
+		for i := range channels {
+			channels[i] = herald.ChannelPush
+		}
+		nn := notification(a.ID, "user-1", at, channels...)
+		nn.Notification.Fallback = []herald.Channel{herald.ChannelPush, herald.ChannelSMS}
+		must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}}))
+		smsID := newID()
+		batches := make([]*herald.Batch, devices)
+		errs := make(chan error, devices)
+		for i, d := range nn.Deliveries {
+			sms := herald.Delivery{AppID: a.ID, ID: smsID, NotificationID: nn.Notification.ID, UserID: "user-1",
+				Channel: herald.ChannelSMS, Priority: herald.PriorityHigh, Address: "+15005550006", Status: herald.StatusAccepted, CreatedAt: at}
+			batches[i] = &herald.Batch{Transitions: []herald.Transition{{AppID: a.ID, DeliveryID: d.ID,
+				From: []herald.Status{herald.StatusAccepted}, To: herald.StatusFailed, Reason: herald.ReasonInvalidRecipient,
+				Event: herald.Event{NotificationID: nn.Notification.ID, Status: herald.StatusFailed, Reason: herald.ReasonInvalidRecipient, At: at},
+				Fallback: &herald.FallbackStep{UserID: "user-1", Channel: herald.ChannelPush, Deliveries: []herald.Delivery{sms},
+					Events: []herald.Event{{AppID: a.ID, NotificationID: nn.Notification.ID, DeliveryID: smsID,
+						Channel: herald.ChannelSMS, Status: herald.StatusAccepted, At: at}}}}}}
+		}
+		for _, b := range batches {
+			go func() { errs <- s.Apply(ctx, b) }()
+		}
+		for range batches {
+			must(t, <-errs)
+		}
+		added := 0
+		for _, b := range batches {
+			if b.Transitions[0].Fallback.Added {
+				added++
+			}
+		}
+		ds, err := s.ListDeliveries(ctx, a.ID, nn.Notification.ID)
+		must(t, err)
+		sms := 0
+		for _, d := range ds {
+			if d.Channel == herald.ChannelSMS {
+				sms++
+			}
+		}
+		if added != 1 || sms != 1 {
+			t.Fatalf("%d devices failed concurrently: %d steps reported added, %d sms deliveries; want 1 and 1", devices, added, sms)
+		}
+	}
+}

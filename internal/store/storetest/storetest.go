@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
 		{"FallbackStep", testFallbackStep},
+		{"ConcurrentFallbackSteps", testConcurrentFallbackSteps},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {
