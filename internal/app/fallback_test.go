@@ -120,8 +120,17 @@ func wantSteps(t *testing.T, n notificationView, want ...string) {
 // only iPhone; the push fails as invalid_recipient and, in the same log
 // commit, the SMS delivery appears, which Twilio accepts. Email is never
 // tried. With two iPhones both gone, the SMS is still sent once.
-func TestFallbackInvalidPushTokenTriesSMS(t *testing.T) {
-	r := newFallbackRig(t)
+func TestFallbackInvalidPushTokenTriesSMS(t *testing.T) { invalidPushTokenTriesSMS(t, testConfig(t)) }
+
+// TestFallbackInvalidPushTokenTriesSMSScaled is the same on Postgres and
+// an external NATS server, where the store locks the notification's row
+// to decide the step.
+func TestFallbackInvalidPushTokenTriesSMSScaled(t *testing.T) {
+	invalidPushTokenTriesSMS(t, scaledConfig(t))
+}
+
+func invalidPushTokenTriesSMS(t *testing.T, cfg app.Config) {
+	r := newFallbackRigWith(t, cfg)
 	tok := strings.Repeat("b2", 32)
 	r.apnsd.Unregister(tok)
 	r.user(t, "ada", tok)
