@@ -185,6 +185,35 @@ func TestFallbackWithoutDevicesGoesStraightToSMS(t *testing.T) {
 	}
 }
 
+// TestFallbackSkipsEveryChannelThatCannotReach: no device and SMS turned
+// off in the user's preferences: push and SMS are both recorded as
+// skipped, each saying why and what comes next, and the email is sent.
+func TestFallbackSkipsEveryChannelThatCannotReach(t *testing.T) {
+	r := newFallbackRig(t)
+	r.user(t, "ada")
+	r.c.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"sms": false}})
+	n := r.c.waitDone(r.send(t, "ada", []string{"push", "sms", "email"}).ID, 30*time.Second)
+	wantSteps(t, n, "push suppressed no_address", "sms suppressed opted_out", "email sent")
+	for c, want := range map[string]string{
+		"push":  "fallback: push could not reach the user (no_address); trying sms",
+		"sms":   "fallback: sms could not reach the user (opted_out); trying email",
+		"email": "fallback: sms could not reach the user (opted_out); trying email",
+	} {
+		if got := firstDetail(t, n, c); got != want {
+			t.Errorf("the %s delivery's first step says %q, want %q", c, got, want)
+		}
+	}
+	if r.twiliod.Received() != 0 || r.sendgridd.Received() != 1 {
+		t.Errorf("Twilio accepted %d, SendGrid %d; want 0, 1", r.twiliod.Received(), r.sendgridd.Received())
+	}
+	// Nothing can reach a user with only SMS, turned off: the plan ends there.
+	n = r.c.waitDone(r.send(t, "ada", []string{"push", "sms"}).ID, 30*time.Second)
+	wantSteps(t, n, "push suppressed no_address", "sms suppressed opted_out")
+	if got, want := firstDetail(t, n, "sms"), "fallback: sms could not reach the user (opted_out); no channel left to try"; got != want {
+		t.Errorf("the last skipped step says %q, want %q", got, want)
+	}
+}
+
 // TestFallbackPushSentSendsNothingElse: a push that reaches APNs ends the
 // plan. The step would be written in the commit of the push's outcome, so
 // once the push is sent the deliveries are final.
