@@ -22,7 +22,7 @@ func TestImportsPointInward(t *testing.T) {
 	adapters := []string{"internal/store/sqlite", "internal/store/postgres", "internal/queue", "internal/natsembed",
 		"internal/provider/smtp", "internal/provider/log", "internal/provider/apns", "internal/provider/fcm",
 		"internal/provider/webpush", "internal/provider/twilio", "internal/provider/sendgrid", "internal/provider/failover",
-		"internal/secret"}
+		"internal/secret", "internal/ratelimit"}
 	roles := []string{"internal/accept", "internal/deliver", "internal/track", "internal/reconcile", "internal/logwriter", "internal/deadletter", "internal/webhook"}
 	isAny := func(pkg string, list []string) bool {
 		for _, l := range list {

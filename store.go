@@ -23,6 +23,7 @@ type Store interface {
 	WebhookStore
 	AnalyticsStore
 	TemplateStore
+	CategoryStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.
@@ -53,6 +54,10 @@ type ContactStore interface {
 	// PutUser creates or replaces the user's profile (keeping CreatedAt and
 	// contact statuses of an existing one) and reports whether it was created.
 	PutUser(ctx context.Context, u User) (User, bool, error)
+	// PutUsers creates or replaces users of one app as PutUser does each,
+	// all in one transaction (nothing is written on an error), and reports
+	// how many were created. Ids must be distinct.
+	PutUsers(ctx context.Context, users []User) (created int, err error)
 	// GetUser returns the user. CodeNotFound when the app has no such user.
 	GetUser(ctx context.Context, appID, userID string) (User, error)
 	// DeleteUser erases the user with its devices and preferences. CodeNotFound when absent.

@@ -58,6 +58,7 @@ type Service struct {
 	onAccepted func(herald.Channel, herald.Status)
 	admit      func(herald.Channel, int) error
 	templates  Templates
+	critical   func(ctx context.Context, appID, category string) bool
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -76,6 +77,10 @@ type Options struct {
 	Admit func(c herald.Channel, n int) error
 	// Templates renders requests that name a template; nil refuses them.
 	Templates Templates
+	// Critical, when set, reports whether the app marks a category
+	// critical: its notifications go to recipients who opted out. nil
+	// means no category is critical.
+	Critical func(ctx context.Context, appID, category string) bool
 }
 
 // New returns a Service.
@@ -93,7 +98,7 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)

@@ -112,7 +112,8 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		}
 		// A contact or device a provider reported invalid stays visible as a
 		// suppressed delivery, so the skip shows in the timeline.
-		targets, err := fallback.Targets(ctx, s.store, u, prefs, n.Category, c)
+		allowed := prefs.Allows(c, n.Category) || s.isCritical(ctx, n)
+		targets, err := fallback.Targets(ctx, s.store, u, allowed, c)
 		if err != nil {
 			return fmt.Errorf("accept: %w", err)
 		}
@@ -142,7 +143,9 @@ func (s *Service) resolveFallback(ctx context.Context, n herald.Notification, us
 	if err != nil {
 		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
 	}
-	planned, err := fallback.Walk(ctx, s.store, u, prefs, n.Category, slices.DeleteFunc(slices.Clone(n.Fallback),
+	critical := s.isCritical(ctx, n)
+	allows := func(c herald.Channel) bool { return critical || prefs.Allows(c, n.Category) }
+	planned, err := fallback.Walk(ctx, s.store, u, allows, slices.DeleteFunc(slices.Clone(n.Fallback),
 		func(c herald.Channel) bool { return !plan.serves(c) }), "", "")
 	if err != nil {
 		return fmt.Errorf("accept: %w", err)
@@ -151,4 +154,10 @@ func (s *Service) resolveFallback(ctx context.Context, n herald.Notification, us
 		add(p.Delivery, p.Detail)
 	}
 	return nil
+}
+
+// isCritical reports whether the app marks n's category critical, so that
+// it goes to recipients who opted out.
+func (s *Service) isCritical(ctx context.Context, n herald.Notification) bool {
+	return s.critical != nil && s.critical(ctx, n.AppID, n.Category)
 }

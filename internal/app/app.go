@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
@@ -57,6 +58,8 @@ type App struct {
 	watch      *queueWatch
 	gate       *storeGate
 	journal    *journal.Journal
+	limiter    herald.RateLimiter
+	redis      *redis.Client
 	srv        *http.Server
 	ln         net.Listener
 	serveErr   chan error
@@ -132,6 +135,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err = a.connectQueue(ctx); err != nil {
+		return err
+	}
+	if err = a.openLimiter(ctx); err != nil {
 		return err
 	}
 	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
@@ -221,7 +227,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		templates = lib
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
-			Admit: a.watch.admit, Templates: lib})
+			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served
@@ -229,12 +235,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var tracking httpapi.Tracking
 	if a.cfg.HasRole(RoleAPI) || a.cfg.HasRole(RoleTracker) {
 		tracking = track.NewCallbacks(a.store, a.writer, providers, links,
-			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
+			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents,
+				Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
+		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
-		Pprof: a.cfg.Pprof})
+		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
+		Admit: a.watch.door})
 	if !a.cfg.HasRole(RoleAPI) {
 		handler = opsOnly(handler, tracking != nil)
 	}
@@ -254,6 +263,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
 		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
 	return nil
+}
+
+// sendsInFlight maps --max-sends-in-flight to httpapi.Deps, where 0 means the default.
+func sendsInFlight(n int) int {
+	if n == 0 {
+		return -1 // no limit
+	}
+	return n
 }
 
 // opsOnly limits a process without the api role to health, readiness,
@@ -383,7 +400,11 @@ func (a *App) closeEmbeddedQueue(ctx context.Context) {
 
 func (a *App) startWorkers(ctx context.Context, providers *providerSet, links *tracklink.Links, m *metrics) error {
 	o := deliver.Options{Logger: a.logger, SendTimeout: a.cfg.SendTimeout, Now: a.now,
-		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead, Links: links}
+		Schedules: a.cfg.RetrySchedules(), Observe: m.observeSend, OnDead: m.observeDead, Links: links,
+		Caps: a.newCaps()}
+	// Critical categories are not held by quiet hours and their email
+	// carries no List-Unsubscribe; they are still held to frequency caps.
+	o.Critical = o.Caps.Critical
 	if a.journal = a.openJournal(); a.journal != nil {
 		o.Journal = a.journal
 	}
@@ -395,9 +416,11 @@ func (a *App) startWorkers(ctx context.Context, providers *providerSet, links *t
 	handle := func(ctx context.Context, d *queue.Delivery) {
 		a.gate.wait(ctx)
 		v := w.Handle(ctx, d.AppID, d.DeliveryID, d.StoredAt)
-		if v.Action == deliver.Retry {
+		if v.StoreFailed {
 			// No claim without the store, hence no send; pause everyone
-			// rather than cycle the backlog through failed reads.
+			// rather than cycle the backlog through failed reads. Only a
+			// store failure asks: a failing provider must not pause the
+			// other channels' workers.
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			if err := a.store.Ping(pctx); err != nil {
 				v.Delay = max(v.Delay, a.gate.trip())
@@ -515,6 +538,7 @@ func (a *App) Stop(ctx context.Context) error {
 		if a.store != nil {
 			errs = append(errs, a.store.Close())
 		}
+		errs = append(errs, a.closeLimiter())
 		a.stopErr = errors.Join(errs...)
 		if a.stopErr == nil {
 			a.logger.Info("herald stopped cleanly")

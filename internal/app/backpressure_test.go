@@ -196,3 +196,45 @@ func TestQueueWatchLagOnJetStream(t *testing.T) {
 		t.Errorf("after the drain: rate %v (known %v), want > 0", rate, known)
 	}
 }
+
+// TestDoorRefusesAsAdmitWould: the check before a send's body is read
+// refuses with the same code and Retry-After as admit, from the last
+// sample alone, and counts the refusal by its reason.
+func TestDoorRefusesAsAdmitWould(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name             string
+		waiting, removed uint64
+		maxMsgs          int64
+		wantCode         herald.Code // "": admitted
+		wantRetry        int
+		wantReason       string
+	}{
+		{name: "within the lag", waiting: 100, removed: 10},
+		{name: "40s behind, 30s allowed", waiting: 400, removed: 10, wantCode: herald.CodeRateLimited, wantRetry: 10, wantReason: "queue_lag"},
+		{name: "full", waiting: 95, removed: 10, maxMsgs: 100, wantCode: herald.CodeUnavailable, wantRetry: 5, wantReason: "queue_full"},
+	} {
+		w := newQueueWatch(nil, 0.95, 30*time.Second, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		w.now = func() time.Time { return t0 }
+		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting + tt.removed, LastSeq: 1000, MaxMsgs: tt.maxMsgs})
+		w.now = func() time.Time { return t0.Add(time.Second) }
+		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting, LastSeq: 1000, MaxMsgs: tt.maxMsgs})
+		err := w.door()
+		var he *herald.Error
+		switch {
+		case tt.wantCode == "" && err != nil:
+			t.Errorf("%s: refused: %v", tt.name, err)
+		case tt.wantCode == "":
+		case !asError(err, &he):
+			t.Errorf("%s: admitted, want %s", tt.name, tt.wantCode)
+		case he.Code != tt.wantCode || he.RetryAfterSeconds != tt.wantRetry:
+			t.Errorf("%s: %s with Retry-After %d, want %s with %d", tt.name, he.Code, he.RetryAfterSeconds, tt.wantCode, tt.wantRetry)
+		}
+		if tt.wantReason != "" {
+			if got := counterValue(t, w.refused.WithLabelValues(tt.wantReason)); got != 1 {
+				t.Errorf("%s: herald_sends_refused_total{reason=%q} = %v, want 1", tt.name, tt.wantReason, got)
+			}
+		}
+	}
+}

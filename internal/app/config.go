@@ -3,6 +3,7 @@ package app
 import (
 	"flag"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,6 +59,8 @@ type Config struct {
 	ReconcileAfter      time.Duration `flag:"reconcile-after" env:"HERALD_RECONCILE_AFTER" help:"how long a due delivery may make no progress before it is republished"`
 	CommitLinger        time.Duration `flag:"commit-linger" env:"HERALD_COMMIT_LINGER" help:"how long the group commit waits for more writes"`
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
+	APIRate             float64       `flag:"api-rate" env:"HERALD_API_RATE" help:"requests per second each API key may make on average, answered 429 past it (0: no limit); shared by every process on the same --redis-url"`
+	APIBurst            int           `flag:"api-burst" env:"HERALD_API_BURST" help:"most requests an API key may make in api-burst/api-rate seconds (0: twice api-rate)"`
 	Pprof               bool          `flag:"pprof" env:"HERALD_PPROF" help:"serve Go's profiler at /debug/pprof/ on the HTTP listener, without authentication: only where that listener is not reachable from outside"`
 	// Retries and dead letters: each channel's retry schedule (exponential
 	// backoff with full jitter, never shorter than a provider's Retry-After),
@@ -78,7 +81,8 @@ type Config struct {
 	QueueMaxMsgs         int64         `flag:"queue-max-msgs" env:"HERALD_QUEUE_MAX_MSGS" help:"most deliveries waiting in the NOTIFY stream; beyond it publishes are refused, never old messages dropped"`
 	QueueMaxBytes        int64         `flag:"queue-max-bytes" env:"HERALD_QUEUE_MAX_BYTES" help:"largest NOTIFY stream in bytes (0: bounded only by the server's file store; a value reserves that much on the server)"`
 	QueueHighWater       float64       `flag:"queue-high-water" env:"HERALD_QUEUE_HIGH_WATER" help:"fill ratio of NOTIFY (0-1] above which sends are answered 503 with Retry-After"`
-	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off)"`
+	MaxQueueLag          time.Duration `flag:"max-queue-lag" env:"HERALD_MAX_QUEUE_LAG" help:"longest the deliveries waiting in NOTIFY may take to drain at the recent delivery rate before sends are answered 429 with Retry-After (0: off, the queue absorbs any backlog)"`
+	MaxSendsInFlight     int           `flag:"max-sends-in-flight" env:"HERALD_MAX_SENDS_IN_FLIGHT" help:"most send requests accepted at once by this process; more are answered 429 with Retry-After (0: no limit)"`
 
 	// Outbound webhooks: how long a post to an app's endpoint is retried (exponential backoff, capped at 1h).
 	WebhookRetryAttempts int           `flag:"webhook-retry-attempts" env:"HERALD_WEBHOOK_RETRY_ATTEMPTS" help:"attempts of a webhook post before it is given up"`
@@ -122,6 +126,8 @@ func Defaults() Config {
 		ReconcileInterval:  10 * time.Second,
 		ReconcileAfter:     60 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
+		APIRate:            1000,
+		APIBurst:           2000,
 
 		WebhookRetryAttempts: 15,
 		WebhookRetryBase:     5 * time.Second,
@@ -129,6 +135,11 @@ func Defaults() Config {
 		IdempotencyRetention: MinIdempotencyRetention,
 		QueueMaxMsgs:         10_000_000,
 		QueueHighWater:       0.95,
+		// Overload is shed with 429 rather than absorbed: by the queue's lag
+		// once accepting outruns delivering for long, and at the door when
+		// more sends arrive at once than the accept path can take.
+		MaxQueueLag:      30 * time.Second,
+		MaxSendsInFlight: 128,
 	}
 }
 
@@ -247,6 +258,12 @@ func (c *Config) Validate() error {
 	if c.MaxQueueLag != 0 && c.MaxQueueLag < time.Second {
 		problems = append(problems, "max-queue-lag: 0 (off) or at least 1s")
 	}
+	if c.APIRate < 0 || c.APIBurst < 0 || (c.APIRate > 0 && c.APIKeyLimit().Per <= 0) {
+		problems = append(problems, "api-rate and api-burst: must not be negative (api-rate 0 turns the limit off)")
+	}
+	if c.MaxSendsInFlight < 0 {
+		problems = append(problems, "max-sends-in-flight: 0 (no limit) or more")
+	}
 	if !(c.QueueHighWater > 0 && c.QueueHighWater <= 1) {
 		problems = append(problems, "queue-high-water: must be above 0 and at most 1")
 	}
@@ -304,6 +321,20 @@ func (c *Config) RetrySchedules() map[herald.Channel]deliver.Schedule {
 		out[ch] = s
 	}
 	return out
+}
+
+// APIKeyLimit is the request limit of each API key: api-burst requests in
+// api-burst/api-rate seconds, a sliding window whose average is api-rate.
+// A zero Limit (api-rate 0) means no limit.
+func (c *Config) APIKeyLimit() herald.Limit {
+	if c.APIRate <= 0 {
+		return herald.Limit{}
+	}
+	burst := c.APIBurst
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(2*c.APIRate)))
+	}
+	return herald.Limit{Max: burst, Per: time.Duration(float64(burst) / c.APIRate * float64(time.Second))}
 }
 
 // RoleList returns the roles to run.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/heraldhq/herald"
 )
 
 // loadConfig reads a configuration the way the CLI does: defaults, then
@@ -226,6 +228,9 @@ func TestValidate(t *testing.T) {
 		{"negative queue bytes", func(c *Config) { c.QueueMaxBytes = -1 }, "queue-max-bytes"},
 		{"queue high water above 1", func(c *Config) { c.QueueHighWater = 1.5 }, "queue-high-water"},
 		{"queue high water zero", func(c *Config) { c.QueueHighWater = 0 }, "queue-high-water"},
+		{"negative api rate", func(c *Config) { c.APIRate = -1 }, "api-rate"},
+		{"negative api burst", func(c *Config) { c.APIBurst = -1 }, "api-burst"},
+		{"api limit off", func(c *Config) { c.APIRate, c.APIBurst = 0, 0 }, ""},
 		{"scaled out without data dir", func(c *Config) {
 			c.DataDir, c.DatabaseURL, c.NATSURL = "", "postgres://db/herald", "nats://a:4222"
 		}, ""},
@@ -374,6 +379,27 @@ func TestEnvNamesFollowFlagNames(t *testing.T) {
 		}
 		if want := "HERALD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")); env != want {
 			t.Errorf("field %s: env %q, want %q for flag %q", f.Name, env, want, name)
+		}
+	}
+}
+
+// TestAPIKeyLimit: api-burst requests in api-burst/api-rate seconds; the
+// burst defaults to twice the rate; rate 0 is no limit.
+func TestAPIKeyLimit(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		rate  float64
+		burst int
+		want  herald.Limit
+	}{
+		{1000, 2000, herald.Limit{Max: 2000, Per: 2 * time.Second}},
+		{0.5, 3, herald.Limit{Max: 3, Per: 6 * time.Second}},
+		{10, 0, herald.Limit{Max: 20, Per: 2 * time.Second}},
+		{0, 50, herald.Limit{}},
+	} {
+		c := Config{APIRate: tt.rate, APIBurst: tt.burst}
+		if got := c.APIKeyLimit(); got != tt.want {
+			t.Errorf("rate %v burst %d: limit %+v, want %+v", tt.rate, tt.burst, got, tt.want)
 		}
 	}
 }

@@ -70,11 +70,11 @@ func newQueueWatch(q *queue.Queue, highWater float64, maxLag time.Duration, log 
 		rate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_queue_drain_rate",
 			Help: "Deliveries removed from NOTIFY per second while it had a backlog, over the last 30s (every worker of the deployment)."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_sends_refused_total",
-			Help: "Send requests refused to protect delivery, by reason: queue_lag (429, --max-queue-lag) or queue_full (503, --queue-high-water)."},
+			Help: "Send requests refused to protect delivery, by reason: queue_lag (429, --max-queue-lag), in_flight (429, --max-sends-in-flight) or queue_full (503, --queue-high-water)."},
 			[]string{"reason"}),
 	}
 	reg.MustRegister(w.msgs, w.bytes, w.ratio, w.lag, w.rate, w.refused)
-	for _, r := range []string{"queue_lag", "queue_full"} {
+	for _, r := range []string{"queue_lag", "in_flight", "queue_full"} {
 		w.refused.WithLabelValues(r) // present at zero, so that increase() sees the first one
 	}
 	return w
@@ -173,6 +173,47 @@ func (w *queueWatch) observeNotify(f queue.StreamFill) {
 	}
 }
 
+// shed counts a send refused at the API's door (--max-sends-in-flight).
+func (w *queueWatch) shed() { w.refused.WithLabelValues("in_flight").Inc() }
+
+// door is httpapi.Deps.Admit: before a send's body is read, it refuses the
+// send as admit would refuse it now, so that under an overload a refusal
+// costs a header check rather than a decode and the recipients' store
+// reads. admit still decides, with each channel's count, for what passes.
+func (w *queueWatch) door() error {
+	w.mu.Lock()
+	full, r := w.full, w.notif
+	waiting := w.waiting + w.admitted
+	rate, known := w.meter.rate()
+	w.mu.Unlock()
+	lag := lagSeconds(waiting, rate, known)
+	switch {
+	case full:
+		w.refused.WithLabelValues("queue_full").Inc()
+		return &herald.Error{Code: herald.CodeUnavailable, RetryAfterSeconds: 5,
+			Message: fmt.Sprintf("the delivery queue is %.0f%% full; sends are not accepted until workers catch up", r*100)}
+	case w.maxLag > 0 && lag > w.maxLag.Seconds():
+		w.refused.WithLabelValues("queue_lag").Inc()
+		return &herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: lagRetryAfter(lag, w.maxLag),
+			Message: lagMessage(waiting, rate, lag, w.maxLag, "a send")}
+	}
+	return nil
+}
+
+// lagRetryAfter is the lag beyond maxLag in whole seconds, within bounds.
+func lagRetryAfter(lag float64, maxLag time.Duration) int {
+	return int(math.Min(math.Max(math.Ceil(lag-maxLag.Seconds()), minLagRetryAfter), maxLagRetryAfter))
+}
+
+func lagMessage(waiting uint64, rate, lag float64, maxLag time.Duration, what string) string {
+	if rate == 0 {
+		return fmt.Sprintf("%d deliveries are waiting and workers delivered none lately; %s is not accepted until they catch up",
+			waiting, what)
+	}
+	return fmt.Sprintf("%d deliveries are waiting and workers deliver about %.0f per second: about %.0fs behind, more than the %s allowed; %s is not accepted until they catch up",
+		waiting, rate, lag, maxLag, what)
+}
+
 // admit is accept.Options.Admit. Every channel shares the NOTIFY stream,
 // so a full or lagging stream refuses every channel. n deliveries are
 // counted as waiting until the next sample sees them in the stream, so
@@ -195,14 +236,8 @@ func (w *queueWatch) admit(c herald.Channel, n int) error {
 			Message: fmt.Sprintf("the delivery queue is %.0f%% full; %s is not accepted until workers catch up", r*100, c)}
 	case behind:
 		w.refused.WithLabelValues("queue_lag").Inc()
-		retry := int(math.Min(math.Max(math.Ceil(lag-w.maxLag.Seconds()), minLagRetryAfter), maxLagRetryAfter))
-		msg := fmt.Sprintf("%d deliveries are waiting and workers deliver about %.0f per second: about %.0fs behind, more than the %s allowed; %s is not accepted until they catch up",
-			waiting, rate, lag, w.maxLag, c)
-		if rate == 0 {
-			msg = fmt.Sprintf("%d deliveries are waiting and workers delivered none lately; %s is not accepted until they catch up",
-				waiting, c)
-		}
-		return &herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: retry, Message: msg}
+		return &herald.Error{Code: herald.CodeRateLimited, RetryAfterSeconds: lagRetryAfter(lag, w.maxLag),
+			Message: lagMessage(waiting, rate, lag, w.maxLag, string(c))}
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func TestTenantIsolation(t *testing.T) {
 	var hook struct{ ID string }
 	owner.must(201, "POST", "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/owner",
 		"events": []string{"user.unsubscribed"}}).decode(t, &hook)
+	owner.must(201, "PUT", "/v1/categories/security", map[string]any{"critical": true})
 	owner.must(201, "PUT", "/v1/templates/welcome", map[string]any{"sms": map[string]any{"text": "Hi {{.name}}"}})
 	var n struct {
 		ID         string
@@ -54,15 +55,17 @@ func TestTenantIsolation(t *testing.T) {
 		// Another app's delivery is 404, never 409 (which would tell it exists).
 		{"POST /v1/dead-letters/{delivery_id}/replay", "/v1/dead-letters/" + n.Deliveries[0].ID + "/replay", nil},
 		{"DELETE /v1/webhooks/{id}", "/v1/webhooks/" + hook.ID, nil},
+		{"GET /v1/categories/{name}", "/v1/categories/security", nil},
 		{"GET /v1/templates/{name}", "/v1/templates/welcome", nil},
 		{"POST /v1/templates/{name}/preview", "/v1/templates/welcome/preview", map[string]any{"data": map[string]any{"name": "x"}}},
 		{"DELETE /v1/templates/{name}", "/v1/templates/welcome", nil},
-		// PUT /v1/users/{user_id}, PUT /v1/providers/{channel} and PUT /v1/templates/{name}
-		// address the caller's own namespace: they create the caller's object, never touch
-		// another app's.
+		// PUT /v1/users/{user_id}, PUT /v1/providers/{channel}, PUT /v1/templates/{name}
+		// and PUT /v1/categories/{name} address the caller's own namespace: they create
+		// the caller's object, never touch another app's.
 		{"PUT /v1/users/{user_id}", "", nil},
 		{"PUT /v1/providers/{channel}", "", nil},
 		{"PUT /v1/templates/{name}", "", nil},
+		{"PUT /v1/categories/{name}", "", nil},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -93,6 +96,13 @@ func TestTenantIsolation(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("routes with an id missing from the isolation table: %v", missing)
+	}
+
+	// The other app's category of the same name is its own.
+	other.must(201, "PUT", "/v1/categories/security", map[string]any{"critical": false})
+	var cat struct{ Critical bool }
+	if owner.must(200, "GET", "/v1/categories/security", nil).decode(t, &cat); !cat.Critical {
+		t.Error("another app's PUT /v1/categories/security changed the owner's category")
 	}
 
 	// The other app creating a user with the same id makes its own user.

@@ -159,10 +159,7 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	}
 	client := opts.Client
 	if client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = max(opts.Concurrency, 256)
-		tr.MaxIdleConns = tr.MaxIdleConnsPerHost
-		client = &http.Client{Transport: tr, Timeout: 60 * time.Second}
+		client = NewClient(opts.Concurrency)
 	}
 	api := &apiClient{base: strings.TrimRight(target.URL, "/"), key: target.APIKey, c: client}
 	if target.Configure {
@@ -172,6 +169,15 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	}
 	r := newRun(api, target, opts)
 	return r.run(ctx)
+}
+
+// NewClient is the bench's HTTP client, with idle connections kept for
+// concurrency requests in flight (at least 256).
+func NewClient(concurrency int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(concurrency, 256)
+	tr.MaxIdleConns = tr.MaxIdleConnsPerHost
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
 // run is one measurement.
@@ -189,6 +195,7 @@ type run struct {
 	expected   int              // deliveries accepted (not suppressed) that a provider should get
 	byChannel  map[string]int   // deliveries accepted per channel
 	errs       map[string]int   // failed requests by kind
+	classes    StatusClasses    // every answer by status class
 	byID       map[string]int64 // delivery id → when its 202 arrived (Unix ns), or seen
 	byRef      map[string]int64 // "hb-<seq>" → the same, for wires that carry no id
 	refLeft    map[string]int   // deliveries of a ref not yet seen
@@ -207,6 +214,7 @@ type run struct {
 // second is what happened in one second of the run.
 type second struct {
 	accepted, recipients, delivered int
+	refused, serverErrors           int // 429 and 5xx answers
 	acceptLat, deliverLat           []time.Duration
 }
 
@@ -434,8 +442,12 @@ func (r *run) send(ctx context.Context, rng *rand.Rand, seq int64, due time.Time
 	var he *httpError
 	if err != nil && !errors.As(err, &he) {
 		r.fail(due, errorKind(err))
+		r.mu.Lock()
+		r.classes.Transport++
+		r.mu.Unlock()
 		return
 	}
+	r.answered(now, status, he)
 	if status != http.StatusAccepted {
 		r.fail(due, "HTTP "+strconv.Itoa(status))
 		return
@@ -473,6 +485,30 @@ func (r *run) send(ctx context.Context, rng *rand.Rand, seq int64, due time.Time
 			delete(r.early, k)
 			r.matchLocked(a, false)
 		}
+	}
+}
+
+// answered counts an HTTP answer by its class, and a 429's Retry-After.
+func (r *run) answered(now time.Time, status int, he *httpError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &r.classes
+	switch {
+	case status/100 == 2:
+		c.S2xx++
+	case status == http.StatusTooManyRequests:
+		c.S429++
+		r.sec(now).refused++
+		if he == nil || he.retryAfter == "" {
+			c.S429WithoutRetryAfter++
+		}
+	case status/100 == 5:
+		c.S5xx++
+		r.sec(now).serverErrors++
+	case status/100 == 4:
+		c.Other4xx++
+	default:
+		c.Other++
 	}
 }
 
@@ -665,7 +701,8 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	defer res.Body.Close()
 	if res.StatusCode/100 != 2 {
 		detail, _ := io.ReadAll(io.LimitReader(res.Body, 1<<10))
-		return res.StatusCode, &httpError{status: res.StatusCode, body: strings.TrimSpace(string(detail))}
+		return res.StatusCode, &httpError{status: res.StatusCode, body: strings.TrimSpace(string(detail)),
+			retryAfter: res.Header.Get("Retry-After")}
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
@@ -676,8 +713,9 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 
 // httpError is an answer other than 2xx.
 type httpError struct {
-	status int
-	body   string
+	status     int
+	body       string
+	retryAfter string
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }

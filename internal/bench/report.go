@@ -21,6 +21,7 @@ type Report struct {
 	DeliverySeconds float64 `json:"delivery_seconds,omitempty"`
 
 	Requests   RequestCounts  `json:"requests"`
+	Status     StatusClasses  `json:"status_classes"`
 	Deliveries DeliveryCounts `json:"deliveries"`
 
 	RequestsPerSecond   float64 `json:"requests_accepted_per_second"`
@@ -36,6 +37,8 @@ type Report struct {
 	Sink    *SinkCounts    `json:"sink,omitempty"`
 	Process *ProcessReport `json:"process,omitempty"`
 	Day     *DayReport     `json:"day,omitempty"`
+	// Ceilings, with --ceilings: the machine's bare figures and Herald's share of them.
+	Ceilings *Ceilings `json:"ceilings,omitempty"`
 
 	Series []Second `json:"series"` // one entry per second of the run
 }
@@ -45,6 +48,18 @@ type RequestCounts struct {
 	Sent     int `json:"sent"`
 	Accepted int `json:"accepted"`
 	Failed   int `json:"failed"`
+}
+
+// StatusClasses counts the answers to POST /v1/notifications by class:
+// under overload Herald should answer 2xx or 429 (with Retry-After), never 5xx.
+type StatusClasses struct {
+	S2xx                  int `json:"2xx"`
+	S429                  int `json:"429"`
+	S429WithoutRetryAfter int `json:"429_without_retry_after"`
+	Other4xx              int `json:"other_4xx"`
+	S5xx                  int `json:"5xx"`
+	Other                 int `json:"other"`     // 1xx or 3xx
+	Transport             int `json:"transport"` // no answer: connection error or timeout
 }
 
 // DeliveryCounts counts deliveries: accepted in 202 answers, and seen by the sink.
@@ -108,6 +123,8 @@ type Second struct {
 	DeliveryP50      float64 `json:"delivery_p50_ms"`
 	DeliveryP99      float64 `json:"delivery_p99_ms"`
 	AcceptedRequests int     `json:"accepted_requests"`
+	Refused          int     `json:"refused_429"` // 429 answers
+	ServerErrors     int     `json:"errors_5xx"`
 }
 
 func (r *run) report(loadEnd time.Time) *Report {
@@ -133,6 +150,7 @@ func (r *run) report(loadEnd time.Time) *Report {
 		failed += n
 	}
 	rep.Requests = RequestCounts{Sent: r.sent, Accepted: r.accepted, Failed: failed}
+	rep.Status = r.classes
 	recipients := 0
 	for _, s := range r.seconds {
 		recipients += s.recipients
@@ -157,7 +175,8 @@ func (r *run) report(loadEnd time.Time) *Report {
 	rep.AcceptLatency = percentiles(r.acceptLat)
 	rep.DeliveryLatency = percentiles(r.deliverLat)
 	for i, s := range r.seconds {
-		sec := Second{T: i, Accepted: s.recipients, Delivered: s.delivered, AcceptedRequests: s.accepted}
+		sec := Second{T: i, Accepted: s.recipients, Delivered: s.delivered, AcceptedRequests: s.accepted,
+			Refused: s.refused, ServerErrors: s.serverErrors}
 		if p := percentiles(s.acceptLat); p != nil {
 			sec.AcceptP50, sec.AcceptP99 = p.P50, p.P99
 		}
@@ -209,6 +228,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	p("target\t%s", rep.Target)
 	p("load\t%s, mix %s, %d recipient(s) per request, %.1fs", rep.Loop, rep.Mix, rep.Recipients, rep.LoadSeconds)
 	p("requests\t%d sent, %d accepted, %d failed", rep.Requests.Sent, rep.Requests.Accepted, rep.Requests.Failed)
+	st := rep.Status
+	p("answers\t2xx %d, 429 %d (%d without Retry-After), other 4xx %d, 5xx %d, no answer %d",
+		st.S2xx, st.S429, st.S429WithoutRetryAfter, st.Other4xx, st.S5xx, st.Transport)
 	p("accepted\t%.1f requests/s, %.1f recipients/s (%d deliveries: %s)", rep.RequestsPerSecond,
 		rep.RecipientsPerSecond, rep.Deliveries.Accepted, byChannel(rep.Deliveries.ByChannel))
 	if rep.Sink != nil {
@@ -261,6 +283,13 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			p("\t%s", pr.Note)
 		}
 	}
+	if len(rep.Series) > 1 {
+		p("")
+		p("over time\tdeliveries accepted/s\tdelivered/s\t429/s\t5xx/s\taccept p99 ms")
+		for _, b := range rep.timeline(12) {
+			p("%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f", b.label, b.accepted, b.delivered, b.refused, b.serverErrors, b.acceptP99)
+		}
+	}
 	if d := rep.Day; d != nil {
 		p("")
 		if d.PeakPerSecond == 0 {
@@ -275,7 +304,43 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			p("\twith the day's shape, peak at full speed: %.2f h (extrapolated, not measured)", d.CurveHours)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rep.Ceilings != nil {
+		fmt.Fprintln(w)
+		return rep.Ceilings.WriteTable(w)
+	}
+	return nil
+}
+
+// bucket is a stretch of the run's seconds, for the table's timeline.
+type bucket struct {
+	label                                      string
+	accepted, delivered, refused, serverErrors float64 // per second
+	acceptP99                                  float64 // the worst second's
+}
+
+// timeline folds the per-second series into at most n stretches of
+// whole seconds.
+func (rep *Report) timeline(n int) []bucket {
+	width := (len(rep.Series) + n - 1) / n
+	var out []bucket
+	for i := 0; i < len(rep.Series); i += width {
+		part := rep.Series[i:min(i+width, len(rep.Series))]
+		b := bucket{label: fmt.Sprintf("%ds–%ds", part[0].T, part[len(part)-1].T+1)}
+		for _, s := range part {
+			b.accepted += float64(s.Accepted)
+			b.delivered += float64(s.Delivered)
+			b.refused += float64(s.Refused)
+			b.serverErrors += float64(s.ServerErrors)
+			b.acceptP99 = max(b.acceptP99, s.AcceptP99)
+		}
+		k := float64(len(part))
+		b.accepted, b.delivered, b.refused, b.serverErrors = b.accepted/k, b.delivered/k, b.refused/k, b.serverErrors/k
+		out = append(out, b)
+	}
+	return out
 }
 
 func byChannel(m map[string]int) string {

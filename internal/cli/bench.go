@@ -8,18 +8,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/heraldhq/herald/internal/bench"
+	"github.com/heraldhq/herald/internal/bench/ceiling"
 	"github.com/heraldhq/herald/internal/bench/sink"
 )
 
 const benchUsage = `Usage:
   herald bench --embedded (--concurrency N | --rate N) (--duration D | --count N) [flags]
   herald bench --url U --api-key K --sink-url https://127.0.0.1:PORT --sink-ca sink-ca.pem [flags]
+  herald bench --ceilings [--database-url URL] [--ceilings-duration 5s]
   herald bench sink --addr 127.0.0.1:PORT [--smtp-addr 127.0.0.1:PORT] [--latency 5ms] [--jitter 2ms] [--error-rate 0.01] [--ca-out sink-ca.pem]
 
 herald bench sends notifications and reports accepted/s, delivered/s (from
@@ -31,6 +34,11 @@ with a sink of its own as every provider. Against a running Herald, give
 --sink-url and --sink-ca of a "herald bench sink" on the same machine (its
 clock is the bench's) to set the app's providers to it and create users
 (an admin key is needed), and --pid to read that Herald's CPU and memory.
+
+--ceilings first measures this machine without Herald (a bare net/http
+server, bare JetStream publish and consume, bare SQLite inserts in 500-row
+transactions, and PostgreSQL COPY with --database-url) and reports Herald's
+figures as shares of them; alone, it prints only the ceilings.
 
 herald bench sink answers as APNs, FCM (and its token endpoint), Twilio
 and SendGrid on one HTTPS address and as SMTP on another, with the given
@@ -46,10 +54,10 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var (
 		url, apiKey, mix, plot, profile, sinkURL, sinkCA, sinkSMTP, emailKind string
-		embedded, asJSON, noSetup                                             bool
+		embedded, asJSON, noSetup, ceilings                                   bool
 		rate, errorRate                                                       float64
 		concurrency, count, recipients, users, pid                            int
-		duration, wait, latency, jitter                                       time.Duration
+		duration, wait, latency, jitter, ceilingsFor                          time.Duration
 	)
 	cfg, fs, err := loadConfig("bench", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Usage = func() { fmt.Fprint(stderr, benchUsage, "\nFlags:\n"); fs.PrintDefaults() }
@@ -76,12 +84,31 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fs.DurationVar(&latency, "latency", 5*time.Millisecond, "--embedded: the sink's answer latency")
 		fs.DurationVar(&jitter, "jitter", 2*time.Millisecond, "--embedded: the sink's latency varies by ± this")
 		fs.Float64Var(&errorRate, "error-rate", 0, "--embedded: the share of sends the sink fails")
+		fs.BoolVar(&ceilings, "ceilings", false, "first measure this machine's bare HTTP, JetStream and store insert rates, and report Herald's figures as ratios of them (alone: only the ceilings)")
+		fs.DurationVar(&ceilingsFor, "ceilings-duration", 5*time.Second, "how long each ceiling is measured")
 	})
 	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))}
+	}
+	if ceilings && rate == 0 && concurrency == 0 && duration == 0 && count == 0 {
+		// The ceilings alone, without a run.
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		c, err := measureCeilings(ctx, cfg.DatabaseURL, ceilingsFor, 0, nil, stderr)
+		if err != nil {
+			return err
+		}
+		rep := &bench.Report{}
+		rep.AddCeilings(c)
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep.Ceilings)
+		}
+		return rep.Ceilings.WriteTable(stdout)
 	}
 	m, err := bench.ParseMix(mix)
 	if err != nil {
@@ -110,6 +137,16 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// The ceilings are measured before Herald starts, so that nothing
+	// else of the run shares the machine with them.
+	var figures *ceiling.Figures
+	if ceilings {
+		opts.Client = bench.NewClient(opts.Concurrency)
+		if figures, err = measureCeilings(ctx, cfg.DatabaseURL, ceilingsFor, opts.Concurrency, opts.Client, stderr); err != nil {
+			return err
+		}
+	}
+
 	var target bench.Target
 	var note string
 	if embedded {
@@ -129,6 +166,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		if !set["log-level"] {
 			cfg.LogLevel = "warn"
+		}
+		if !set["api-rate"] {
+			cfg.APIRate = 0 // the load is the point: no per-key request limit
 		}
 		if err := cfg.Validate(); err != nil {
 			return usageError{err}
@@ -173,6 +213,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			rep.Process.PID = 0
 		}
 	}
+	if figures != nil {
+		rep.AddCeilings(figures)
+	}
 	if plot != "" {
 		if perr := writePlot(plot, rep); perr != nil {
 			return perr
@@ -191,6 +234,18 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return nil // interrupted: the report covers what ran
 	}
 	return err
+}
+
+// measureCeilings measures the machine's bare figures, telling stderr what
+// it is doing since it takes a while.
+func measureCeilings(ctx context.Context, databaseURL string, each time.Duration, concurrency int, client *http.Client, stderr io.Writer) (*ceiling.Figures, error) {
+	n := 3
+	if databaseURL != "" {
+		n = 4
+	}
+	fmt.Fprintf(stderr, "measuring this machine's ceilings: %d measurements of %s each\n", n, each)
+	return ceiling.Measure(ctx, ceiling.Options{Duration: each, Concurrency: concurrency, Client: client,
+		DatabaseURL: databaseURL, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 }
 
 func writePlot(path string, rep *bench.Report) error {

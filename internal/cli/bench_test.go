@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,9 @@ func TestBenchEmbeddedEndToEnd(t *testing.T) {
 	}
 	if accepted != 200 || delivered != 200 {
 		t.Errorf("the per-second series add up to %d accepted, %d delivered; want 200, 200", accepted, delivered)
+	}
+	if want := (bench.StatusClasses{S2xx: 200}); rep.Status != want {
+		t.Errorf("answers by class = %+v, want %+v", rep.Status, want)
 	}
 	if rep.RecipientsPerSecond <= 0 || rep.DeliveredPerSecond <= 0 {
 		t.Errorf("rates: %v accepted/s, %v delivered/s", rep.RecipientsPerSecond, rep.DeliveredPerSecond)
@@ -174,6 +178,53 @@ func TestBenchProfileDay(t *testing.T) {
 	}
 	if rep.Mix != "push=10,email=5,sms=1" {
 		t.Errorf("mix %q, want the seed mix", rep.Mix)
+	}
+}
+
+// TestBenchCeilings: --ceilings alone measures the machine and prints its
+// figures; with a run, the report divides Herald's figures by them.
+func TestBenchCeilings(t *testing.T) {
+	r := runBench(t, "--ceilings", "--ceilings-duration", "200ms", "--json")
+	wantCode(t, r, 0)
+	var c bench.Ceilings
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatalf("--ceilings --json output does not parse: %v\n%s", err, r.stdout)
+	}
+	if c.HTTPRequestsPerSecond <= 0 || c.PublishConsumePerSecond <= 0 || c.SQLiteRowsPerSecond <= 0 || c.Store != "sqlite" || len(c.Ratios) != 0 {
+		t.Errorf("ceilings alone = %+v; want three positive figures and no ratio", c)
+	}
+
+	r = runBench(t, "--embedded", "--count", "40", "--concurrency", "4", "--users", "20", "--data-dir", t.TempDir(),
+		"--ceilings", "--ceilings-duration", "200ms", "--json")
+	wantCode(t, r, 0)
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ceilings == nil || len(rep.Ceilings.Ratios) != 3 {
+		t.Fatalf("ceilings with a run = %+v; want three ratios", rep.Ceilings)
+	}
+	if rep.Ceilings.HTTPConcurrency != 4 {
+		t.Errorf("bare HTTP ran %d requests in flight, want the run's --concurrency 4", rep.Ceilings.HTTPConcurrency)
+	}
+	for i, want := range []struct{ herald, ceiling float64 }{
+		{rep.RequestsPerSecond, rep.Ceilings.HTTPRequestsPerSecond},
+		{rep.RecipientsPerSecond, rep.Ceilings.SQLiteRowsPerSecond},
+		{rep.DeliveredPerSecond, rep.Ceilings.PublishConsumePerSecond},
+	} {
+		got := rep.Ceilings.Ratios[i]
+		if got.Herald != want.herald || got.Ceiling != want.ceiling || got.Ratio <= 0 ||
+			math.Abs(got.Ratio-want.herald/want.ceiling) > 0.001 {
+			t.Errorf("ratio %q = %+v, want %v ÷ %v", got.Name, got, want.herald, want.ceiling)
+		}
+	}
+	r = runBench(t, "--embedded", "--count", "10", "--concurrency", "2", "--users", "5", "--data-dir", t.TempDir(),
+		"--ceilings", "--ceilings-duration", "200ms")
+	wantCode(t, r, 0)
+	for _, want := range []string{"bare HTTP", "bare publish+consume", "bare SQLite insert", "delivered/s ÷ bare publish+consume/s"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ Usage:
   herald serve [flags]              run Herald (API, workers, tracker, scheduler) on the embedded default
   herald migrate [flags]            apply database migrations and exit
   herald apps create NAME [--json]  create an app and print its first admin key (shown once)
+  herald users import FILE.csv [--json]          create or update users from a CSV (--url, --api-key)
   herald dlq list [--channel C] [--json]        list dead deliveries of a running Herald (--url, --api-key)
   herald dlq replay DELIVERY_ID... | --all      send dead deliveries again, with a fresh budget of attempts
   herald bench [--embedded] [flags]  load Herald and report throughput, latency, errors, CPU and memory
@@ -53,6 +54,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 		err = apps(ctx, args[1:], getenv, stdout, stderr)
 	case "dlq":
 		err = dlq(ctx, args[1:], getenv, stdout, stderr)
+	case "users":
+		err = users(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":

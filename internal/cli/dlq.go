@@ -187,9 +187,17 @@ func (c *apiClient) deadLetters(ctx context.Context, channel string) ([]deadLett
 // do sends a request and decodes a 2xx answer into v; a problem becomes an
 // error that says what the server said and, where it helps, what to do.
 func (c *apiClient) do(ctx context.Context, method, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	return c.send(ctx, method, path, "", nil, v)
+}
+
+// send is do with a request body of the given content type.
+func (c *apiClient) send(ctx context.Context, method, path, contentType string, body io.Reader, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("bad --url %q: %w", c.base, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Accept", "application/json")
@@ -198,12 +206,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, v any) error {
 		return fmt.Errorf("cannot reach Herald at %s (is `herald serve` running there? set --url or HERALD_URL): %w", c.base, err)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
 	}
 	if res.StatusCode/100 == 2 {
-		if err := json.Unmarshal(body, v); err != nil {
+		if err := json.Unmarshal(answer, v); err != nil {
 			return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
 		}
 		return nil
@@ -212,13 +220,13 @@ func (c *apiClient) do(ctx context.Context, method, path string, v any) error {
 		Title  string `json:"title"`
 		Detail string `json:"detail"`
 	}
-	_ = json.Unmarshal(body, &p)
+	_ = json.Unmarshal(answer, &p)
 	msg := p.Detail
 	if msg == "" {
 		msg = p.Title
 	}
 	if msg == "" {
-		msg = strings.TrimSpace(string(body))
+		msg = strings.TrimSpace(string(answer))
 	}
 	switch res.StatusCode {
 	case http.StatusUnauthorized:

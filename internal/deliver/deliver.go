@@ -68,7 +68,14 @@ const (
 type Verdict struct {
 	Action Action
 	Delay  time.Duration
+	// StoreFailed: the store did not answer, so nothing was claimed or
+	// recorded; the caller may pause taking work until it answers. A
+	// provider's failure never sets it.
+	StoreFailed bool
 }
+
+// storeFailed is the verdict after a store error: look again in a while.
+var storeFailed = Verdict{Action: Retry, Delay: 5 * time.Second, StoreFailed: true}
 
 // Schedule is one channel's retry schedule: at most Attempts provider
 // calls; after failed attempt n the next waits a time drawn uniformly from
@@ -129,6 +136,8 @@ type Options struct {
 	// Journal, when set, records every provider answer before its outcome
 	// is committed (see Recover); nil means no journal.
 	Journal Journal
+	// Caps, when set, holds deliveries to their category's frequency caps.
+	Caps *Caps
 	// Links, when set, makes a message's links trackable before it is
 	// sent (click and open tracking, the email's unsubscribe URL).
 	Links Links
@@ -199,7 +208,7 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	}
 	if err != nil {
 		w.o.Logger.Error("reading delivery", "delivery", deliveryID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return storeFailed
 	}
 	if d.Status.Done() {
 		return Verdict{Action: Ack}
@@ -217,16 +226,16 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	n, err := w.store.GetNotification(ctx, appID, d.NotificationID)
 	if err != nil {
 		w.o.Logger.Error("reading notification", "notification", d.NotificationID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return storeFailed
 	}
 
 	// Preferences may have changed since the notification was accepted.
 	if d.UserID != "" {
 		prefs, err := w.store.GetPreferences(ctx, appID, d.UserID)
 		if err != nil && !herald.IsNotFound(err) {
-			return Verdict{Action: Retry, Delay: 5 * time.Second}
+			return storeFailed
 		}
-		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) {
+		if herald.IsNotFound(err) || !prefs.Allows(d.Channel, n.Category) && !w.critical(ctx, d, n) {
 			reason := herald.ReasonOptedOut
 			if herald.IsNotFound(err) {
 				reason = herald.ReasonNoAddress // the user was erased
@@ -236,6 +245,9 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 		if v, held := w.holdForQuietHours(ctx, d, n, prefs.QuietHours, now); held {
 			return v
 		}
+	}
+	if v, held := w.applyCaps(ctx, d, n); held {
+		return v
 	}
 
 	// Claim the attempt: the compare-and-set on the attempt count makes
@@ -267,7 +279,7 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	})
 	if err := w.log.Write(ctx, claim); err != nil {
 		w.o.Logger.Error("recording attempt", "delivery", d.ID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return storeFailed
 	}
 	if !claim.Transitions[len(claim.Transitions)-1].Applied {
 		// Someone else moved it on; the next look will see what they did.
@@ -358,7 +370,7 @@ func (w *Worker) holdForQuietHours(ctx context.Context, d herald.Delivery, n her
 	u, err := w.store.GetUser(ctx, d.AppID, d.UserID)
 	if err != nil {
 		w.o.Logger.Error("reading the user for quiet hours", "delivery", d.ID, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}, true
+		return storeFailed, true
 	}
 	loc := time.UTC
 	if u.Timezone != "" {
@@ -385,7 +397,7 @@ func (w *Worker) Defer(ctx context.Context, d herald.Delivery, until time.Time, 
 		Event: w.event(d, herald.StatusScheduled, reason, d.Attempts, "", detail, w.now())}
 	if err := w.log.Write(ctx, &herald.Batch{Transitions: []herald.Transition{t}}); err != nil {
 		w.o.Logger.Error("deferring a delivery", "delivery", d.ID, "reason", reason, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}
+		return storeFailed
 	}
 	// Not applied: someone else moved it on (a cancel, another worker);
 	// the log has its state either way.
@@ -550,7 +562,7 @@ func (w *Worker) settle(ctx context.Context, d herald.Delivery, attempt int, to 
 	b := &herald.Batch{Transitions: []herald.Transition{t}}
 	if err := w.writeOutcome(ctx, b); err != nil {
 		w.o.Logger.Error("recording outcome", "delivery", d.ID, "status", to, "err", err)
-		return Verdict{Action: Retry, Delay: 5 * time.Second}, herald.ErrorCode(err) == herald.CodeConflict
+		return storeFailed, herald.ErrorCode(err) == herald.CodeConflict
 	}
 	if !b.Transitions[0].Applied {
 		w.o.Logger.Warn("delivery changed while it was being sent", "delivery", d.ID, "status", to)

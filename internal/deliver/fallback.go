@@ -25,7 +25,7 @@ func (w *Worker) fallbackStep(ctx context.Context, d herald.Delivery, to herald.
 		n, err := w.store.GetNotification(ctx, d.AppID, d.NotificationID)
 		var step *herald.FallbackStep
 		if err == nil {
-			step, err = fallback.Step(ctx, w.store, n, d, to, reason, now)
+			step, err = fallback.Step(ctx, w.store, n, d, to, reason, w.critical(ctx, d, n), now)
 		}
 		if err == nil {
 			return step

@@ -32,10 +32,10 @@ type Store interface {
 // Targets returns user u's deliveries on channel c, with UserID and
 // Channel set and no ids: one per address, or per device for push. A
 // contact or device a provider reported invalid is suppressed
-// invalid_recipient, and every one is suppressed opted_out when the
-// user's preferences refuse the channel for category. nil when the user
-// has no address or device on c.
-func Targets(ctx context.Context, s Devices, u herald.User, prefs herald.Preferences, category string, c herald.Channel) ([]herald.Delivery, error) {
+// invalid_recipient, and every one is suppressed opted_out unless allowed
+// (the user's preferences accept the channel for the category, or the
+// category is critical). nil when the user has no address or device on c.
+func Targets(ctx context.Context, s Devices, u herald.User, allowed bool, c herald.Channel) ([]herald.Delivery, error) {
 	invalid := func(d herald.Delivery) herald.Delivery {
 		d.Status, d.Reason = herald.StatusSuppressed, herald.ReasonInvalidRecipient
 		return d
@@ -67,7 +67,6 @@ func Targets(ctx context.Context, s Devices, u herald.User, prefs herald.Prefere
 			out = append(out, t)
 		}
 	}
-	allowed := prefs.Allows(c, category)
 	for i := range out {
 		out[i].UserID, out[i].Channel = u.ID, c
 		if !allowed && out[i].Status == "" {
@@ -87,13 +86,14 @@ type Planned struct {
 // Walk tries channels in order for user u: each channel that cannot reach
 // the user gives its suppressed deliveries (one suppressed no_address
 // when it has no address at all), and the first that can gives its
-// deliveries and ends the walk. from and fromReason name the channel that
+// deliveries and ends the walk. allows says whether the user takes the
+// notification on a channel. from and fromReason name the channel that
 // was left before the walk (empty at acceptance), for the details.
-func Walk(ctx context.Context, s Devices, u herald.User, prefs herald.Preferences, category string,
+func Walk(ctx context.Context, s Devices, u herald.User, allows func(herald.Channel) bool,
 	channels []herald.Channel, from herald.Channel, fromReason string) ([]Planned, error) {
 	var out []Planned
 	for i, c := range channels {
-		ds, err := Targets(ctx, s, u, prefs, category, c)
+		ds, err := Targets(ctx, s, u, allows(c), c)
 		if err != nil {
 			return nil, err
 		}
@@ -139,8 +139,10 @@ func Detail(from herald.Channel, reason string, next herald.Channel) string {
 // plan, d is not a user's, the outcome reached the user (or was called
 // off), d's channel is the plan's last, or the user no longer exists. The
 // deliveries are accepted (due at once) or suppressed, stamped with now.
-// The log decides whether the step is taken (see herald.FallbackStep).
-func Step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery, to herald.Status, reason string, now time.Time) (*herald.FallbackStep, error) {
+// A critical category goes to channels the user opted out of. The log
+// decides whether the step is taken (see herald.FallbackStep).
+func Step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery, to herald.Status, reason string,
+	critical bool, now time.Time) (*herald.FallbackStep, error) {
 	if len(n.Fallback) == 0 || d.UserID == "" || !herald.CouldNotReach(to, reason) {
 		return nil, nil
 	}
@@ -159,7 +161,8 @@ func Step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery
 	if err != nil && !herald.IsNotFound(err) {
 		return nil, fmt.Errorf("fallback: preferences of user %q: %w", d.UserID, err)
 	}
-	planned, err := Walk(ctx, s, u, prefs, n.Category, n.Fallback[at+1:], d.Channel, reason)
+	allows := func(c herald.Channel) bool { return critical || prefs.Allows(c, n.Category) }
+	planned, err := Walk(ctx, s, u, allows, n.Fallback[at+1:], d.Channel, reason)
 	if err != nil {
 		return nil, err
 	}

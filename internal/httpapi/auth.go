@@ -24,6 +24,10 @@ func (s *server) v1(need herald.Scope, h handler) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
+		if err := s.limitKey(r, key); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if !key.Scope.Allows(need) {
 			s.fail(w, r, herald.Errorf(herald.CodeForbidden, "this key has scope %q; the operation needs %q", key.Scope, need))
 			return

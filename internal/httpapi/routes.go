@@ -37,6 +37,7 @@ func (s *server) routes() {
 	m.Handle("POST /v1/keys", s.v1(admin, s.createKey))
 	m.Handle("DELETE /v1/keys/{id}", s.v1(admin, s.revokeKey))
 
+	m.Handle("POST /v1/users/import", s.v1(admin, s.importUsers))
 	m.Handle("PUT /v1/users/{user_id}", s.v1(admin, s.putUser))
 	m.Handle("GET /v1/users/{user_id}", s.v1(admin, s.getUser))
 	m.Handle("DELETE /v1/users/{user_id}", s.v1(admin, s.deleteUser))
@@ -46,13 +47,17 @@ func (s *server) routes() {
 	m.Handle("GET /v1/users/{user_id}/preferences", s.v1(admin, s.getPreferences))
 	m.Handle("PUT /v1/users/{user_id}/preferences", s.v1(admin, s.putPreferences))
 
-	m.Handle("POST /v1/notifications", s.v1(send, s.sendNotification))
+	m.Handle("POST /v1/notifications", s.gate(s.v1(send, s.sendNotification)))
 	m.Handle("GET /v1/notifications", s.v1(send, s.listNotifications))
 	m.Handle("GET /v1/notifications/{id}", s.v1(send, s.getNotification))
 	m.Handle("DELETE /v1/notifications/{id}", s.v1(send, s.cancelNotification))
-	m.Handle("POST /v1/email/send", s.v1(send, s.channelSend(herald.ChannelEmail)))
-	m.Handle("POST /v1/sms/send", s.v1(send, s.channelSend(herald.ChannelSMS)))
-	m.Handle("POST /v1/push/send", s.v1(send, s.channelSend(herald.ChannelPush)))
+	m.Handle("POST /v1/email/send", s.gate(s.v1(send, s.channelSend(herald.ChannelEmail))))
+	m.Handle("POST /v1/sms/send", s.gate(s.v1(send, s.channelSend(herald.ChannelSMS))))
+	m.Handle("POST /v1/push/send", s.gate(s.v1(send, s.channelSend(herald.ChannelPush))))
+
+	m.Handle("PUT /v1/categories/{name}", s.v1(admin, s.putCategory))
+	m.Handle("GET /v1/categories/{name}", s.v1(admin, s.getCategory))
+	m.Handle("GET /v1/categories", s.v1(admin, s.listCategories))
 
 	m.Handle("GET /v1/analytics", s.v1(admin, s.getAnalytics))
 

@@ -55,6 +55,11 @@ type Deps struct {
 	DeadLetters Replayer
 	// Webhooks keeps the endpoints of /v1/webhooks.
 	Webhooks WebhookConfigurer
+	// Limiter counts each API key's requests against KeyLimit; past it
+	// the request is answered 429 with Retry-After. nil, or a KeyLimit
+	// with Max 0, means no limit.
+	Limiter  herald.RateLimiter
+	KeyLimit herald.Limit
 	// Tracking answers provider callbacks (/hooks/…) and tracking links
 	// (/t/c, /t/o, /u); nil leaves those routes out.
 	Tracking Tracking
@@ -78,6 +83,19 @@ type Deps struct {
 	// Pprof serves net/http/pprof under /debug/pprof/, unauthenticated;
 	// off unless the operator asks for it (--pprof).
 	Pprof bool
+	// MaxSendsInFlight bounds the send requests being accepted at once;
+	// more are answered 429 with Retry-After. Zero means
+	// DefaultMaxSendsInFlight, a negative value no limit.
+	MaxSendsInFlight int
+	// OnSendShed, when set, is called for each send refused by that bound.
+	OnSendShed func()
+	// Admit, when set, is asked before a send's key is checked or its
+	// body read whether
+	// sends are taken now; its error (CodeRateLimited or CodeUnavailable,
+	// with RetryAfterSeconds) is the answer. It is not asked for a send
+	// with an Idempotency-Key, which may be the replay of an answer that
+	// must still be given; the Sender decides for those.
+	Admit func() error
 }
 
 type server struct {
@@ -87,6 +105,8 @@ type server struct {
 	providers     ProviderConfigurer
 	replayer      Replayer
 	webhooks      WebhookConfigurer
+	limiter       herald.RateLimiter
+	keyLimit      herald.Limit
 	tracking      Tracking
 	publicURL     string
 	templates     TemplateLibrary
@@ -97,6 +117,7 @@ type server struct {
 	maxRecipients int
 	pprof         bool
 	latency       *prometheus.HistogramVec
+	sendGate      *sendGate
 	mux           *http.ServeMux
 	buffers       sync.Pool // *bytes.Buffer, see getBuffer
 }
@@ -112,6 +133,8 @@ func NewServer(d Deps) http.Handler {
 		providers:     d.Providers,
 		replayer:      d.DeadLetters,
 		webhooks:      d.Webhooks,
+		limiter:       d.Limiter,
+		keyLimit:      d.KeyLimit,
 		tracking:      d.Tracking,
 		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
 		templates:     d.Templates,
@@ -139,6 +162,11 @@ func NewServer(d Deps) http.Handler {
 		s.maxRecipients = DefaultMaxRecipients
 	}
 	s.latency = registerLatency(s.registry)
+	maxSends := d.MaxSendsInFlight
+	if maxSends == 0 {
+		maxSends = DefaultMaxSendsInFlight
+	}
+	s.sendGate = newSendGate(maxSends, s.registry, d.OnSendShed, d.Admit)
 	s.routes()
 	return s
 }

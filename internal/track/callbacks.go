@@ -67,6 +67,10 @@ type CallbackOptions struct {
 	LookupWait time.Duration
 	// VerifyEvents checks a SendGrid signature (sendgrid.VerifyEvents).
 	VerifyEvents func(key *ecdsa.PublicKey, timestamp string, body []byte, signature string) bool
+	// Critical, when set, reports whether the app marks a category
+	// critical; the next step of a fallback notification of such a
+	// category goes to channels the user opted out of. nil means none is.
+	Critical func(ctx context.Context, appID, category string) bool
 }
 
 // Callbacks turns inbound provider callbacks and tracking hits into

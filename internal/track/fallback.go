@@ -19,7 +19,8 @@ func (c *Callbacks) fallbackStep(ctx context.Context, d herald.Delivery, reason 
 	if err != nil {
 		return nil, fmt.Errorf("track: notification %q: %w", d.NotificationID, err)
 	}
-	step, err := fallback.Step(ctx, c.store, n, d, herald.StatusFailed, reason, c.now())
+	critical := c.o.Critical != nil && c.o.Critical(ctx, d.AppID, n.Category)
+	step, err := fallback.Step(ctx, c.store, n, d, herald.StatusFailed, reason, critical, c.now())
 	if err != nil {
 		return nil, fmt.Errorf("track: %w", err)
 	}
