@@ -214,6 +214,27 @@ func TestFallbackSkipsEveryChannelThatCannotReach(t *testing.T) {
 	}
 }
 
+// TestFallbackCriticalCategoryIgnoresOptOut: a critical category's plan
+// does not skip a channel the user turned off, at acceptance or in a step
+// after a failure.
+func TestFallbackCriticalCategoryIgnoresOptOut(t *testing.T) {
+	r := newFallbackRig(t)
+	tok := strings.Repeat("a7", 32)
+	r.apnsd.Unregister(tok)
+	r.user(t, "ada", tok)
+	r.c.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"channels": map[string]bool{"sms": false}})
+	r.c.must(201, "PUT", "/v1/categories/security", map[string]any{"critical": true})
+	var acc acceptedView
+	r.c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"category": "security", "fallback": []string{"push", "sms", "email"},
+		"content": map[string]any{"title": "New sign-in", "body": "A new sign-in to your account", "subject": "New sign-in"}}).decode(t, &acc)
+	n := r.c.waitDone(acc.ID, 30*time.Second)
+	wantSteps(t, n, "push failed invalid_recipient", "sms sent")
+	if r.twiliod.Received() != 1 || r.sendgridd.Received() != 0 {
+		t.Errorf("Twilio accepted %d, SendGrid %d; want 1, 0", r.twiliod.Received(), r.sendgridd.Received())
+	}
+}
+
 // TestFallbackPushSentSendsNothingElse: a push that reaches APNs ends the
 // plan. The step would be written in the commit of the push's outcome, so
 // once the push is sent the deliveries are final.
