@@ -22,9 +22,11 @@ type SendRequest struct {
 	// each user: the next one only when the previous could not reach the
 	// user (see Notification.Fallback).
 	Fallback []Channel `json:"fallback,omitempty"`
-	Category string    `json:"category,omitempty"`
-	Priority Priority  `json:"priority,omitempty"`
-	Content  Content   `json:"content"`
+	// FallbackWindow, with Fallback: see Notification.FallbackWindow.
+	FallbackWindow time.Duration `json:"fallback_window,omitempty"`
+	Category       string        `json:"category,omitempty"`
+	Priority       Priority      `json:"priority,omitempty"`
+	Content        Content       `json:"content"`
 	// Template names a stored template to render per recipient with Data,
 	// instead of Content; TemplateVersion pins a version (0: the latest).
 	Template        string         `json:"template,omitempty"`

@@ -144,6 +144,11 @@ type LogStore interface {
 	// those still unfinished and due before ifDueBefore: a delivery that a
 	// worker claimed or rescheduled since it was read keeps its due time.
 	PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error
+	// OverdueFallbacks returns up to limit deliveries of any app that are
+	// still sent with a FallbackDue at or before before, oldest due first.
+	// Only the reconciler calls it; a fallback step written for one clears
+	// its FallbackDue.
+	OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
 }
 
 // NotificationFilter selects notifications in ListNotifications. Zero fields match everything.

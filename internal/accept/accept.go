@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/fallback"
 	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/validate"
 )
@@ -133,7 +134,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	var err error
 	now := s.now().UTC().Truncate(time.Microsecond)
 	n := herald.Notification{AppID: appID, ID: uuid.Must(uuid.NewV7()).String(), Category: req.Category,
-		Priority: req.Priority, Content: req.Content, Fallback: req.Fallback, CreatedAt: now}
+		Priority: req.Priority, Content: req.Content, Fallback: req.Fallback, FallbackWindow: req.FallbackWindow, CreatedAt: now}
 	var plan *templatePlan
 	if req.Template != "" {
 		if plan, err = s.loadTemplate(ctx, appID, req); err != nil {
@@ -155,6 +156,12 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	}
 	if err := s.schedule(ctx, appID, req, now, deliveries); err != nil {
 		return herald.Accepted{}, false, err
+	}
+	for i := range deliveries {
+		// A fallback window runs from when the delivery is due.
+		if d := &deliveries[i]; d.UserID != "" && (d.Status == herald.StatusAccepted || d.Status == herald.StatusScheduled) {
+			d.FallbackDue = fallback.WindowDue(n, d.Channel, d.NextAttemptAt)
+		}
 	}
 
 	if s.admit != nil {
@@ -370,6 +377,14 @@ func contentEmpty(c herald.Content) bool {
 // checkFallback validates the fallback plan: known channels, each once,
 // and not together with channels, which it replaces.
 func checkFallback(v *herald.Validation, req *herald.SendRequest) {
+	if w := req.FallbackWindow; w != 0 {
+		switch {
+		case req.Fallback == nil:
+			v.Add("fallback_window", "is a window of the fallback plan: give fallback too")
+		case w < time.Second || w > maxFallbackWindow || w%time.Second != 0:
+			v.Add("fallback_window", "must be whole seconds from 1s to %s", maxFallbackWindow)
+		}
+	}
 	if req.Fallback == nil {
 		return
 	}
@@ -389,6 +404,10 @@ func checkFallback(v *herald.Validation, req *herald.SendRequest) {
 		seen[c] = true
 	}
 }
+
+// maxFallbackWindow bounds fallback_window: a receipt later than a week
+// is not coming.
+const maxFallbackWindow = 7 * 24 * time.Hour
 
 // firstDetail is the note on a delivery's first timeline event: why a
 // fallback plan skipped or took its channel, and when a scheduled one is due.

@@ -292,6 +292,69 @@ func TestFallbackUndeliveredSMSTriesEmail(t *testing.T) {
 	}
 }
 
+// waitSteps polls the notification until its deliveries read want (see steps).
+func (r *fallbackRig) waitSteps(t *testing.T, id string, want ...string) notificationView {
+	t.Helper()
+	slices.Sort(want)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := r.c.notification(id)
+		if slices.Equal(steps(n), want) {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notification %s: deliveries %q after 30s, want %q", id, steps(n), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFallbackWindowWithoutReceipt: with "fallback_window", an SMS still
+// sent without a delivery receipt when the window ends hands over to
+// email; the SMS stays sent, its timeline shows the step. An SMS whose
+// receipt came in time ends the plan: a later notification's window,
+// which ends after it, is seen to hand over first.
+func TestFallbackWindowWithoutReceipt(t *testing.T) {
+	r := newFallbackRigWith(t, callbackConfig(t))
+	send := func(user string) string {
+		t.Helper()
+		var acc acceptedView
+		r.c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": user}},
+			"fallback": []string{"sms", "email"}, "fallback_window": "1s",
+			"content": map[string]any{"body": "Your code is 123456", "subject": "Code"}}).decode(t, &acc)
+		return acc.ID
+	}
+	r.user(t, "ada")
+	r.user(t, "bob")
+	delivered := send("bob")
+	sid := r.c.waitDone(delivered, 30*time.Second).Deliveries[0].ProviderMessageID
+	receipt := twiliofake.StatusCallback(twilioSID, sid, "delivered", "")
+	r.hooks.must(204, "POST", "/hooks/twilio/status", receipt.Encode(), "Content-Type", "application/x-www-form-urlencoded",
+		"X-Twilio-Signature", twiliofake.Sign(twilioToken, publicURL+"/hooks/twilio/status", receipt))
+	silent := send("ada")
+
+	n := r.waitSteps(t, silent, "sms sent", "email sent")
+	want := "fallback: sms could not reach the user (no receipt within 1s); trying email"
+	if got := firstDetail(t, n, "email"); got != want {
+		t.Errorf("the email delivery's first step says %q, want %q", got, want)
+	}
+	var step []string
+	for _, d := range n.Deliveries {
+		for _, e := range d.Timeline {
+			if e.Status == "fallback" {
+				step = append(step, d.Channel+": "+e.Detail)
+			}
+		}
+	}
+	if !slices.Equal(step, []string{"sms: " + want}) {
+		t.Errorf("fallback steps on the timeline: %q, want one on the sms delivery", step)
+	}
+	wantSteps(t, r.c.notification(delivered), "sms delivered")
+	if r.sendgridd.Received() != 1 {
+		t.Errorf("SendGrid accepted %d, want 1", r.sendgridd.Received())
+	}
+}
+
 // TestFallbackIdempotentReplay: the same request with the same
 // Idempotency-Key answers the first answer and starts nothing new; the
 // plan runs once.
@@ -337,6 +400,9 @@ func TestFallbackBadInput(t *testing.T) {
 		{"with channels", map[string]any{"fallback": []string{"sms", "email"}, "channels": []string{"email"}}, "fallback"},
 		{"empty", map[string]any{"fallback": []string{}}, "fallback"},
 		{"not a list", map[string]any{"fallback": "push"}, "fallback"},
+		{"window without a plan", map[string]any{"fallback_window": "10m"}, "fallback_window"},
+		{"window not a duration", map[string]any{"fallback": []string{"sms", "email"}, "fallback_window": "soon"}, "fallback_window"},
+		{"window too short", map[string]any{"fallback": []string{"sms", "email"}, "fallback_window": "10ms"}, "fallback_window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := map[string]any{"to": []any{map[string]any{"user_id": "ada"}}, "content": map[string]any{"body": "hi"}}

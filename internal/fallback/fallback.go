@@ -143,7 +143,37 @@ func Detail(from herald.Channel, reason string, next herald.Channel) string {
 // decides whether the step is taken (see herald.FallbackStep).
 func Step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery, to herald.Status, reason string,
 	critical bool, now time.Time) (*herald.FallbackStep, error) {
-	if len(n.Fallback) == 0 || d.UserID == "" || !herald.CouldNotReach(to, reason) {
+	if !herald.CouldNotReach(to, reason) {
+		return nil, nil
+	}
+	return step(ctx, s, n, d, reason, critical, now)
+}
+
+// Overdue is Step for a delivery still sent without a receipt when its
+// notification's fallback window ended.
+func Overdue(ctx context.Context, s Store, n herald.Notification, d herald.Delivery, critical bool, now time.Time) (*herald.FallbackStep, error) {
+	return step(ctx, s, n, d, WindowReason(n), critical, now)
+}
+
+// WindowReason says why a delivery handed over when its window ended.
+func WindowReason(n herald.Notification) string {
+	return "no receipt within " + n.FallbackWindow.String()
+}
+
+// WindowDue is when a delivery on channel c of n, due at from, hands over
+// to the next channel if it is still sent without a receipt: from plus
+// the window, for SMS and email (the channels whose providers report
+// receipts) when c is not the plan's last; zero otherwise.
+func WindowDue(n herald.Notification, c herald.Channel, from time.Time) time.Time {
+	at := slices.Index(n.Fallback, c)
+	if n.FallbackWindow <= 0 || at < 0 || at == len(n.Fallback)-1 || c == herald.ChannelPush {
+		return time.Time{}
+	}
+	return from.Add(n.FallbackWindow)
+}
+
+func step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery, reason string, critical bool, now time.Time) (*herald.FallbackStep, error) {
+	if len(n.Fallback) == 0 || d.UserID == "" {
 		return nil, nil
 	}
 	at := slices.Index(n.Fallback, d.Channel)
@@ -178,6 +208,7 @@ func Step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery
 		x.CreatedAt, x.UpdatedAt, x.NextAttemptAt = now, now, now
 		if x.Status == "" {
 			x.Status = herald.StatusAccepted
+			x.FallbackDue = WindowDue(n, x.Channel, now)
 		}
 		step.Deliveries = append(step.Deliveries, x)
 		step.Events = append(step.Events, herald.Event{AppID: n.AppID, NotificationID: n.ID, DeliveryID: x.ID,

@@ -19,9 +19,11 @@ type sendRequestBody struct {
 	To       []recipientBody `json:"to"`
 	Channels []string        `json:"channels"`
 	Fallback []string        `json:"fallback"`
-	Category string          `json:"category"`
-	Priority string          `json:"priority"`
-	Content  *contentBody    `json:"content"`
+	// FallbackWindow is a Go duration ("10m", "1h30m").
+	FallbackWindow string       `json:"fallback_window"`
+	Category       string       `json:"category"`
+	Priority       string       `json:"priority"`
+	Content        *contentBody `json:"content"`
 
 	Template        string         `json:"template"`
 	TemplateVersion int            `json:"template_version"`
@@ -125,6 +127,13 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		if !herald.Channel(c).Valid() {
 			v.Add("fallback["+strconv.Itoa(i)+"]", "must be push, email or sms")
 		}
+	}
+	if body.FallbackWindow != "" {
+		d, err := time.ParseDuration(body.FallbackWindow)
+		if err != nil {
+			v.Add("fallback_window", `must be a duration like "10m" or "1h30m"`)
+		}
+		req.FallbackWindow = d
 	}
 	checkCategoryPriority(&v, body.Category, body.Priority)
 	if body.Content == nil {

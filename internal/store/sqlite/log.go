@@ -26,6 +26,7 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 		w := &writer{tx: tx, prepared: s.prepared, stmts: map[string]*sql.Stmt{}}
 		defer w.close()
 		var notifications, deliveries, events, keys [][]any
+		var fallbackDue []herald.Delivery
 		for i := range b.Notifications {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
@@ -38,6 +39,9 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 				us(storeutil.Time(n.CreatedAt))})
 			for _, d := range nn.Deliveries {
 				deliveries = append(deliveries, deliveryRow(d))
+				if !d.FallbackDue.IsZero() {
+					fallbackDue = append(fallbackDue, d)
+				}
 			}
 			for _, e := range nn.Events {
 				events = append(events, s.eventRow(e))
@@ -56,6 +60,11 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			{"idempotency", idempotencyColumns, keys},
 		} {
 			if err := w.insertRows(ctx, ins.table, ins.columns, ins.rows); err != nil {
+				return err
+			}
+		}
+		for _, d := range fallbackDue {
+			if err := w.setFallbackDue(ctx, d); err != nil {
 				return err
 			}
 		}
@@ -108,6 +117,11 @@ func deliveryRow(d herald.Delivery) []any {
 // other's outcome.
 func (w *writer) fallbackStep(ctx context.Context, t *herald.Transition, notificationID string) ([]herald.Event, error) {
 	f := t.Fallback
+	// Whether or not it is taken, the step is decided: a window it had is done.
+	if _, err := w.tx.ExecContext(ctx, `UPDATE deliveries SET fallback_due = NULL WHERE app_id = ? AND id = ? AND fallback_due IS NOT NULL`,
+		t.AppID, t.DeliveryID); err != nil {
+		return nil, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
 	args := []any{t.AppID, notificationID, f.UserID, string(f.Channel), t.DeliveryID}
 	for _, st := range storeutil.FallbackBlockers {
 		args = append(args, st)
@@ -132,6 +146,11 @@ func (w *writer) fallbackStep(ctx context.Context, t *herald.Transition, notific
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			added[d.ID] = true
+			if !d.FallbackDue.IsZero() {
+				if err := w.setFallbackDue(ctx, d); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	var evs []herald.Event
@@ -141,6 +160,26 @@ func (w *writer) fallbackStep(ctx context.Context, t *herald.Transition, notific
 		}
 	}
 	return evs, nil
+}
+
+// setFallbackDue writes a new delivery's fallback window (rare: only
+// fallback notifications with a window have one, so the bulk insert
+// stays as it is).
+func (w *writer) setFallbackDue(ctx context.Context, d herald.Delivery) error {
+	if _, err := w.tx.ExecContext(ctx, `UPDATE deliveries SET fallback_due = ? WHERE app_id = ? AND id = ?`,
+		us(storeutil.Time(d.FallbackDue)), d.AppID, d.ID); err != nil {
+		return fmt.Errorf("fallback window of delivery %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+// OverdueFallbacks returns sent deliveries whose fallback window ended.
+func (s *Store) OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+	// The predicate reads as the partial index deliveries_fallback_due's.
+	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE status = 'sent' AND fallback_due IS NOT NULL AND fallback_due <= ? ORDER BY fallback_due LIMIT ?`,
+		us(storeutil.Time(before)), limit)
+	return out, wrap(err, "overdue fallbacks before %s", before)
 }
 
 const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald"
 )
@@ -147,5 +148,58 @@ func testConcurrentFallbackSteps(t *testing.T, s herald.Store) {
 		if added != 1 || sms != 1 {
 			t.Fatalf("%d devices failed concurrently: %d steps reported added, %d sms deliveries; want 1 and 1", devices, added, sms)
 		}
+	}
+}
+
+// testOverdueFallbacks: a delivery with a fallback window is overdue once
+// it is sent and its due time passed, until a receipt moves it on or a
+// step (even an empty one) is written for it.
+func testOverdueFallbacks(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	at := now()
+	nn := notification(a.ID, "user-1", at, herald.ChannelSMS, herald.ChannelEmail, herald.ChannelPush)
+	nn.Notification.Fallback = []herald.Channel{herald.ChannelSMS, herald.ChannelEmail}
+	nn.Deliveries[0].FallbackDue = at.Add(time.Second)
+	nn.Deliveries[1].FallbackDue = at.Add(time.Second)
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: []herald.NewNotification{nn}}))
+	overdue := func(before time.Time) []string {
+		t.Helper()
+		ds, err := s.OverdueFallbacks(ctx, before, 10)
+		must(t, err)
+		var ids []string
+		for _, d := range ds {
+			if d.AppID == a.ID {
+				ids = append(ids, d.ID)
+			}
+		}
+		return ids
+	}
+	move := func(d herald.Delivery, from, to herald.Status, step *herald.FallbackStep) {
+		t.Helper()
+		b := &herald.Batch{Transitions: []herald.Transition{{AppID: a.ID, DeliveryID: d.ID, From: []herald.Status{from}, To: to,
+			Fallback: step, Event: herald.Event{NotificationID: nn.Notification.ID, Status: to, At: at}}}}
+		must(t, s.Apply(ctx, b))
+		if !b.Transitions[0].Applied {
+			t.Fatalf("%s → %s of %s did not apply", from, to, d.ID)
+		}
+	}
+	sms, email, push := nn.Deliveries[0], nn.Deliveries[1], nn.Deliveries[2]
+	if got := overdue(at.Add(time.Hour)); len(got) != 0 {
+		t.Errorf("overdue before anything was sent: %v", got)
+	}
+	move(sms, herald.StatusAccepted, herald.StatusSent, nil)
+	move(email, herald.StatusAccepted, herald.StatusSent, nil)
+	move(push, herald.StatusAccepted, herald.StatusSent, nil)
+	if got := overdue(at); len(got) != 0 {
+		t.Errorf("overdue before the window ended: %v", got)
+	}
+	if got := overdue(at.Add(time.Second)); len(got) != 2 {
+		t.Errorf("overdue when the window ended: %v, want the sms and the email", got)
+	}
+	move(email, herald.StatusSent, herald.StatusDelivered, nil) // a receipt
+	move(sms, herald.StatusSent, herald.StatusSent, &herald.FallbackStep{UserID: "user-1", Channel: herald.ChannelSMS})
+	if got := overdue(at.Add(time.Hour)); len(got) != 0 {
+		t.Errorf("overdue after a receipt and a step: %v, want none", got)
 	}
 }

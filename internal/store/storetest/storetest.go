@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Categories", testCategories},
 		{"FallbackStep", testFallbackStep},
 		{"ConcurrentFallbackSteps", testConcurrentFallbackSteps},
+		{"OverdueFallbacks", testOverdueFallbacks},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {

@@ -236,11 +236,14 @@ type contentDoc struct {
 	herald.Content
 	Template *herald.Rendering `json:"template,omitempty"`
 	Fallback []herald.Channel  `json:"fallback,omitempty"`
+	// FallbackWindow is in seconds.
+	FallbackWindow int64 `json:"fallback_window,omitempty"`
 }
 
 // EncodeContent returns the content document of n.
 func EncodeContent(n herald.Notification) ([]byte, error) {
-	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template, Fallback: n.Fallback})
+	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template, Fallback: n.Fallback,
+		FallbackWindow: int64(n.FallbackWindow / time.Second)})
 }
 
 // DecodeContent fills n's Content and Template from a content document.
@@ -250,6 +253,7 @@ func DecodeContent(doc []byte, n *herald.Notification) error {
 		return err
 	}
 	n.Content, n.Template, n.Fallback = d.Content, d.Template, d.Fallback
+	n.FallbackWindow = time.Duration(d.FallbackWindow) * time.Second
 	return nil
 }
 
