@@ -20,9 +20,15 @@ type SendRequest struct {
 	To []Recipient `json:"to"`
 	// Channels to use; empty means every channel the recipient can be reached on.
 	Channels []Channel `json:"channels,omitempty"`
-	Category string    `json:"category,omitempty"`
-	Priority Priority  `json:"priority,omitempty"`
-	Content  Content   `json:"content"`
+	// Fallback, instead of Channels, lists channels to try in order for
+	// each user: the next one only when the previous could not reach the
+	// user (see Notification.Fallback).
+	Fallback []Channel `json:"fallback,omitempty"`
+	// FallbackWindow, with Fallback: see Notification.FallbackWindow.
+	FallbackWindow time.Duration `json:"fallback_window,omitempty"`
+	Category       string        `json:"category,omitempty"`
+	Priority       Priority      `json:"priority,omitempty"`
+	Content        Content       `json:"content"`
 	// Template names a stored template to render per recipient with Data,
 	// instead of Content; TemplateVersion pins a version (0: the latest).
 	Template        string         `json:"template,omitempty"`

@@ -145,6 +145,11 @@ type LogStore interface {
 	// those still unfinished and due before ifDueBefore: a delivery that a
 	// worker claimed or rescheduled since it was read keeps its due time.
 	PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error
+	// OverdueFallbacks returns up to limit deliveries of any app that are
+	// still sent with a FallbackDue at or before before, oldest due first.
+	// Only the reconciler calls it; a fallback step written for one clears
+	// its FallbackDue.
+	OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
 }
 
 // NotificationFilter selects notifications in ListNotifications. Zero fields match everything.
@@ -206,9 +211,31 @@ type Transition struct {
 	// DueAt is when the delivery is next due (a retry's time); now when zero.
 	DueAt time.Time
 	Event Event
+	// Fallback, when set, is the next step of a fallback notification,
+	// written in the same transaction when the transition applies.
+	Fallback *FallbackStep
 
 	// Applied is set by Apply when the guard held and the change was written.
 	Applied bool
+}
+
+// FallbackStep is what a fallback notification does next for one user
+// after a delivery that could not reach them: the deliveries of its next
+// channels (those that cannot reach the user either, suppressed, then the
+// first that can) with their first events. Apply writes it with the
+// transition that ends the delivery, and only while no other delivery of
+// the notification to the same user on the channel being left (another
+// device) is unfinished or reached the user; the deliveries' ids are
+// derived from the notification and the step, so a step taken twice adds
+// nothing the second time.
+type FallbackStep struct {
+	UserID     string
+	Channel    Channel // the channel being left
+	Deliveries []Delivery
+	Events     []Event
+
+	// Added is set by Apply when the step's deliveries were written.
+	Added bool
 }
 
 // AnalyticsStore counts deliveries for GET /v1/analytics.

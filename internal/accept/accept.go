@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/fallback"
 	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/validate"
 )
@@ -141,7 +142,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	var err error
 	now := s.now().UTC().Truncate(time.Microsecond)
 	n := herald.Notification{AppID: appID, ID: uuid.Must(uuid.NewV7()).String(), Category: req.Category,
-		Priority: req.Priority, Content: req.Content, CreatedAt: now}
+		Priority: req.Priority, Content: req.Content, Fallback: req.Fallback, FallbackWindow: req.FallbackWindow, CreatedAt: now}
 	var plan *templatePlan
 	if req.Template != "" {
 		if plan, err = s.loadTemplate(ctx, appID, req); err != nil {
@@ -152,7 +153,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
-	deliveries, err := s.resolve(ctx, n, req, plan, fanout != nil)
+	deliveries, details, err := s.resolve(ctx, n, req, plan, fanout != nil)
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
@@ -167,6 +168,12 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	}
 	if err := s.schedule(ctx, appID, req, now, deliveries); err != nil {
 		return herald.Accepted{}, false, err
+	}
+	for i := range deliveries {
+		// A fallback window runs from when the delivery is due.
+		if d := &deliveries[i]; d.UserID != "" && (d.Status == herald.StatusAccepted || d.Status == herald.StatusScheduled) {
+			d.FallbackDue = fallback.WindowDue(n, d.Channel, d.NextAttemptAt)
+		}
 	}
 
 	if s.admit != nil {
@@ -191,7 +198,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
 		rec.Events = append(rec.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID,
-			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: scheduledDetail(d), At: now})
+			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: firstDetail(d, details[d.ID]), At: now})
 	}
 	if req.IdempotencyKey != "" {
 		body, err := json.Marshal(acc)
@@ -348,6 +355,7 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		}
 		seen[c] = true
 	}
+	checkFallback(&v, req)
 	if req.Category == "" {
 		req.Category = "transactional"
 	} else if err := validate.Category(req.Category); err != nil {
@@ -390,4 +398,52 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 
 func contentEmpty(c herald.Content) bool {
 	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && c.Icon == "" && len(c.Data) == 0
+}
+
+// checkFallback validates the fallback plan: known channels, each once,
+// and not together with channels, which it replaces.
+func checkFallback(v *herald.Validation, req *herald.SendRequest) {
+	if w := req.FallbackWindow; w != 0 {
+		switch {
+		case req.Fallback == nil:
+			v.Add("fallback_window", "is a window of the fallback plan: give fallback too")
+		case w < time.Second || w > maxFallbackWindow || w%time.Second != 0:
+			v.Add("fallback_window", "must be whole seconds from 1s to %s", maxFallbackWindow)
+		}
+	}
+	if req.Fallback == nil {
+		return
+	}
+	if len(req.Channels) > 0 {
+		v.Add("fallback", "give channels or fallback, not both: fallback replaces channels")
+	}
+	if len(req.Fallback) == 0 {
+		v.Add("fallback", "list at least one channel, like [\"push\", \"sms\", \"email\"]")
+	}
+	seen := map[herald.Channel]bool{}
+	for i, c := range req.Fallback {
+		if !c.Valid() {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "unknown channel %q: use push, email or sms", c)
+		} else if seen[c] {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "channel %q is listed twice", c)
+		}
+		seen[c] = true
+	}
+}
+
+// maxFallbackWindow bounds fallback_window: a receipt later than a week
+// is not coming.
+const maxFallbackWindow = 7 * 24 * time.Hour
+
+// firstDetail is the note on a delivery's first timeline event: why a
+// fallback plan skipped or took its channel, and when a scheduled one is due.
+func firstDetail(d herald.Delivery, fallback string) string {
+	sched := scheduledDetail(d)
+	switch {
+	case fallback == "":
+		return sched
+	case sched == "":
+		return fallback
+	}
+	return fallback + "; " + sched
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/deliveryid"
 )
 
 // topic checks the request's topic recipient, if any, and returns the
@@ -18,6 +19,10 @@ func (s *Service) topic(ctx context.Context, appID string, req herald.SendReques
 	for i, r := range req.To {
 		if r.Topic == "" {
 			continue
+		}
+		if len(req.Fallback) > 0 {
+			// A fan-out sends on its channels; fallback plans are per direct user.
+			return nil, herald.Invalid("fallback", "cannot be used with a topic recipient: give channels instead")
 		}
 		if _, err := s.store.GetTopic(ctx, appID, r.Topic); err != nil {
 			if herald.IsNotFound(err) {
@@ -56,7 +61,7 @@ func (s *Service) FanoutPage(ctx context.Context, f herald.Fanout, n herald.Noti
 	}
 	var out []herald.Delivery
 	add := func(d herald.Delivery) {
-		d.ID = deliveryID(nid, string(d.Channel)+"|"+d.UserID+"|"+d.Address+"|"+d.Reason)
+		d.ID = deliveryid.New(nid, deliveryid.Key(d))
 		d.AppID, d.NotificationID, d.Priority = n.AppID, n.ID, n.Priority
 		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = n.CreatedAt, n.CreatedAt, n.CreatedAt
 		if d.Status == "" {

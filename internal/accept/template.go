@@ -73,6 +73,11 @@ func (s *Service) loadTemplate(ctx context.Context, appID string, req herald.Sen
 			v.Add(fmt.Sprintf("channels[%d]", i), "template %q has no %s part", req.Template, ch)
 		}
 	}
+	for i, ch := range req.Fallback {
+		if !p.serves(ch) {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "template %q has no %s part", req.Template, ch)
+		}
+	}
 	return p, v.Err()
 }
 

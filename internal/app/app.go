@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/internal/accept"
 	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
+	"github.com/heraldhq/herald/internal/fallback"
 	"github.com/heraldhq/herald/internal/fanout"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/journal"
@@ -223,7 +224,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
 			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile, Now: a.now,
-			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q})
+			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q,
+			Windows: fallback.NewWindows(a.store, a.writer, deliver.NewCaps(a.store, a.limiter).Critical, a.logger)})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
 		}
@@ -258,7 +260,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var tracking httpapi.Tracking
 	if a.cfg.HasRole(RoleAPI) || a.cfg.HasRole(RoleTracker) {
 		tracking = track.NewCallbacks(a.store, a.writer, providers, links,
-			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
+			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents,
+				Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,

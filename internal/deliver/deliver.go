@@ -553,7 +553,7 @@ func (w *Worker) settle(ctx context.Context, d herald.Delivery, attempt int, to 
 	now := w.now()
 	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID, To: to, Reason: reason,
 		Attempts: attempt, Provider: provider, ProviderMessageID: providerID, DueAt: due,
-		Event: w.event(d, to, reason, attempt, provider, detail, now)}
+		Event: w.event(d, to, reason, attempt, provider, detail, now), Fallback: w.fallbackStep(ctx, d, to, reason, now)}
 	if attempt > d.Attempts {
 		t.From, t.IfAttempts = []herald.Status{herald.StatusSending}, &attempt
 	} else {

@@ -18,9 +18,12 @@ const maxIdempotencyKey = 255
 type sendRequestBody struct {
 	To       []recipientBody `json:"to"`
 	Channels []string        `json:"channels"`
-	Category string          `json:"category"`
-	Priority string          `json:"priority"`
-	Content  *contentBody    `json:"content"`
+	Fallback []string        `json:"fallback"`
+	// FallbackWindow is a Go duration ("10m", "1h30m").
+	FallbackWindow string       `json:"fallback_window"`
+	Category       string       `json:"category"`
+	Priority       string       `json:"priority"`
+	Content        *contentBody `json:"content"`
 
 	Template        string         `json:"template"`
 	TemplateVersion int            `json:"template_version"`
@@ -31,7 +34,6 @@ type sendRequestBody struct {
 	// 400 "unknown field" or, worse, silently ignored.
 	SendAt      json.RawMessage `json:"send_at"`
 	SendAtLocal json.RawMessage `json:"send_at_local"`
-	Fallback    json.RawMessage `json:"fallback"`
 	EventID     json.RawMessage `json:"event_id"`
 }
 
@@ -83,7 +85,6 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		name string
 		raw  json.RawMessage
 	}{
-		{"fallback", body.Fallback},
 		{"event_id", body.EventID},
 	} {
 		if present(f.raw) {
@@ -118,6 +119,22 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		if !herald.Channel(c).Valid() {
 			v.Add("channels["+strconv.Itoa(i)+"]", "must be push, email or sms")
 		}
+	}
+	if body.Fallback != nil {
+		req.Fallback = make([]herald.Channel, 0, len(body.Fallback))
+	}
+	for i, c := range body.Fallback {
+		req.Fallback = append(req.Fallback, herald.Channel(c))
+		if !herald.Channel(c).Valid() {
+			v.Add("fallback["+strconv.Itoa(i)+"]", "must be push, email or sms")
+		}
+	}
+	if body.FallbackWindow != "" {
+		d, err := time.ParseDuration(body.FallbackWindow)
+		if err != nil {
+			v.Add("fallback_window", `must be a duration like "10m" or "1h30m"`)
+		}
+		req.FallbackWindow = d
 	}
 	checkCategoryPriority(&v, body.Category, body.Priority)
 	if body.Content == nil {

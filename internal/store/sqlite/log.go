@@ -21,10 +21,12 @@ import (
 // execution has a fixed cost that would otherwise dominate a group commit.
 func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	applied := make([]bool, len(b.Transitions))
+	added := make([]bool, len(b.Transitions))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		w := &writer{tx: tx, prepared: s.prepared, stmts: map[string]*sql.Stmt{}}
 		defer w.close()
 		var notifications, deliveries, events, keys, fanouts [][]any
+		var fallbackDue []herald.Delivery
 		for i := range b.Notifications {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
@@ -37,6 +39,9 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 				us(storeutil.Time(n.CreatedAt))})
 			for _, d := range nn.Deliveries {
 				deliveries = append(deliveries, deliveryRow(d))
+				if !d.FallbackDue.IsZero() {
+					fallbackDue = append(fallbackDue, d)
+				}
 			}
 			if f := nn.Fanout; f != nil {
 				fanouts = append(fanouts, fanoutRow(n, *f))
@@ -62,6 +67,11 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 				return err
 			}
 		}
+		for _, d := range fallbackDue {
+			if err := w.setFallbackDue(ctx, d); err != nil {
+				return err
+			}
+		}
 		for i := range b.Transitions {
 			ev, ok, err := w.transition(ctx, &b.Transitions[i])
 			if err != nil {
@@ -69,6 +79,16 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			}
 			if applied[i] = ok; ok {
 				events = append(events, s.eventRow(ev))
+			}
+			if ok && b.Transitions[i].Fallback != nil {
+				stepEvents, err := w.fallbackStep(ctx, &b.Transitions[i], ev.NotificationID)
+				if err != nil {
+					return err
+				}
+				added[i] = len(stepEvents) > 0
+				for _, e := range stepEvents {
+					events = append(events, s.eventRow(e))
+				}
 			}
 		}
 		return w.insertRows(ctx, "events", eventColumns, events)
@@ -79,6 +99,9 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	// Only a committed batch reports its transitions applied.
 	for i := range b.Transitions {
 		b.Transitions[i].Applied = applied[i]
+		if f := b.Transitions[i].Fallback; f != nil {
+			f.Added = added[i]
+		}
 	}
 	return nil
 }
@@ -88,6 +111,79 @@ func deliveryRow(d herald.Delivery) []any {
 	return []any{d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
 		string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
 		d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created}
+}
+
+// fallbackStep writes the fallback step of an applied transition unless
+// another delivery of the channel being left blocks it, and returns the
+// events of the deliveries it added. A delivery already there (the step
+// was taken before) is skipped with its events. The single writer
+// connection serialises steps, so two devices failing together see each
+// other's outcome.
+func (w *writer) fallbackStep(ctx context.Context, t *herald.Transition, notificationID string) ([]herald.Event, error) {
+	f := t.Fallback
+	// Whether or not it is taken, the step is decided: a window it had is done.
+	if _, err := w.tx.ExecContext(ctx, `UPDATE deliveries SET fallback_due = NULL WHERE app_id = ? AND id = ? AND fallback_due IS NOT NULL`,
+		t.AppID, t.DeliveryID); err != nil {
+		return nil, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	args := []any{t.AppID, notificationID, f.UserID, string(f.Channel), t.DeliveryID}
+	for _, st := range storeutil.FallbackBlockers {
+		args = append(args, st)
+	}
+	var blocked bool
+	err := w.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries
+		WHERE app_id = ? AND notification_id = ? AND user_id = ? AND channel = ? AND id <> ?
+		AND status IN (?`+strings.Repeat(", ?", len(storeutil.FallbackBlockers)-1)+`))`, args...).Scan(&blocked)
+	if err != nil {
+		return nil, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	if blocked {
+		return nil, nil
+	}
+	q := "INSERT INTO deliveries (" + deliveryColumns + ") VALUES (?" + strings.Repeat(", ?", strings.Count(deliveryColumns, ",")) +
+		") ON CONFLICT DO NOTHING"
+	added := map[string]bool{}
+	for _, d := range f.Deliveries {
+		res, err := w.tx.ExecContext(ctx, q, deliveryRow(d)...)
+		if err != nil {
+			return nil, fmt.Errorf("fallback step after delivery %q: insert %q: %w", t.DeliveryID, d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			added[d.ID] = true
+			if !d.FallbackDue.IsZero() {
+				if err := w.setFallbackDue(ctx, d); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var evs []herald.Event
+	for _, e := range f.Events {
+		if added[e.DeliveryID] {
+			evs = append(evs, e)
+		}
+	}
+	return evs, nil
+}
+
+// setFallbackDue writes a new delivery's fallback window (rare: only
+// fallback notifications with a window have one, so the bulk insert
+// stays as it is).
+func (w *writer) setFallbackDue(ctx context.Context, d herald.Delivery) error {
+	if _, err := w.tx.ExecContext(ctx, `UPDATE deliveries SET fallback_due = ? WHERE app_id = ? AND id = ?`,
+		us(storeutil.Time(d.FallbackDue)), d.AppID, d.ID); err != nil {
+		return fmt.Errorf("fallback window of delivery %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+// OverdueFallbacks returns sent deliveries whose fallback window ended.
+func (s *Store) OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+	// The predicate reads as the partial index deliveries_fallback_due's.
+	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE status = 'sent' AND fallback_due IS NOT NULL AND fallback_due <= ? ORDER BY fallback_due LIMIT ?`,
+		us(storeutil.Time(before)), limit)
+	return out, wrap(err, "overdue fallbacks before %s", before)
 }
 
 const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"

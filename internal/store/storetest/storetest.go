@@ -52,6 +52,9 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Categories", testCategories},
 		{"Topics", testTopics},
 		{"Fanout", testFanout},
+		{"FallbackStep", testFallbackStep},
+		{"ConcurrentFallbackSteps", testConcurrentFallbackSteps},
+		{"OverdueFallbacks", testOverdueFallbacks},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {

@@ -235,11 +235,15 @@ func DecodeNameCursor(c string) (string, error) {
 type contentDoc struct {
 	herald.Content
 	Template *herald.Rendering `json:"template,omitempty"`
+	Fallback []herald.Channel  `json:"fallback,omitempty"`
+	// FallbackWindow is in seconds.
+	FallbackWindow int64 `json:"fallback_window,omitempty"`
 }
 
 // EncodeContent returns the content document of n.
 func EncodeContent(n herald.Notification) ([]byte, error) {
-	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template})
+	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template, Fallback: n.Fallback,
+		FallbackWindow: int64(n.FallbackWindow / time.Second)})
 }
 
 // DecodeContent fills n's Content and Template from a content document.
@@ -248,7 +252,8 @@ func DecodeContent(doc []byte, n *herald.Notification) error {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return err
 	}
-	n.Content, n.Template = d.Content, d.Template
+	n.Content, n.Template, n.Fallback = d.Content, d.Template, d.Fallback
+	n.FallbackWindow = time.Duration(d.FallbackWindow) * time.Second
 	return nil
 }
 
@@ -313,4 +318,13 @@ func FanoutPageRows(p *herald.FanoutPage, inserted map[string]bool) []herald.Eve
 		}
 	}
 	return evs
+}
+
+// FallbackBlockers are the statuses in which another delivery of the
+// channel a fallback step leaves keeps the step from being taken: it may
+// still reach the user, did, or was called off.
+var FallbackBlockers = []string{
+	string(herald.StatusAccepted), string(herald.StatusScheduled), string(herald.StatusQueued), string(herald.StatusSending),
+	string(herald.StatusSent), string(herald.StatusDelivered), string(herald.StatusOpened), string(herald.StatusClicked),
+	string(herald.StatusCanceled),
 }
