@@ -197,10 +197,16 @@ type Preferences struct {
 	Channels   map[Channel]bool            `json:"channels,omitempty"`
 	Categories map[string]map[Channel]bool `json:"categories,omitempty"`
 	QuietHours *QuietHours                 `json:"quiet_hours,omitempty"`
+	// Unsubscribed is the global unsubscribe: no channel, no category
+	// (critical ones aside, which bypass every opt-out).
+	Unsubscribed bool `json:"unsubscribed,omitempty"`
 }
 
 // Allows reports whether the user accepts channel c for category.
 func (p Preferences) Allows(c Channel, category string) bool {
+	if p.Unsubscribed {
+		return false
+	}
 	if on, ok := p.Channels[c]; ok && !on {
 		return false
 	}
