@@ -197,10 +197,16 @@ type Preferences struct {
 	Channels   map[Channel]bool            `json:"channels,omitempty"`
 	Categories map[string]map[Channel]bool `json:"categories,omitempty"`
 	QuietHours *QuietHours                 `json:"quiet_hours,omitempty"`
+	// Unsubscribed is the global unsubscribe: no channel, no category
+	// (critical ones aside, which bypass every opt-out).
+	Unsubscribed bool `json:"unsubscribed,omitempty"`
 }
 
 // Allows reports whether the user accepts channel c for category.
 func (p Preferences) Allows(c Channel, category string) bool {
+	if p.Unsubscribed {
+		return false
+	}
 	if on, ok := p.Channels[c]; ok && !on {
 		return false
 	}
@@ -232,8 +238,31 @@ type Notification struct {
 	Content  Content
 	// Template is set when the content was rendered from a template;
 	// Content is empty then, and ContentFor picks each delivery's.
-	Template  *Rendering
-	CreatedAt time.Time
+	Template *Rendering
+	// Fallback is the request's fallback plan: the channels to try in
+	// order for each user. Empty for a notification sent on all its
+	// channels at once.
+	Fallback []Channel
+	// FallbackWindow, with Fallback, is how long an SMS or email of the
+	// plan may stay sent without a delivery receipt (delivered, opened)
+	// before the user's next channel is tried; zero waits for a failure.
+	FallbackWindow time.Duration
+	CreatedAt      time.Time
+}
+
+// CouldNotReach reports whether a delivery that ended in status s with
+// reason could not reach its recipient, so that a fallback notification
+// tries the user's next channel. A sent (or later) delivery reached the
+// provider; a canceled one was called off; one suppressed by a frequency
+// cap was held back on purpose.
+func CouldNotReach(s Status, reason string) bool {
+	switch s {
+	case StatusFailed, StatusDead:
+		return true
+	case StatusSuppressed:
+		return reason == ReasonNoAddress || reason == ReasonOptedOut || reason == ReasonInvalidRecipient
+	}
+	return false
 }
 
 // Status is the state of a delivery.
@@ -260,6 +289,12 @@ const (
 // unsubscribe link or a provider's unsubscribe or spam report event). The
 // delivery keeps its status; the event goes out as user.unsubscribed.
 const TimelineUnsubscribed Status = "unsubscribed"
+
+// TimelineFallback is a step of a delivery's timeline, not a status: the
+// delivery stayed sent without a receipt for its notification's fallback
+// window, and the user's next channel is tried. The delivery keeps its
+// status (a receipt may still come).
+const TimelineFallback Status = "fallback"
 
 // Done reports whether no more sending will happen for a delivery in status s.
 func (s Status) Done() bool {
@@ -312,8 +347,12 @@ type Delivery struct {
 	ProviderMessageID string
 	Attempts          int
 	NextAttemptAt     time.Time // when the delivery is due; zero means now
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// FallbackDue, when set, is when a fallback notification moves on to
+	// the user's next channel if this delivery is still sent (no receipt)
+	// by then. Written with the delivery; stores do not read it back.
+	FallbackDue time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Event is one step in a delivery's timeline.

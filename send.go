@@ -6,11 +6,13 @@ import (
 )
 
 // Recipient is one addressee of a send request: a known user of the app,
-// or a direct email address or phone number. Exactly one field is set.
+// a direct email address or phone number, or a topic. Exactly one field is set.
 type Recipient struct {
 	UserID string `json:"user_id,omitempty"`
 	Email  string `json:"email,omitempty"`
 	Phone  string `json:"phone,omitempty"`
+	// Topic fans the notification out to every subscriber of the app's topic.
+	Topic string `json:"topic,omitempty"`
 }
 
 // SendRequest asks Herald to notify recipients.
@@ -18,9 +20,15 @@ type SendRequest struct {
 	To []Recipient `json:"to"`
 	// Channels to use; empty means every channel the recipient can be reached on.
 	Channels []Channel `json:"channels,omitempty"`
-	Category string    `json:"category,omitempty"`
-	Priority Priority  `json:"priority,omitempty"`
-	Content  Content   `json:"content"`
+	// Fallback, instead of Channels, lists channels to try in order for
+	// each user: the next one only when the previous could not reach the
+	// user (see Notification.Fallback).
+	Fallback []Channel `json:"fallback,omitempty"`
+	// FallbackWindow, with Fallback: see Notification.FallbackWindow.
+	FallbackWindow time.Duration `json:"fallback_window,omitempty"`
+	Category       string        `json:"category,omitempty"`
+	Priority       Priority      `json:"priority,omitempty"`
+	Content        Content       `json:"content"`
 	// Template names a stored template to render per recipient with Data,
 	// instead of Content; TemplateVersion pins a version (0: the latest).
 	Template        string         `json:"template,omitempty"`

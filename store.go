@@ -24,6 +24,7 @@ type Store interface {
 	AnalyticsStore
 	TemplateStore
 	CategoryStore
+	TopicStore
 	// Ping checks that the database answers. Called by /readyz.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Safe to call twice.
@@ -148,6 +149,11 @@ type LogStore interface {
 	// those still unfinished and due before ifDueBefore: a delivery that a
 	// worker claimed or rescheduled since it was read keeps its due time.
 	PostponeDeliveries(ctx context.Context, ids []string, ifDueBefore, until time.Time) error
+	// OverdueFallbacks returns up to limit deliveries of any app that are
+	// still sent with a FallbackDue at or before before, oldest due first.
+	// Only the reconciler calls it; a fallback step written for one clears
+	// its FallbackDue.
+	OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]Delivery, error)
 }
 
 // NotificationFilter selects notifications in ListNotifications. Zero fields match everything.
@@ -197,6 +203,9 @@ type NewNotification struct {
 	Deliveries   []Delivery
 	Events       []Event
 	Idempotency  *Idempotency
+	// Fanout, when set, starts the fan-out of a notification sent to a
+	// topic, in the same transaction as the notification.
+	Fanout *Fanout
 }
 
 // Transition moves one delivery to a new status, if its guard holds, and
@@ -217,9 +226,31 @@ type Transition struct {
 	// DueAt is when the delivery is next due (a retry's time); now when zero.
 	DueAt time.Time
 	Event Event
+	// Fallback, when set, is the next step of a fallback notification,
+	// written in the same transaction when the transition applies.
+	Fallback *FallbackStep
 
 	// Applied is set by Apply when the guard held and the change was written.
 	Applied bool
+}
+
+// FallbackStep is what a fallback notification does next for one user
+// after a delivery that could not reach them: the deliveries of its next
+// channels (those that cannot reach the user either, suppressed, then the
+// first that can) with their first events. Apply writes it with the
+// transition that ends the delivery, and only while no other delivery of
+// the notification to the same user on the channel being left (another
+// device) is unfinished or reached the user; the deliveries' ids are
+// derived from the notification and the step, so a step taken twice adds
+// nothing the second time.
+type FallbackStep struct {
+	UserID     string
+	Channel    Channel // the channel being left
+	Deliveries []Delivery
+	Events     []Event
+
+	// Added is set by Apply when the step's deliveries were written.
+	Added bool
 }
 
 // AnalyticsStore counts deliveries for GET /v1/analytics.
@@ -325,4 +356,90 @@ type WebhookStore interface {
 	// DeleteWebhookPost removes a post that was delivered or given up. A
 	// post already gone is not an error.
 	DeleteWebhookPost(ctx context.Context, appID, id string) error
+}
+
+// TopicStore keeps topics, their subscribers, and the progress of each
+// notification's fan-out to a topic.
+type TopicStore interface {
+	// UpdateSubscribers creates the app's topic if it is new, then adds
+	// and removes subscribers (adding one already there, or removing one
+	// not there, changes nothing). When some ids in add are not users of
+	// the app, nothing is written and they are returned as missing, in the
+	// order given. Called by PUT /v1/topics/{name}/subscribers and bulk loads.
+	UpdateSubscribers(ctx context.Context, appID, topic string, add, remove []string, at time.Time) (missing []string, err error)
+	// GetTopic returns the topic with its subscriber count. CodeNotFound when the app has no such topic.
+	GetTopic(ctx context.Context, appID, name string) (Topic, error)
+	// ListSubscribers returns up to limit user ids subscribed to the topic
+	// that sort after after, in byte order of user id. Called by the API's
+	// list and by the fan-out, which pages with it.
+	ListSubscribers(ctx context.Context, appID, topic, after string, limit int) ([]string, error)
+	// GetFanout returns the fan-out of a notification. CodeNotFound when the
+	// notification was not sent to a topic (or is not the app's).
+	GetFanout(ctx context.Context, appID, notificationID string) (Fanout, error)
+	// RunningFanouts returns up to limit fan-outs of any app that are not
+	// completed, least recently advanced first. Only the fan-out runner calls it.
+	RunningFanouts(ctx context.Context, limit int) ([]Fanout, error)
+	// ApplyFanoutPage writes one page of a fan-out in one transaction: its
+	// deliveries and their first events, and the fan-out's new cursor,
+	// recipient count and status. Nothing is written, and Applied stays
+	// false, unless the fan-out is still running with its cursor at
+	// p.After: a page redone after a crash, or by a second runner, adds
+	// nothing. A delivery whose id is in the log already (its user was also
+	// a direct recipient) is skipped with its event; Inserted lists the
+	// deliveries written. Only the fan-out runner calls it.
+	ApplyFanoutPage(ctx context.Context, p *FanoutPage) error
+}
+
+// Topic is a named group of an app's users; a notification to it fans out
+// to every subscriber.
+type Topic struct {
+	AppID       string
+	Name        string
+	Subscribers int
+	CreatedAt   time.Time
+}
+
+// Fan-out statuses.
+const (
+	FanoutRunning   = "running"
+	FanoutCompleted = "completed"
+)
+
+// Fanout is the progress of one notification's fan-out to a topic's subscribers.
+type Fanout struct {
+	AppID          string
+	NotificationID string
+	Topic          string
+	// Channels, SendAt and SendAtLocal are the send request's, applied to each subscriber.
+	Channels    []Channel
+	SendAt      time.Time
+	SendAtLocal string
+	// Cursor is the last subscriber (by user id) whose deliveries are in
+	// the log; "" before the first page.
+	Cursor string
+	// Recipients counts the subscribers fanned out to so far.
+	Recipients int
+	Status     string // FanoutRunning or FanoutCompleted
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// FanoutPage is one page of a fan-out, written by ApplyFanoutPage.
+type FanoutPage struct {
+	AppID          string
+	NotificationID string
+	// After is the cursor the page starts from: the guard.
+	After string
+	// Cursor is the last subscriber of the page; Users how many subscribers it covers.
+	Cursor string
+	Users  int
+	// Done completes the fan-out.
+	Done       bool
+	At         time.Time
+	Deliveries []Delivery
+	Events     []Event
+
+	// Applied and Inserted are set by ApplyFanoutPage.
+	Applied  bool
+	Inserted []Delivery
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/fallback"
 	"github.com/heraldhq/herald/internal/tmpl"
 	"github.com/heraldhq/herald/internal/validate"
 )
@@ -33,6 +34,9 @@ type Store interface {
 	GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error)
 	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
 	ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error)
+	GetTopic(ctx context.Context, appID, name string) (herald.Topic, error)
+	GetFanout(ctx context.Context, appID, notificationID string) (herald.Fanout, error)
+	ApplyFanoutPage(ctx context.Context, p *herald.FanoutPage) error
 }
 
 // LogWriter commits log batches: the group-commit writer, which also
@@ -59,6 +63,7 @@ type Service struct {
 	admit      func(herald.Channel, int) error
 	templates  Templates
 	critical   func(ctx context.Context, appID, category string) bool
+	onFanout   func()
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -81,6 +86,9 @@ type Options struct {
 	// critical: its notifications go to recipients who opted out. nil
 	// means no category is critical.
 	Critical func(ctx context.Context, appID, category string) bool
+	// OnFanout, when set, is called after a notification to a topic is
+	// committed, so that a fan-out runner can start at once.
+	OnFanout func()
 }
 
 // New returns a Service.
@@ -98,7 +106,8 @@ func New(store Store, log LogWriter, o Options) *Service {
 		o.Limits.MaxBodyChars = 100_000
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
-		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical, inFlight: map[string]bool{}}
+		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical,
+		onFanout: o.OnFanout, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)
@@ -133,14 +142,18 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	var err error
 	now := s.now().UTC().Truncate(time.Microsecond)
 	n := herald.Notification{AppID: appID, ID: uuid.Must(uuid.NewV7()).String(), Category: req.Category,
-		Priority: req.Priority, Content: req.Content, CreatedAt: now}
+		Priority: req.Priority, Content: req.Content, Fallback: req.Fallback, FallbackWindow: req.FallbackWindow, CreatedAt: now}
 	var plan *templatePlan
 	if req.Template != "" {
 		if plan, err = s.loadTemplate(ctx, appID, req); err != nil {
 			return herald.Accepted{}, false, err
 		}
 	}
-	deliveries, err := s.resolve(ctx, n, req, plan)
+	fanout, err := s.topic(ctx, appID, req)
+	if err != nil {
+		return herald.Accepted{}, false, err
+	}
+	deliveries, details, err := s.resolve(ctx, n, req, plan, fanout != nil)
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
@@ -149,12 +162,18 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		if err != nil {
 			return herald.Accepted{}, false, fmt.Errorf("accept: app %q: %w", appID, err)
 		}
-		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data); err != nil {
+		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data, fanout != nil); err != nil {
 			return herald.Accepted{}, false, err
 		}
 	}
 	if err := s.schedule(ctx, appID, req, now, deliveries); err != nil {
 		return herald.Accepted{}, false, err
+	}
+	for i := range deliveries {
+		// A fallback window runs from when the delivery is due.
+		if d := &deliveries[i]; d.UserID != "" && (d.Status == herald.StatusAccepted || d.Status == herald.StatusScheduled) {
+			d.FallbackDue = fallback.WindowDue(n, d.Channel, d.NextAttemptAt)
+		}
 	}
 
 	if s.admit != nil {
@@ -174,12 +193,12 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 		}
 	}
 
-	rec := herald.NewNotification{Notification: n, Deliveries: deliveries}
+	rec := herald.NewNotification{Notification: n, Deliveries: deliveries, Fanout: fanout}
 	acc := herald.Accepted{ID: n.ID, Status: "accepted", Deliveries: make([]herald.AcceptedDelivery, len(deliveries))}
 	for i, d := range deliveries {
 		acc.Deliveries[i] = herald.AcceptedDelivery{ID: d.ID, UserID: d.UserID, Channel: d.Channel, Status: d.Status, Reason: d.Reason}
 		rec.Events = append(rec.Events, herald.Event{AppID: appID, NotificationID: n.ID, DeliveryID: d.ID,
-			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: scheduledDetail(d), At: now})
+			Channel: d.Channel, Status: d.Status, Reason: d.Reason, Detail: firstDetail(d, details[d.ID]), At: now})
 	}
 	if req.IdempotencyKey != "" {
 		body, err := json.Marshal(acc)
@@ -208,6 +227,9 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 			s.onAccepted(d.Channel, d.Status)
 		}
 	}
+	if fanout != nil && s.onFanout != nil {
+		s.onFanout()
+	}
 	return acc, false, nil
 }
 
@@ -216,6 +238,10 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 // first wins and sends.
 func (s *Service) Cancel(ctx context.Context, appID, notificationID string) (int, error) {
 	if _, err := s.store.GetNotification(ctx, appID, notificationID); err != nil {
+		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
+	}
+	// First stop a fan-out, so that no delivery is written after the list below.
+	if err := s.stopFanout(ctx, appID, notificationID); err != nil {
 		return 0, fmt.Errorf("accept: cancel %s: %w", notificationID, err)
 	}
 	ds, err := s.store.ListDeliveries(ctx, appID, notificationID)
@@ -283,20 +309,27 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	if len(req.To) > s.limits.MaxRecipients {
 		v.Add("to", "at most %d recipients per request", s.limits.MaxRecipients)
 	}
+	topics := 0
 	for i := range req.To {
 		r := &req.To[i]
 		field := "to[" + strconv.Itoa(i) + "]"
 		set := 0
-		for _, f := range []string{r.UserID, r.Email, r.Phone} {
+		for _, f := range []string{r.UserID, r.Email, r.Phone, r.Topic} {
 			if f != "" {
 				set++
 			}
 		}
 		if set != 1 {
-			v.Add(field, "give exactly one of user_id, email or phone")
+			v.Add(field, "give exactly one of user_id, email, phone or topic")
 			continue
 		}
 		switch {
+		case r.Topic != "":
+			if err := validate.Topic(r.Topic); err != nil {
+				v.Add(field+".topic", "%v", err)
+			} else if topics++; topics > 1 {
+				v.Add(field+".topic", "at most one topic per notification")
+			}
 		case r.UserID != "":
 			if len(r.UserID) > 128 {
 				v.Add(field+".user_id", "at most 128 characters")
@@ -322,6 +355,7 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		}
 		seen[c] = true
 	}
+	checkFallback(&v, req)
 	if req.Category == "" {
 		req.Category = "transactional"
 	} else if err := validate.Category(req.Category); err != nil {
@@ -364,4 +398,52 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 
 func contentEmpty(c herald.Content) bool {
 	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && c.Icon == "" && len(c.Data) == 0
+}
+
+// checkFallback validates the fallback plan: known channels, each once,
+// and not together with channels, which it replaces.
+func checkFallback(v *herald.Validation, req *herald.SendRequest) {
+	if w := req.FallbackWindow; w != 0 {
+		switch {
+		case req.Fallback == nil:
+			v.Add("fallback_window", "is a window of the fallback plan: give fallback too")
+		case w < time.Second || w > maxFallbackWindow || w%time.Second != 0:
+			v.Add("fallback_window", "must be whole seconds from 1s to %s", maxFallbackWindow)
+		}
+	}
+	if req.Fallback == nil {
+		return
+	}
+	if len(req.Channels) > 0 {
+		v.Add("fallback", "give channels or fallback, not both: fallback replaces channels")
+	}
+	if len(req.Fallback) == 0 {
+		v.Add("fallback", "list at least one channel, like [\"push\", \"sms\", \"email\"]")
+	}
+	seen := map[herald.Channel]bool{}
+	for i, c := range req.Fallback {
+		if !c.Valid() {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "unknown channel %q: use push, email or sms", c)
+		} else if seen[c] {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "channel %q is listed twice", c)
+		}
+		seen[c] = true
+	}
+}
+
+// maxFallbackWindow bounds fallback_window: a receipt later than a week
+// is not coming.
+const maxFallbackWindow = 7 * 24 * time.Hour
+
+// firstDetail is the note on a delivery's first timeline event: why a
+// fallback plan skipped or took its channel, and when a scheduled one is due.
+func firstDetail(d herald.Delivery, fallback string) string {
+	sched := scheduledDetail(d)
+	switch {
+	case fallback == "":
+		return sched
+	case sched == "":
+		return fallback
+	}
+	return fallback + "; " + sched
 }

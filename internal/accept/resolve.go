@@ -2,36 +2,47 @@ package accept
 
 import (
 	"context"
-	"crypto/sha1"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/deliveryid"
+	"github.com/heraldhq/herald/internal/fallback"
 )
 
 // resolve turns the request's recipients into deliveries: one per
 // (recipient, channel), one per device for push. A channel that was asked
 // for but cannot be used gives a suppressed delivery with a reason, never
-// silence.
-func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest, plan *templatePlan) ([]herald.Delivery, error) {
+// silence. With a fallback plan, a user gets the deliveries of the first
+// channel that can reach them, after suppressed ones for the channels
+// before it that cannot; details holds the timeline notes of those.
+//
+// A topic recipient is left to the fan-out; with one, the direct
+// recipients may all be unreachable (or absent) without refusing the request.
+func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest, plan *templatePlan, topic bool) (
+	out []herald.Delivery, details map[string]string, err error) {
 	asked := map[herald.Channel]bool{}
 	for _, c := range req.Channels {
 		asked[c] = true
+	}
+	for _, c := range req.Fallback {
+		asked[c] = true // a direct address takes the plan's channel of its kind
 	}
 	// A template's channels bound the default of every reachable channel.
 	wants := func(c herald.Channel) bool { return (len(asked) == 0 || asked[c]) && plan.serves(c) }
 
 	nid := uuid.MustParse(n.ID)
-	var out []herald.Delivery
+	details = map[string]string{}
 	seen := map[string]bool{}
 	add := func(d herald.Delivery) {
-		key := string(d.Channel) + "|" + d.UserID + "|" + d.Address + "|" + d.Reason
+		key := deliveryid.Key(d)
 		if seen[key] {
 			return
 		}
 		seen[key] = true
-		d.ID = deliveryID(nid, key)
+		d.ID = deliveryid.New(nid, key)
 		d.AppID, d.NotificationID, d.Priority = n.AppID, n.ID, n.Priority
 		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = n.CreatedAt, n.CreatedAt, n.CreatedAt
 		if d.Status == "" {
@@ -52,43 +63,38 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 				add(herald.Delivery{Channel: herald.ChannelSMS, Address: r.Phone})
 			}
 		case r.UserID != "":
-			if err := s.resolveUser(ctx, n, r.UserID, asked, plan, add); err != nil {
+			resolveOne := s.resolveUser
+			if len(req.Fallback) > 0 {
+				resolveOne = func(ctx context.Context, n herald.Notification, userID string, _ map[herald.Channel]bool,
+					plan *templatePlan, add func(herald.Delivery)) error {
+					return s.resolveFallback(ctx, n, userID, plan, func(d herald.Delivery, detail string) {
+						add(d)
+						if detail != "" {
+							details[deliveryid.New(nid, deliveryid.Key(d))] = detail
+						}
+					})
+				}
+			}
+			if err := resolveOne(ctx, n, r.UserID, asked, plan, add); err != nil {
 				if herald.IsNotFound(err) {
 					v.Add(fmt.Sprintf("to[%d].user_id", i), "no user %q in this app: create it with PUT /v1/users/{user_id}", r.UserID)
 					continue
 				}
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(out) == 0 {
-		return nil, herald.Invalid("channels", "no recipient can be reached on the requested channels")
+	if len(out) == 0 && !topic {
+		field := "channels"
+		if len(req.Fallback) > 0 {
+			field = "fallback"
+		}
+		return nil, nil, herald.Invalid(field, "no recipient can be reached on the requested channels")
 	}
-	return out, nil
-}
-
-// deliveryID derives a delivery's id from its notification's id and what
-// it addresses: deterministic, so that a repeated accept of the same
-// notification names the same deliveries, and time-ordered like the
-// notification's UUIDv7, so that the log's indexes grow at their end
-// instead of at random pages. It is a UUIDv8: the notification id's first
-// eight bytes (its millisecond timestamp and random bits), then eight
-// bytes of a SHA-1 over the notification id and the key.
-//
-// The hash is uuid.NewSHA1(notification id, key)'s, computed here on a
-// stack buffer with the notification id parsed once per notification.
-func deliveryID(nid uuid.UUID, key string) string {
-	var buf [256]byte
-	h := sha1.Sum(append(append(buf[:0], nid[:]...), key...))
-	var id uuid.UUID
-	copy(id[:8], nid[:8])
-	copy(id[8:], h[8:16])
-	id[6] = id[6]&0x0f | 0x80 // version 8
-	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
-	return id.String()
+	return out, details, nil
 }
 
 func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID string, asked map[herald.Channel]bool,
@@ -109,36 +115,10 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 		}
 		// A contact or device a provider reported invalid stays visible as a
 		// suppressed delivery, so the skip shows in the timeline.
-		invalid := func(d herald.Delivery) herald.Delivery {
-			d.Status, d.Reason = herald.StatusSuppressed, herald.ReasonInvalidRecipient
-			return d
-		}
-		var targets []herald.Delivery
-		switch c {
-		case herald.ChannelEmail:
-			if u.Email != "" && u.EmailStatus == "" {
-				targets = append(targets, herald.Delivery{Address: u.Email})
-			} else if u.Email != "" {
-				targets = append(targets, invalid(herald.Delivery{Address: u.Email}))
-			}
-		case herald.ChannelSMS:
-			if u.Phone != "" && u.PhoneStatus == "" {
-				targets = append(targets, herald.Delivery{Address: u.Phone})
-			} else if u.Phone != "" {
-				targets = append(targets, invalid(herald.Delivery{Address: u.Phone}))
-			}
-		case herald.ChannelPush:
-			devices, err := s.store.ListDevices(ctx, n.AppID, userID)
-			if err != nil {
-				return fmt.Errorf("accept: devices of user %q: %w", userID, err)
-			}
-			for _, d := range devices {
-				t := herald.Delivery{Address: d.Token, DeviceID: d.ID, Platform: d.Platform}
-				if d.Status == herald.DeviceInvalid {
-					t = invalid(t)
-				}
-				targets = append(targets, t)
-			}
+		allowed := prefs.Allows(c, n.Category) || s.isCritical(ctx, n)
+		targets, err := fallback.Targets(ctx, s.store, u, allowed, c)
+		if err != nil {
+			return fmt.Errorf("accept: %w", err)
 		}
 		if len(targets) == 0 {
 			if explicit {
@@ -146,14 +126,35 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 			}
 			continue
 		}
-		allowed := prefs.Allows(c, n.Category) || s.isCritical(ctx, n)
 		for _, t := range targets {
-			t.UserID, t.Channel = userID, c
-			if !allowed && t.Status == "" {
-				t.Status, t.Reason = herald.StatusSuppressed, herald.ReasonOptedOut
-			}
 			add(t)
 		}
+	}
+	return nil
+}
+
+// resolveFallback resolves a user of a fallback notification: the plan's
+// channels in order up to the first that can reach the user.
+func (s *Service) resolveFallback(ctx context.Context, n herald.Notification, userID string, plan *templatePlan,
+	add func(d herald.Delivery, detail string)) error {
+	u, err := s.store.GetUser(ctx, n.AppID, userID)
+	if err != nil {
+		return fmt.Errorf("accept: resolve user %q: %w", userID, err)
+	}
+	plan.sawUser(u)
+	prefs, err := s.store.GetPreferences(ctx, n.AppID, userID)
+	if err != nil {
+		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
+	}
+	critical := s.isCritical(ctx, n)
+	allows := func(c herald.Channel) bool { return critical || prefs.Allows(c, n.Category) }
+	planned, err := fallback.Walk(ctx, s.store, u, allows, slices.DeleteFunc(slices.Clone(n.Fallback),
+		func(c herald.Channel) bool { return !plan.serves(c) }), "", "")
+	if err != nil {
+		return fmt.Errorf("accept: %w", err)
+	}
+	for _, p := range planned {
+		add(p.Delivery, p.Detail)
 	}
 	return nil
 }

@@ -18,14 +18,22 @@ type Templates interface {
 // templatePlan is what a templated send carries through resolving: the
 // compiled template, and the locale of each user met on the way.
 type templatePlan struct {
-	c       *tmpl.Compiled
-	locales map[string]string // user id → the user's locale
+	c *tmpl.Compiled
+	// rendered, when c is nil, is the rendering a fan-out resolves
+	// subscribers against: it serves the channels of its default variant.
+	rendered *herald.Rendering
+	locales  map[string]string // user id → the user's locale
 }
 
 // serves reports whether the plan (nil for inline content) allows channel c.
 func (p *templatePlan) serves(c herald.Channel) bool {
 	if p == nil {
 		return true
+	}
+	if p.c == nil {
+		v := p.rendered.Variants[p.rendered.Default]
+		return c == herald.ChannelEmail && v.Email != nil || c == herald.ChannelSMS && v.SMS != nil ||
+			c == herald.ChannelPush && v.Push != nil
 	}
 	for _, ch := range p.c.Channels() {
 		if ch == c {
@@ -65,6 +73,11 @@ func (s *Service) loadTemplate(ctx context.Context, appID string, req herald.Sen
 			v.Add(fmt.Sprintf("channels[%d]", i), "template %q has no %s part", req.Template, ch)
 		}
 	}
+	for i, ch := range req.Fallback {
+		if !p.serves(ch) {
+			v.Add(fmt.Sprintf("fallback[%d]", i), "template %q has no %s part", req.Template, ch)
+		}
+	}
 	return p, v.Err()
 }
 
@@ -73,7 +86,10 @@ func (s *Service) loadTemplate(ctx context.Context, appID string, req herald.Sen
 // the app's default locale and then the base parts. Direct addresses read
 // the default. Any failure (a missing key, the time or size cap) refuses
 // the whole request.
-func (p *templatePlan) render(appDefault string, deliveries []herald.Delivery, data map[string]any) (*herald.Rendering, error) {
+//
+// A topic's subscribers are not known at acceptance: they all read the
+// default variant, which withDefault renders even when no delivery reads it.
+func (p *templatePlan) render(appDefault string, deliveries []herald.Delivery, data map[string]any, withDefault bool) (*herald.Rendering, error) {
 	r := &herald.Rendering{Name: p.c.Name, Version: p.c.Version, Default: p.c.Variant("", appDefault),
 		Variants: map[string]herald.Rendered{}}
 	need := func(variant string) error {
@@ -86,6 +102,11 @@ func (p *templatePlan) render(appDefault string, deliveries []herald.Delivery, d
 		}
 		r.Variants[variant] = out
 		return nil
+	}
+	if withDefault {
+		if err := need(r.Default); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range deliveries {
 		variant := r.Default

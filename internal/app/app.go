@@ -25,6 +25,8 @@ import (
 	"github.com/heraldhq/herald/internal/accept"
 	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
+	"github.com/heraldhq/herald/internal/fallback"
+	"github.com/heraldhq/herald/internal/fanout"
 	"github.com/heraldhq/herald/internal/httpapi"
 	"github.com/heraldhq/herald/internal/journal"
 	"github.com/heraldhq/herald/internal/logwriter"
@@ -54,15 +56,18 @@ type App struct {
 	writer     *logwriter.Writer
 	consumers  []*queue.Consumer
 	reconciler *reconcile.Reconciler
-	webhooks   *webhook.Service
-	watch      *queueWatch
-	gate       *storeGate
-	journal    *journal.Journal
-	limiter    herald.RateLimiter
-	redis      *redis.Client
-	srv        *http.Server
-	ln         net.Listener
-	serveErr   chan error
+	fanout     *fanout.Runner
+	// fanoutAfterCommit is handed to the fan-out runner (SetFanoutAfterCommit).
+	fanoutAfterCommit func(*herald.FanoutPage) error
+	webhooks          *webhook.Service
+	watch             *queueWatch
+	gate              *storeGate
+	journal           *journal.Journal
+	limiter           herald.RateLimiter
+	redis             *redis.Client
+	srv               *http.Server
+	ln                net.Listener
+	serveErr          chan error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -78,6 +83,12 @@ func New(cfg Config, logger *slog.Logger) *App {
 // sender's, the workers', the scheduler's and the API's — so that a test
 // can stand at any hour of a user's day. Call it before Start.
 func (a *App) SetClock(now func() time.Time) { a.now = now }
+
+// SetFanoutAfterCommit sets a function the fan-out runner calls after each
+// page commits and before it queues the page; an error stops the runner
+// there, as a crash would, until the process restarts. Tests crash
+// fan-outs mid-way with it. Call it before Start.
+func (a *App) SetFanoutAfterCommit(f func(*herald.FanoutPage) error) { a.fanoutAfterCommit = f }
 
 // OpenStore opens the configured store (Postgres when DatabaseURL is set,
 // else SQLite in the data dir) and applies pending migrations.
@@ -213,8 +224,21 @@ func (a *App) Start(ctx context.Context) (err error) {
 		a.reconciler = reconcile.New(a.store, a.q, reconcile.Options{Logger: a.logger,
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
 			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile, Now: a.now,
-			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q})
+			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q,
+			Windows: fallback.NewWindows(a.store, a.writer, deliver.NewCaps(a.store, a.limiter).Critical, a.logger)})
 		if err = a.reconciler.Start(ctx); err != nil {
+			return err
+		}
+	}
+	if a.cfg.HasRole(RoleScheduler) {
+		host, _ := os.Hostname()
+		// The fan-out resolves subscribers as acceptance resolves users.
+		resolver := accept.New(a.store, a.writer, accept.Options{Logger: a.logger, Now: a.now,
+			Critical: deliver.NewCaps(a.store, a.limiter).Critical})
+		a.fanout = fanout.New(a.store, resolver, a.q, fanout.Options{Logger: a.logger, Now: a.now,
+			Holder:      fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
+			AfterCommit: a.fanoutAfterCommit, Observe: m.observeFanout})
+		if err = a.fanout.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -227,7 +251,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		templates = lib
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
-			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical})
+			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical,
+			OnFanout: a.nudgeFanout})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served
@@ -235,7 +260,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var tracking httpapi.Tracking
 	if a.cfg.HasRole(RoleAPI) || a.cfg.HasRole(RoleTracker) {
 		tracking = track.NewCallbacks(a.store, a.writer, providers, links,
-			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents})
+			track.CallbackOptions{Logger: a.logger, VerifyEvents: sendgrid.VerifyEvents,
+				Critical: deliver.NewCaps(a.store, a.limiter).Critical})
 	}
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
@@ -262,6 +288,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
 		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
 	return nil
+}
+
+// nudgeFanout starts a pass of this process's fan-out runner, if it has
+// one, after a notification to a topic was accepted.
+func (a *App) nudgeFanout() {
+	if a.fanout != nil {
+		a.fanout.Nudge()
+	}
 }
 
 // sendsInFlight maps --max-sends-in-flight to httpapi.Deps, where 0 means the default.
@@ -512,6 +546,9 @@ func (a *App) Stop(ctx context.Context) error {
 		}
 		if a.reconciler != nil {
 			errs = append(errs, a.reconciler.Stop(ctx))
+		}
+		if a.fanout != nil {
+			errs = append(errs, a.fanout.Stop(ctx))
 		}
 		if a.writer != nil {
 			errs = append(errs, a.writer.Stop(ctx))

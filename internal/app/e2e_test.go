@@ -140,4 +140,16 @@ func walkThrough(t *testing.T, cfg app.Config) {
 	if msgs := smtpd.WaitForMessages(t, 2, 10*time.Second); msgs[1].Subject != "Welcome, Ada" {
 		t.Errorf("templated mail subject %q", msgs[1].Subject)
 	}
+
+	// 7. A topic: subscribe ada and send to the topic; the fan-out reaches her.
+	c.must(200, "PUT", "/v1/topics/news/subscribers", map[string]any{"add": []string{"ada"}})
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"topic": "news"}},
+		"channels": []string{"email"}, "content": map[string]any{"subject": "News", "body": "The news of the day"}}).decode(t, &accepted)
+	if f := c.waitFanout(accepted.ID, 30*time.Second).Fanout; f.Recipients != 1 {
+		t.Errorf("fanout = %+v, want 1 recipient", f)
+	}
+	c.waitDone(accepted.ID, 30*time.Second)
+	if msgs := smtpd.WaitForMessages(t, 3, 10*time.Second); msgs[2].Subject != "News" || msgs[2].To[0] != "ada@example.com" {
+		t.Errorf("topic mail: subject %q to %v", msgs[2].Subject, msgs[2].To)
+	}
 }

@@ -73,6 +73,8 @@ func badInput(t *testing.T, cfg app.Config) {
 			map[string]any{"to": []any{map[string]any{"email": "a@example.com"}}, "subject": "a\nb", "content": []any{map[string]any{"type": "text/plain", "value": "x"}}}, 422, "subject"},
 		{"empty provider list", admin, "PUT", "/v1/providers/email", []any{}, 422, "body"},
 		{"oversized body", admin, "POST", "/v1/notifications", huge, 413, ""},
+		{"fallback to a topic", admin, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"topic": "news"}},
+			"fallback": []string{"push", "sms"}, "content": map[string]any{"body": "hi"}}, 422, "fallback"},
 		{"send_at and send_at_local", admin, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
 			"content": map[string]any{"body": "hi"}, "send_at": "2026-12-01T09:00:00Z", "send_at_local": "09:00"}, 422, "send_at_local"},
 		{"send_at_local not a time", admin, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},

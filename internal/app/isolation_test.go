@@ -29,6 +29,7 @@ func TestTenantIsolation(t *testing.T) {
 		"events": []string{"user.unsubscribed"}}).decode(t, &hook)
 	owner.must(201, "PUT", "/v1/categories/security", map[string]any{"critical": true})
 	owner.must(201, "PUT", "/v1/templates/welcome", map[string]any{"sms": map[string]any{"text": "Hi {{.name}}"}})
+	owner.must(200, "PUT", "/v1/topics/news/subscribers", map[string]any{"add": []string{"ada"}})
 	var n struct {
 		ID         string
 		Deliveries []struct{ ID string }
@@ -59,13 +60,16 @@ func TestTenantIsolation(t *testing.T) {
 		{"GET /v1/templates/{name}", "/v1/templates/welcome", nil},
 		{"POST /v1/templates/{name}/preview", "/v1/templates/welcome/preview", map[string]any{"data": map[string]any{"name": "x"}}},
 		{"DELETE /v1/templates/{name}", "/v1/templates/welcome", nil},
-		// PUT /v1/users/{user_id}, PUT /v1/providers/{channel}, PUT /v1/templates/{name}
-		// and PUT /v1/categories/{name} address the caller's own namespace: they create
-		// the caller's object, never touch another app's.
+		{"GET /v1/topics/{name}", "/v1/topics/news", nil},
+		{"GET /v1/topics/{name}/subscribers", "/v1/topics/news/subscribers", nil},
+		// PUT /v1/users/{user_id}, PUT /v1/providers/{channel}, PUT /v1/templates/{name},
+		// PUT /v1/categories/{name} and PUT /v1/topics/{name}/subscribers address the
+		// caller's own namespace: they create the caller's object, never touch another app's.
 		{"PUT /v1/users/{user_id}", "", nil},
 		{"PUT /v1/providers/{channel}", "", nil},
 		{"PUT /v1/templates/{name}", "", nil},
 		{"PUT /v1/categories/{name}", "", nil},
+		{"PUT /v1/topics/{name}/subscribers", "", nil},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -133,6 +137,21 @@ func TestTenantIsolation(t *testing.T) {
 	owner.must(200, "GET", "/v1/templates/welcome", nil).decode(t, &tv)
 	if tv.Version != 1 || tv.SMS.Text != "Hi {{.name}}" {
 		t.Errorf("owner's template = %+v, want its own version 1 untouched", tv)
+	}
+	// Another app's topic of the same name is not the other app's to send to,
+	// and its own topic of that name is its own.
+	other.must(422, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"topic": "news"}},
+		"content": map[string]any{"body": "hi"}})
+	other.must(200, "PUT", "/v1/topics/news/subscribers", map[string]any{"add": []string{"ada"}})
+	var topic struct{ Subscribers int }
+	owner.must(200, "GET", "/v1/topics/news", nil).decode(t, &topic)
+	if topic.Subscribers != 1 {
+		t.Errorf("owner's topic has %d subscribers, want its 1", topic.Subscribers)
+	}
+	other.must(200, "PUT", "/v1/topics/news/subscribers", map[string]any{"remove": []string{"ada"}})
+	owner.must(200, "GET", "/v1/topics/news", nil).decode(t, &topic)
+	if topic.Subscribers != 1 {
+		t.Errorf("owner's topic has %d subscribers after the other app's remove, want 1", topic.Subscribers)
 	}
 	var list struct{ Data []struct{ ID string } }
 	other.must(200, "GET", "/v1/notifications", nil).decode(t, &list)

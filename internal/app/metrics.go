@@ -19,6 +19,8 @@ type metrics struct {
 	commitSize    prometheus.Histogram
 	commitErrors  prometheus.Counter
 	reconciled    prometheus.Counter
+	// fanoutRecipients counts subscribers the fan-out wrote deliveries for.
+	fanoutRecipients prometheus.Counter
 	// publishSkipped counts commits whose deliveries were left to the reconciler.
 	publishSkipped prometheus.Counter
 	circuits       *prometheus.CounterVec
@@ -44,6 +46,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Failed notification log commits."}),
 		reconciled: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_reconciled_deliveries_total",
 			Help: "Deliveries the reconciler republished: lost work, and retries whose time came."}),
+		fanoutRecipients: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_fanout_recipients_total",
+			Help: "Topic subscribers whose deliveries the fan-out committed to the log."}),
 		publishSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_queue_publish_skipped_total",
 			Help: "Commits whose deliveries were not queued at once because the publisher was behind (the reconciler queues them)."}),
 		circuits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_provider_circuit_changes_total",
@@ -54,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			[]string{"channel"}),
 	}
 	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled,
-		m.publishSkipped, m.circuits, m.dead)
+		m.fanoutRecipients, m.publishSkipped, m.circuits, m.dead)
 	for _, c := range herald.AllChannels() {
 		m.dead.WithLabelValues(string(c)) // present at zero, so that increase() sees the first one
 	}
@@ -82,6 +86,8 @@ func (m *metrics) observeCommit(n int, took time.Duration, err error) {
 func (m *metrics) observeDead(c herald.Channel) { m.dead.WithLabelValues(string(c)).Inc() }
 
 func (m *metrics) observeReconcile(n int) { m.reconciled.Add(float64(n)) }
+
+func (m *metrics) observeFanout(users, _ int) { m.fanoutRecipients.Add(float64(users)) }
 
 func (m *metrics) observeCircuit(kind string, open bool) {
 	state := "closed"

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -215,4 +216,74 @@ func sendTo(t *testing.T, c *api, user string) string {
 	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": user}},
 		"channels": []string{"email"}, "content": map[string]any{"body": "hello"}}).decode(t, &acc)
 	return acc.ID
+}
+
+// TestGlobalUnsubscribe: a user who unsubscribed from everything gets a
+// suppressed delivery, reason opted_out, on every channel; a critical
+// category still reaches them.
+func TestGlobalUnsubscribe(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	c := emailSetup(t, smtpd, 3)
+	c.must(200, "PUT", "/v1/users/ada/preferences", map[string]any{"unsubscribed": true})
+	var prefs struct{ Unsubscribed bool }
+	c.must(200, "GET", "/v1/users/ada/preferences", nil).decode(t, &prefs)
+	if !prefs.Unsubscribed {
+		t.Fatalf("preferences do not say unsubscribed")
+	}
+	var acc struct {
+		ID         string
+		Deliveries []struct{ Status, Reason string }
+	}
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"category": "marketing", "content": map[string]any{"body": "sale"}}).decode(t, &acc)
+	if len(acc.Deliveries) != 1 || acc.Deliveries[0].Status != "suppressed" || acc.Deliveries[0].Reason != "opted_out" {
+		t.Errorf("deliveries %+v, want one suppressed, opted_out", acc.Deliveries)
+	}
+	c.must(201, "PUT", "/v1/categories/security", map[string]any{"critical": true})
+	c.waitDone(sendCategory(t, c, "security"), 20*time.Second)
+	if n := len(smtpd.WaitForMessages(t, 1, 10*time.Second)); n != 1 {
+		t.Errorf("the SMTP server got %d messages, want the critical one", n)
+	}
+}
+
+func sendCategory(t *testing.T, c *api, category string) string {
+	t.Helper()
+	var acc struct{ ID string }
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "category": category, "content": map[string]any{"body": "your code"}}).decode(t, &acc)
+	return acc.ID
+}
+
+// TestScheduledSendSurvivesARestart: a send scheduled two seconds ahead,
+// with Herald stopped before its time and started again on the same data,
+// arrives once.
+func TestScheduledSendSurvivesARestart(t *testing.T) {
+	smtpd := providertest.NewSMTPServer(t)
+	cfg := testConfig(t)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	first := app.New(cfg, testLogger(t))
+	startApp(t, first)
+	key := newApp(t, first, "shop")
+	c := newAPI(t, first, key)
+	configureEmail(t, c, smtpd)
+	at := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	var acc struct{ ID string }
+	c.must(202, "POST", "/v1/notifications", map[string]any{"to": []any{map[string]any{"user_id": "ada"}},
+		"channels": []string{"email"}, "content": map[string]any{"body": "later"}, "send_at": at.Format(time.RFC3339)}).decode(t, &acc)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(at)) // its time passes while Herald is down
+	second := start(t, cfg)
+	c = newAPI(t, second, key)
+	smtpd.WaitForMessages(t, 1, 20*time.Second)
+	n := c.waitDone(acc.ID, 10*time.Second)
+	time.Sleep(2 * time.Second) // more scheduler passes: nothing is sent again
+	if got := len(smtpd.Messages()); got != 1 || n.Deliveries[0].Status != "sent" || n.Deliveries[0].Attempts != 1 {
+		t.Errorf("%d messages, delivery %s after %d attempts; want one sent in one attempt", got, n.Deliveries[0].Status, n.Deliveries[0].Attempts)
+	}
 }

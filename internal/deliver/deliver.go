@@ -20,6 +20,8 @@ type Store interface {
 	GetDelivery(ctx context.Context, appID, id string) (herald.Delivery, error)
 	// GetDeliveryWork reads a job's delivery, notification and preferences at once.
 	GetDeliveryWork(ctx context.Context, appID, id string) (herald.DeliveryWork, error)
+	// GetNotification is read only for a fallback step.
+	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
 	// GetUser is read only for a user with quiet hours, for their timezone.
 	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
@@ -547,7 +549,7 @@ func (w *Worker) settle(ctx context.Context, d herald.Delivery, attempt int, to 
 	now := w.now()
 	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID, To: to, Reason: reason,
 		Attempts: attempt, Provider: provider, ProviderMessageID: providerID, DueAt: due,
-		Event: w.event(d, to, reason, attempt, provider, detail, now)}
+		Event: w.event(d, to, reason, attempt, provider, detail, now), Fallback: w.fallbackStep(ctx, d, to, reason, now)}
 	if attempt > d.Attempts {
 		t.From, t.IfAttempts = []herald.Status{herald.StatusSending}, &attempt
 	} else {

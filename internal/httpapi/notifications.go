@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -55,9 +56,19 @@ type notificationResponse struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Template and TemplateVersion name the template version the content
 	// was rendered from, absent for content given inline.
-	Template        string             `json:"template,omitempty"`
-	TemplateVersion int                `json:"template_version,omitempty"`
-	Deliveries      []deliveryResponse `json:"deliveries"`
+	Template        string `json:"template,omitempty"`
+	TemplateVersion int    `json:"template_version,omitempty"`
+	// Fanout is the progress of the fan-out to a topic's subscribers,
+	// absent for a notification not sent to a topic.
+	Fanout     *fanoutResponse    `json:"fanout,omitempty"`
+	Deliveries []deliveryResponse `json:"deliveries"`
+}
+
+type fanoutResponse struct {
+	Topic  string `json:"topic"`
+	Status string `json:"status"`
+	// Recipients counts the subscribers whose deliveries are in the log so far.
+	Recipients int `json:"recipients"`
 }
 
 type deliveryResponse struct {
@@ -172,6 +183,9 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 	if n.Template != nil {
 		out.Template, out.TemplateVersion = n.Template.Name, n.Template.Version
 	}
+	if out.Status, out.Fanout, err = s.fanout(ctx, caller.AppID, id, out.Status); err != nil {
+		return err
+	}
 	for _, d := range ds {
 		dr := toDeliveryResponse(d, byDelivery[d.ID])
 		if n.Template != nil {
@@ -181,6 +195,23 @@ func (s *server) getNotification(w http.ResponseWriter, r *http.Request, caller 
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
+}
+
+// fanout returns the notification's fan-out, nil when it was not sent to
+// a topic, and its status given the one its deliveries say: while the
+// fan-out runs, more deliveries are to come, so it is not completed.
+func (s *server) fanout(ctx context.Context, appID, id, status string) (string, *fanoutResponse, error) {
+	f, err := s.store.GetFanout(ctx, appID, id)
+	if herald.IsNotFound(err) {
+		return status, nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("httpapi: fan-out of %q: %w", id, err)
+	}
+	if f.Status != herald.FanoutCompleted && status == notificationCompleted {
+		status = notificationProcessing
+	}
+	return status, &fanoutResponse{Topic: f.Topic, Status: f.Status, Recipients: f.Recipients}, nil
 }
 
 // toDeliveryResponse shapes a delivery and its own events, oldest first.
@@ -313,8 +344,12 @@ func (s *server) listNotifications(w http.ResponseWriter, r *http.Request, calle
 		if err != nil {
 			return fmt.Errorf("httpapi: list deliveries of %q: %w", n.ID, err)
 		}
+		status, _, err := s.fanout(ctx, caller.AppID, n.ID, notificationStatus(ds))
+		if err != nil {
+			return err
+		}
 		out.Data = append(out.Data, notificationSummary{
-			ID: n.ID, Status: notificationStatus(ds), Category: n.Category,
+			ID: n.ID, Status: status, Category: n.Category,
 			Priority: priorityOrNormal(n.Priority), CreatedAt: n.CreatedAt.UTC(),
 		})
 	}

@@ -26,9 +26,10 @@ func validClock(s string) bool {
 }
 
 type preferencesBody struct {
-	Channels   map[string]bool            `json:"channels"`
-	Categories map[string]map[string]bool `json:"categories"`
-	QuietHours *quietHoursBody            `json:"quiet_hours"`
+	Channels     map[string]bool            `json:"channels"`
+	Categories   map[string]map[string]bool `json:"categories"`
+	QuietHours   *quietHoursBody            `json:"quiet_hours"`
+	Unsubscribed bool                       `json:"unsubscribed"`
 }
 
 type quietHoursBody struct {
@@ -39,13 +40,14 @@ type quietHoursBody struct {
 // preferencesResponse always has both maps, so clients need no nil checks;
 // quiet_hours is absent when none is set.
 type preferencesResponse struct {
-	Channels   map[string]bool            `json:"channels"`
-	Categories map[string]map[string]bool `json:"categories"`
-	QuietHours *quietHoursBody            `json:"quiet_hours,omitempty"`
+	Channels     map[string]bool            `json:"channels"`
+	Categories   map[string]map[string]bool `json:"categories"`
+	QuietHours   *quietHoursBody            `json:"quiet_hours,omitempty"`
+	Unsubscribed bool                       `json:"unsubscribed"`
 }
 
 func toPreferencesResponse(p herald.Preferences) preferencesResponse {
-	out := preferencesResponse{Channels: map[string]bool{}, Categories: map[string]map[string]bool{}}
+	out := preferencesResponse{Channels: map[string]bool{}, Categories: map[string]map[string]bool{}, Unsubscribed: p.Unsubscribed}
 	for c, on := range p.Channels {
 		out.Channels[string(c)] = on
 	}
@@ -65,7 +67,7 @@ func toPreferencesResponse(p herald.Preferences) preferencesResponse {
 // preferencesFromBody validates the body and converts it to the domain.
 func preferencesFromBody(b preferencesBody) (herald.Preferences, error) {
 	var v herald.Validation
-	var p herald.Preferences
+	p := herald.Preferences{Unsubscribed: b.Unsubscribed}
 	if len(b.Channels) > 0 {
 		p.Channels = map[herald.Channel]bool{}
 	}

@@ -74,6 +74,10 @@ func (s *server) routes() {
 	m.Handle("DELETE /v1/templates/{name}", s.v1(admin, s.deleteTemplate))
 	m.Handle("POST /v1/templates/{name}/preview", s.v1(admin, s.previewTemplate))
 
+	m.Handle("PUT /v1/topics/{name}/subscribers", s.v1(admin, s.putSubscribers))
+	m.Handle("GET /v1/topics/{name}/subscribers", s.v1(admin, s.listSubscribers))
+	m.Handle("GET /v1/topics/{name}", s.v1(admin, s.getTopic))
+
 	m.Handle("GET /v1/app", s.v1(admin, s.getApp))
 	m.Handle("PUT /v1/app", s.v1(admin, s.putApp))
 

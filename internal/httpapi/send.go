@@ -18,9 +18,12 @@ const maxIdempotencyKey = 255
 type sendRequestBody struct {
 	To       []recipientBody `json:"to"`
 	Channels []string        `json:"channels"`
-	Category string          `json:"category"`
-	Priority string          `json:"priority"`
-	Content  *contentBody    `json:"content"`
+	Fallback []string        `json:"fallback"`
+	// FallbackWindow is a Go duration ("10m", "1h30m").
+	FallbackWindow string       `json:"fallback_window"`
+	Category       string       `json:"category"`
+	Priority       string       `json:"priority"`
+	Content        *contentBody `json:"content"`
 
 	Template        string         `json:"template"`
 	TemplateVersion int            `json:"template_version"`
@@ -31,15 +34,14 @@ type sendRequestBody struct {
 	// 400 "unknown field" or, worse, silently ignored.
 	SendAt      json.RawMessage `json:"send_at"`
 	SendAtLocal json.RawMessage `json:"send_at_local"`
-	Fallback    json.RawMessage `json:"fallback"`
 	EventID     json.RawMessage `json:"event_id"`
 }
 
 type recipientBody struct {
-	UserID string          `json:"user_id"`
-	Email  string          `json:"email"`
-	Phone  string          `json:"phone"`
-	Topic  json.RawMessage `json:"topic"` // not supported yet
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Phone  string `json:"phone"`
+	Topic  string `json:"topic"`
 }
 
 type contentBody struct {
@@ -83,7 +85,6 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		name string
 		raw  json.RawMessage
 	}{
-		{"fallback", body.Fallback},
 		{"event_id", body.EventID},
 	} {
 		if present(f.raw) {
@@ -97,16 +98,17 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	req.To = make([]herald.Recipient, 0, len(body.To))
 	for i, rc := range body.To {
 		// Field names are built only for an error: most requests have none.
-		if present(rc.Topic) {
-			v.Add(recipientField(i)+".topic", notSupported)
-			continue
-		}
 		if rc.UserID != "" && !validUserID(rc.UserID) {
 			v.Add(recipientField(i)+".user_id", "must be 1 to %d printable characters without a slash", maxUserID)
 		}
-		req.To = append(req.To, herald.Recipient{UserID: rc.UserID, Email: rc.Email, Phone: rc.Phone})
+		if rc.Topic != "" {
+			if err := validate.Topic(rc.Topic); err != nil {
+				v.Add(recipientField(i)+".topic", "%v", err)
+			}
+		}
+		req.To = append(req.To, herald.Recipient{UserID: rc.UserID, Email: rc.Email, Phone: rc.Phone, Topic: rc.Topic})
 		if !oneAddress(req.To[len(req.To)-1]) {
-			v.Add(recipientField(i), oneAddressMessage)
+			v.Add(recipientField(i), "must have exactly one of user_id, email, phone or topic")
 		}
 	}
 	if len(body.Channels) > 0 {
@@ -117,6 +119,22 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		if !herald.Channel(c).Valid() {
 			v.Add("channels["+strconv.Itoa(i)+"]", "must be push, email or sms")
 		}
+	}
+	if body.Fallback != nil {
+		req.Fallback = make([]herald.Channel, 0, len(body.Fallback))
+	}
+	for i, c := range body.Fallback {
+		req.Fallback = append(req.Fallback, herald.Channel(c))
+		if !herald.Channel(c).Valid() {
+			v.Add("fallback["+strconv.Itoa(i)+"]", "must be push, email or sms")
+		}
+	}
+	if body.FallbackWindow != "" {
+		d, err := time.ParseDuration(body.FallbackWindow)
+		if err != nil {
+			v.Add("fallback_window", `must be a duration like "10m" or "1h30m"`)
+		}
+		req.FallbackWindow = d
 	}
 	checkCategoryPriority(&v, body.Category, body.Priority)
 	if body.Content == nil {
@@ -154,7 +172,7 @@ const oneAddressMessage = "must have exactly one of user_id, email or phone"
 
 func oneAddress(rc herald.Recipient) bool {
 	n := 0
-	for _, s := range [...]string{rc.UserID, rc.Email, rc.Phone} {
+	for _, s := range [...]string{rc.UserID, rc.Email, rc.Phone, rc.Topic} {
 		if s != "" {
 			n++
 		}

@@ -303,6 +303,15 @@ func dueDeliveries(b *herald.Batch) []herald.Delivery {
 			}
 		}
 	}
+	for _, t := range b.Transitions {
+		if f := t.Fallback; t.Applied && f != nil && f.Added {
+			for _, d := range f.Deliveries {
+				if d.Status == herald.StatusAccepted {
+					ds = append(ds, d)
+				}
+			}
+		}
+	}
 	return ds
 }
 
@@ -321,6 +330,9 @@ func committedEvents(b *herald.Batch) []herald.Event {
 				ev.DeliveryID = t.DeliveryID
 			}
 			evs = append(evs, ev)
+			if f := t.Fallback; f != nil && f.Added {
+				evs = append(evs, f.Events...)
+			}
 		}
 	}
 	return evs

@@ -613,3 +613,60 @@ func TestIntervalSpacesBusyCommits(t *testing.T) {
 		}
 	})
 }
+
+// TestPublisherGetsFallbackSteps: a fallback step written with a
+// transition, in a merged commit, is queued (its accepted deliveries) and
+// its events are published, like a new notification's.
+func TestPublisherGetsFallbackSteps(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	at := now()
+	base := notification("base", at, herald.StatusSending)
+	if err := s.Apply(t.Context(), batchOf(base)); err != nil {
+		t.Fatalf("store the base notification: %v", err)
+	}
+	step := &herald.FallbackStep{Channel: herald.ChannelEmail}
+	for i, st := range []herald.Status{herald.StatusSuppressed, herald.StatusAccepted} {
+		d := herald.Delivery{AppID: appID, ID: fmt.Sprintf("base-s%d", i), NotificationID: "base", Channel: herald.ChannelSMS,
+			Priority: herald.PriorityNormal, Status: st, CreatedAt: at, UpdatedAt: at}
+		step.Deliveries = append(step.Deliveries, d)
+		step.Events = append(step.Events, herald.Event{AppID: appID, NotificationID: "base", DeliveryID: d.ID,
+			Channel: d.Channel, Status: st, Detail: "fallback", At: at})
+	}
+	batches := []*herald.Batch{
+		{Transitions: []herald.Transition{{AppID: appID, DeliveryID: "base-d0", From: []herald.Status{herald.StatusSending},
+			To: herald.StatusFailed, Reason: herald.ReasonInvalidRecipient, Fallback: step,
+			Event: herald.Event{NotificationID: "base", Channel: herald.ChannelEmail, Status: herald.StatusFailed, At: at}}}},
+		batchOf(notification("n1", at, herald.StatusAccepted)),
+	}
+	rec := &recorder{store: s}
+	var o observer
+	w := startWriter(t, s, logwriter.Options{MaxBatch: len(batches), Linger: time.Minute, Publisher: rec, Observe: o.observe})
+	for i, err := range writeAll(t, w, batches) {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if obs := o.all(); len(obs) == 0 || obs[0].requests != len(batches) {
+		t.Fatalf("commits = %+v, want one round merging both requests", obs)
+	}
+	if !step.Added {
+		t.Error("the step was not reported added")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	deliveries, events, problems := rec.got()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if diff := gocmp.Diff([]string{"base-s1", "n1-d0"}, deliveries); diff != "" {
+		t.Errorf("published deliveries (-want +got), want the step's accepted one and the new one:\n%s", diff)
+	}
+	wantEvents := []string{"base-d0 failed", "base-s0 suppressed", "base-s1 accepted", "n1-d0 accepted"}
+	if diff := gocmp.Diff(wantEvents, events); diff != "" {
+		t.Errorf("published events (-want +got):\n%s", diff)
+	}
+}

@@ -79,6 +79,15 @@ type Options struct {
 	// waiting in the queue behind older messages (see Backlog); nil
 	// republishes every stale delivery.
 	Backlog Backlog
+	// Windows, when set, moves fallback notifications on whose window
+	// ended without a receipt (fallback.Windows); the lease holder runs it
+	// at every pass.
+	Windows Windows
+}
+
+// Windows is a pass over fallback windows that ended (fallback.Windows).
+type Windows interface {
+	Pass(ctx context.Context, now time.Time) (int, error)
 }
 
 // Reconciler is a long-lived part: Start, then Stop.
@@ -176,6 +185,12 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 	if err := r.sweep(ctx, now); err != nil {
 		// The sweep is housekeeping: it must never hold up republishing.
 		r.o.Logger.Warn("idempotency sweep failed", "err", err)
+	}
+	if r.o.Windows != nil {
+		if _, err := r.o.Windows.Pass(ctx, now); err != nil {
+			// Like the sweep: a failure here must not hold up republishing.
+			r.o.Logger.Warn("fallback window pass failed", "err", err)
+		}
 	}
 	stale, err := r.store.StaleDeliveries(ctx, now.Add(-r.o.After), now, r.o.Batch)
 	if err != nil {

@@ -23,6 +23,10 @@ type CallbackStore interface {
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
 	PutPreferences(ctx context.Context, appID, userID string, p herald.Preferences) error
 	SetContactStatus(ctx context.Context, appID, userID string, c herald.Channel, status string) error
+	// GetUser and ListDevices are read for the next step of a fallback
+	// notification whose delivery failed.
+	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
+	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
 }
 
 // LogWriter commits transitions to the notification log (the group-commit
@@ -63,6 +67,10 @@ type CallbackOptions struct {
 	LookupWait time.Duration
 	// VerifyEvents checks a SendGrid signature (sendgrid.VerifyEvents).
 	VerifyEvents func(key *ecdsa.PublicKey, timestamp string, body []byte, signature string) bool
+	// Critical, when set, reports whether the app marks a category
+	// critical; the next step of a fallback notification of such a
+	// category goes to channels the user opted out of. nil means none is.
+	Critical func(ctx context.Context, appID, category string) bool
 }
 
 // Callbacks turns inbound provider callbacks and tracking hits into
@@ -122,7 +130,13 @@ func (c *Callbacks) now() time.Time { return c.o.Now().UTC().Truncate(time.Micro
 
 // move commits one guarded transition of d and reports whether it applied.
 func (c *Callbacks) move(ctx context.Context, d herald.Delivery, from []herald.Status, to herald.Status, reason, provider, detail string) (bool, error) {
-	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID, From: from, To: to, Reason: reason,
+	return c.moveStep(ctx, d, from, to, reason, provider, detail, nil)
+}
+
+// moveStep is move that also writes a fallback step with the transition.
+func (c *Callbacks) moveStep(ctx context.Context, d herald.Delivery, from []herald.Status, to herald.Status, reason, provider, detail string,
+	step *herald.FallbackStep) (bool, error) {
+	t := herald.Transition{AppID: d.AppID, DeliveryID: d.ID, From: from, To: to, Reason: reason, Fallback: step,
 		Event: herald.Event{AppID: d.AppID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
 			Status: to, Reason: reason, Attempt: d.Attempts, Provider: provider, Detail: detail, At: c.now()}}
 	b := &herald.Batch{Transitions: []herald.Transition{t}}
@@ -245,7 +259,11 @@ func (c *Callbacks) twilioDelivery(ctx context.Context, sid string) (herald.Deli
 // message, and what it means for the contact: an address that does not
 // exist is disabled, an opt-out turns the channel off.
 func (c *Callbacks) failed(ctx context.Context, d herald.Delivery, from []herald.Status, reason, provider, detail string) error {
-	applied, err := c.move(ctx, d, from, herald.StatusFailed, reason, provider, detail)
+	step, err := c.fallbackStep(ctx, d, reason)
+	if err != nil {
+		return err
+	}
+	applied, err := c.moveStep(ctx, d, from, herald.StatusFailed, reason, provider, detail, step)
 	if err != nil || !applied || d.UserID == "" {
 		return err
 	}

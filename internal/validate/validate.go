@@ -223,6 +223,14 @@ const MaxCategoryLength = 64
 // transactional, or the app's own): 1 to 64 ASCII letters, digits, '_',
 // '-' or '.', so that names match exactly between sends and preferences.
 func Category(name string) error {
+	return plainName(name)
+}
+
+// Topic checks a topic name: the same rule as a category's, so that every
+// name sits in one path segment of /v1/topics/{name}.
+func Topic(name string) error { return plainName(name) }
+
+func plainName(name string) error {
 	if name == "" || len(name) > MaxCategoryLength {
 		return fmt.Errorf("must be 1 to %d characters", MaxCategoryLength)
 	}

@@ -328,9 +328,13 @@ type Data struct {
 
 // types returns the webhook events of a delivery event.
 func types(e herald.Event) []string {
-	if e.Status == herald.TimelineUnsubscribed {
+	switch e.Status {
+	case herald.TimelineUnsubscribed:
 		// A step of the timeline, not a delivery status.
 		return []string{EventUserUnsubscribed}
+	case herald.TimelineFallback:
+		// A step of the timeline; the next channel's deliveries have events of their own.
+		return nil
 	}
 	out := []string{"delivery." + string(e.Status)}
 	if e.Status == herald.StatusFailed && e.Reason == herald.ReasonInvalidRecipient {

@@ -80,6 +80,8 @@ func TestTypes(t *testing.T) {
 		{herald.Event{Status: herald.StatusFailed, Reason: herald.ReasonInvalidRecipient, Channel: herald.ChannelPush}, "delivery.failed device.invalid"},
 		// An unsubscribe is a step of the timeline, not a delivery status.
 		{herald.Event{Status: herald.TimelineUnsubscribed, Channel: herald.ChannelEmail}, "user.unsubscribed"},
+		// A fallback window's step makes no webhook event of its own.
+		{herald.Event{Status: herald.TimelineFallback, Channel: herald.ChannelSMS}, ""},
 	} {
 		if got := strings.Join(types(c.e), " "); got != c.want {
 			t.Errorf("types(%s/%s) = %q, want %q", c.e.Status, c.e.Reason, got, c.want)

@@ -34,6 +34,8 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	}
 	order := lockOrder(b.Transitions)
 	applied := make([]bool, len(b.Transitions))
+	added := make([]bool, len(b.Transitions))
+	steps := stepOrder(b.Transitions)
 	var err error
 	for attempt := 1; ; attempt++ {
 		var batch pgx.Batch
@@ -54,7 +56,18 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 					applied[order[i-first]] = tag.RowsAffected() == 1
 				}
 			}
-			return br.Close()
+			if err := br.Close(); err != nil {
+				return err
+			}
+			for _, i := range steps {
+				added[i] = false
+				if applied[i] {
+					if added[i], err = fallbackStep(ctx, tx, b.Transitions[i]); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
 		})
 		if err == nil || !transient(err) || attempt == applyAttempts {
 			break
@@ -71,8 +84,105 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	// Only a committed batch reports its transitions applied.
 	for i := range b.Transitions {
 		b.Transitions[i].Applied = applied[i]
+		if f := b.Transitions[i].Fallback; f != nil {
+			f.Added = added[i]
+		}
 	}
 	return nil
+}
+
+// stepOrder returns the indexes of the transitions with a fallback step,
+// in notification id order: the order in which their notification rows
+// are locked.
+func stepOrder(ts []herald.Transition) []int {
+	var order []int
+	for i, t := range ts {
+		if t.Fallback != nil {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return strings.Compare(ts[a].Event.NotificationID, ts[b].Event.NotificationID)
+	})
+	return order
+}
+
+// fallbackStep writes the fallback step of an applied transition unless
+// another delivery of the channel being left blocks it, and reports
+// whether it added any delivery. The lock on the notification's row
+// serialises the steps of one notification: of two devices failing in
+// concurrent transactions, the second reads the first's committed outcome
+// (each statement reads afresh under READ COMMITTED) after the first
+// commits, so the step is neither lost nor taken twice. A delivery already
+// there (a step taken before) is skipped with its events.
+func fallbackStep(ctx context.Context, tx pgx.Tx, t herald.Transition) (bool, error) {
+	f := t.Fallback
+	// Whether or not it is taken, the step is decided: a window it had is done.
+	if _, err := tx.Exec(ctx, `UPDATE deliveries SET fallback_due = NULL WHERE app_id = $1 AND id = $2 AND fallback_due IS NOT NULL`,
+		t.AppID, t.DeliveryID); err != nil {
+		return false, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	if len(f.Deliveries) == 0 {
+		return false, nil
+	}
+	nid := f.Deliveries[0].NotificationID
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM notifications WHERE app_id = $1 AND id = $2 FOR UPDATE`, t.AppID, nid); err != nil {
+		return false, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	var blocked bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE app_id = $1 AND notification_id = $2
+		AND user_id = $3 AND channel = $4 AND id <> $5 AND status = ANY($6::text[]))`,
+		t.AppID, nid, f.UserID, string(f.Channel), t.DeliveryID, storeutil.FallbackBlockers).Scan(&blocked); err != nil {
+		return false, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	if blocked {
+		return false, nil
+	}
+	inserted := map[string]bool{}
+	for _, d := range f.Deliveries {
+		tag, err := tx.Exec(ctx, `INSERT INTO deliveries (app_id, id, notification_id, user_id, channel, priority, address,
+			device_id, platform, status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) ON CONFLICT DO NOTHING`,
+			d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel), string(d.Priority), d.Address, d.DeviceID,
+			string(d.Platform), string(d.Status), d.Reason, d.Provider, d.ProviderMessageID, int32(d.Attempts),
+			storeutil.Time(storeutil.DueAt(d)), storeutil.Time(d.CreatedAt))
+		if err != nil {
+			return false, fmt.Errorf("fallback step after delivery %q: insert %q: %w", t.DeliveryID, d.ID, err)
+		}
+		inserted[d.ID] = tag.RowsAffected() == 1
+		if inserted[d.ID] && !d.FallbackDue.IsZero() {
+			if _, err := tx.Exec(ctx, `UPDATE deliveries SET fallback_due = $3 WHERE app_id = $1 AND id = $2`,
+				d.AppID, d.ID, storeutil.Time(d.FallbackDue)); err != nil {
+				return false, fmt.Errorf("fallback window of delivery %q: %w", d.ID, err)
+			}
+		}
+	}
+	for _, e := range f.Events {
+		if !inserted[e.DeliveryID] {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason,
+			attempt, provider, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			e.AppID, e.NotificationID, e.DeliveryID, string(e.Channel), string(e.Status), e.Reason, int32(e.Attempt),
+			e.Provider, e.Detail, storeutil.Time(e.At)); err != nil {
+			return false, fmt.Errorf("fallback step after delivery %q: event of %q: %w", t.DeliveryID, e.DeliveryID, err)
+		}
+	}
+	for _, ok := range inserted {
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// OverdueFallbacks returns sent deliveries whose fallback window ended.
+func (s *Store) OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+	// The predicate reads as the partial index deliveries_fallback_due's.
+	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE status = 'sent' AND fallback_due IS NOT NULL AND fallback_due <= $1 ORDER BY fallback_due LIMIT $2`,
+		storeutil.Time(before), limit)
+	return out, wrap(err, "overdue fallbacks before %s", before)
 }
 
 // applyAttempts bounds how often Apply runs a batch that deadlocked.
@@ -99,10 +209,11 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 			app, id, category, priority, content []string
 			created                              []time.Time
 		}
-		d struct {
-			app, id, nid, user, channel, priority, address, device, platform, status, reason, provider, pmid []string
-			attempts                                                                                         []int32
-			due, created                                                                                     []time.Time
+		d  deliveryArrays
+		fo struct {
+			app, nid, topic, request, cursor, status []string
+			recipients                               []int32
+			created                                  []time.Time
 		}
 		ev events
 		k  struct {
@@ -118,12 +229,17 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 		n.app, n.id, n.category, n.priority = append(n.app, x.AppID), append(n.id, x.ID), append(n.category, x.Category), append(n.priority, string(x.Priority))
 		n.content, n.created = append(n.content, string(content)), append(n.created, storeutil.Time(x.CreatedAt))
 		for _, y := range nn.Deliveries {
-			d.app, d.id, d.nid, d.user = append(d.app, y.AppID), append(d.id, y.ID), append(d.nid, y.NotificationID), append(d.user, y.UserID)
-			d.channel, d.priority, d.address = append(d.channel, string(y.Channel)), append(d.priority, string(y.Priority)), append(d.address, y.Address)
-			d.device, d.platform, d.status = append(d.device, y.DeviceID), append(d.platform, string(y.Platform)), append(d.status, string(y.Status))
-			d.reason, d.provider, d.pmid = append(d.reason, y.Reason), append(d.provider, y.Provider), append(d.pmid, y.ProviderMessageID)
-			d.attempts = append(d.attempts, int32(y.Attempts))
-			d.due, d.created = append(d.due, storeutil.Time(storeutil.DueAt(y))), append(d.created, storeutil.Time(y.CreatedAt))
+			d.add(y)
+		}
+		if f := nn.Fanout; f != nil {
+			status := f.Status
+			if status == "" {
+				status = herald.FanoutRunning
+			}
+			fo.app, fo.nid, fo.topic = append(fo.app, x.AppID), append(fo.nid, x.ID), append(fo.topic, f.Topic)
+			fo.request, fo.cursor = append(fo.request, string(storeutil.EncodeFanoutRequest(*f))), append(fo.cursor, f.Cursor)
+			fo.status, fo.recipients = append(fo.status, status), append(fo.recipients, int32(f.Recipients))
+			fo.created = append(fo.created, storeutil.Time(x.CreatedAt))
 		}
 		for _, e := range nn.Events {
 			ev.add(e)
@@ -134,24 +250,38 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 			k.created = append(k.created, storeutil.Time(r.CreatedAt))
 		}
 	}
+	var dueApp, dueID []string
+	var dueAt []time.Time
+	for _, nn := range nns {
+		for _, y := range nn.Deliveries {
+			if !y.FallbackDue.IsZero() {
+				dueApp, dueID, dueAt = append(dueApp, nn.Notification.AppID), append(dueID, y.ID), append(dueAt, storeutil.Time(y.FallbackDue))
+			}
+		}
+	}
+	defer func() {
+		// Rare (fallback notifications with a window): the bulk insert stays as it is.
+		if len(dueID) > 0 {
+			batch.Queue(`UPDATE deliveries d SET fallback_due = u.t FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u (a, i, t)
+				WHERE d.app_id = u.a AND d.id = u.i`, dueApp, dueID, dueAt)
+		}
+	}()
 	batch.Queue(`INSERT INTO notifications (app_id, id, category, priority, content, created_at)
 		SELECT a, i, c, p, x::jsonb, t
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS u (a, i, c, p, x, t)`,
 		n.app, n.id, n.category, n.priority, n.content, n.created)
 	if len(d.id) > 0 {
-		batch.Queue(`INSERT INTO deliveries (app_id, id, notification_id, user_id, channel, priority, address, device_id,
-			platform, status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at)
-			SELECT *, created FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-				$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
-				$16::timestamptz[]) AS u (a, i, n, us, c, pr, ad, dv, pl, st, re, pv, pm, at, du, created)`,
-			d.app, d.id, d.nid, d.user, d.channel, d.priority, d.address, d.device, d.platform, d.status, d.reason,
-			d.provider, d.pmid, d.attempts, d.due, d.created)
+		batch.Queue(insertDeliveries, d.args()...)
+	}
+	if len(fo.app) > 0 {
+		batch.Queue(`INSERT INTO fanouts (app_id, notification_id, topic, request, cursor, recipients, status, created_at, updated_at)
+			SELECT a, n, t, r::jsonb, c, x, s, w, w
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::timestamptz[])
+				AS u (a, n, t, r, c, x, s, w)`,
+			fo.app, fo.nid, fo.topic, fo.request, fo.cursor, fo.recipients, fo.status, fo.created)
 	}
 	if len(ev.app) > 0 {
-		batch.Queue(`INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
-			SELECT a, n, d, c, s, r, t, p, x, w FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
-				$8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS u (a, n, d, c, s, r, t, p, x, w, o) ORDER BY o`,
-			ev.app, ev.nid, ev.did, ev.channel, ev.status, ev.reason, ev.attempt, ev.provider, ev.detail, ev.at)
+		batch.Queue(insertEvents, ev.args()...)
 	}
 	if len(k.app) > 0 {
 		batch.Queue(`INSERT INTO idempotency (app_id, key, request_hash, notification_id, response, created_at)
@@ -161,11 +291,50 @@ func queueInserts(batch *pgx.Batch, nns []herald.NewNotification) {
 	}
 }
 
+// deliveryArrays gathers delivery columns for one array INSERT.
+type deliveryArrays struct {
+	app, id, nid, user, channel, priority, address, device, platform, status, reason, provider, pmid []string
+	attempts                                                                                         []int32
+	due, created                                                                                     []time.Time
+}
+
+func (d *deliveryArrays) add(y herald.Delivery) {
+	d.app, d.id, d.nid, d.user = append(d.app, y.AppID), append(d.id, y.ID), append(d.nid, y.NotificationID), append(d.user, y.UserID)
+	d.channel, d.priority, d.address = append(d.channel, string(y.Channel)), append(d.priority, string(y.Priority)), append(d.address, y.Address)
+	d.device, d.platform, d.status = append(d.device, y.DeviceID), append(d.platform, string(y.Platform)), append(d.status, string(y.Status))
+	d.reason, d.provider, d.pmid = append(d.reason, y.Reason), append(d.provider, y.Provider), append(d.pmid, y.ProviderMessageID)
+	d.attempts = append(d.attempts, int32(y.Attempts))
+	d.due, d.created = append(d.due, storeutil.Time(storeutil.DueAt(y))), append(d.created, storeutil.Time(y.CreatedAt))
+}
+
+// args are the arguments of insertDeliveries.
+func (d *deliveryArrays) args() []any {
+	return []any{d.app, d.id, d.nid, d.user, d.channel, d.priority, d.address, d.device, d.platform, d.status, d.reason,
+		d.provider, d.pmid, d.attempts, d.due, d.created}
+}
+
+// insertDeliveries inserts the rows of a deliveryArrays.
+const insertDeliveries = `INSERT INTO deliveries (app_id, id, notification_id, user_id, channel, priority, address, device_id,
+	platform, status, reason, provider, provider_message_id, attempts, due_at, created_at, updated_at)
+	SELECT *, created FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int[], $15::timestamptz[],
+		$16::timestamptz[]) AS u (a, i, n, us, c, pr, ad, dv, pl, st, re, pv, pm, at, du, created)`
+
 // events gathers event columns for one array INSERT.
 type events struct {
 	app, nid, did, channel, status, reason, provider, detail []string
 	attempt                                                  []int32
 	at                                                       []time.Time
+}
+
+// insertEvents inserts the rows of an events, in order.
+const insertEvents = `INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
+	SELECT a, n, d, c, s, r, t, p, x, w FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[],
+		$8::text[], $9::text[], $10::timestamptz[]) WITH ORDINALITY AS u (a, n, d, c, s, r, t, p, x, w, o) ORDER BY o`
+
+// args are the arguments of insertEvents.
+func (ev *events) args() []any {
+	return []any{ev.app, ev.nid, ev.did, ev.channel, ev.status, ev.reason, ev.attempt, ev.provider, ev.detail, ev.at}
 }
 
 func (ev *events) add(e herald.Event) {

@@ -25,12 +25,15 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	// statement (see uncancelable).
 	ctx = uncancelable(ctx)
 	applied := make([]bool, len(b.Transitions))
+	added := make([]bool, len(b.Transitions))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// The writer pool's one connection makes this the only transaction
 		// using the scratch space.
 		w := &s.scratch
 		w.tx = tx
 		defer w.reset()
+		var fanouts [][]any
+		var fallbackDue []herald.Delivery
 		for i := range b.Notifications {
 			nn := b.Notifications[i]
 			storeutil.Fill(&nn)
@@ -42,10 +45,13 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 			w.rows[tableNotifications] = append(w.rows[tableNotifications], n.AppID, n.ID, n.Category, string(n.Priority),
 				string(content), us(storeutil.Time(n.CreatedAt)))
 			for _, d := range nn.Deliveries {
-				created := us(storeutil.Time(d.CreatedAt))
-				w.rows[tableDeliveries] = append(w.rows[tableDeliveries], d.AppID, d.ID, d.NotificationID, d.UserID,
-					string(d.Channel), string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason,
-					d.Provider, d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created)
+				w.rows[tableDeliveries] = appendDelivery(w.rows[tableDeliveries], d)
+				if !d.FallbackDue.IsZero() {
+					fallbackDue = append(fallbackDue, d)
+				}
+			}
+			if f := nn.Fanout; f != nil {
+				fanouts = append(fanouts, fanoutRow(n, *f))
 			}
 			for _, e := range nn.Events {
 				w.event(s.nextSeq(), e)
@@ -60,12 +66,28 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 				return err
 			}
 		}
-		if err := w.transitions(ctx, b.Transitions, applied); err != nil {
+		for _, f := range fanouts { // one per topic send: rare, so not prepared
+			if _, err := tx.ExecContext(ctx, insertQuery("fanouts", fanoutColumns, len(f), 1), f...); err != nil {
+				return fmt.Errorf("insert into fanouts: %w", err)
+			}
+		}
+		for _, d := range fallbackDue {
+			if err := w.setFallbackDue(ctx, d); err != nil {
+				return err
+			}
+		}
+		steps, err := w.transitions(ctx, b.Transitions, applied, added)
+		if err != nil {
 			return err
 		}
 		for i := range b.Transitions {
 			if applied[i] {
 				w.event(s.nextSeq(), w.transitionEvent(b.Transitions, i))
+			}
+			if i < len(steps) {
+				for _, e := range steps[i] {
+					w.event(s.nextSeq(), e)
+				}
 			}
 		}
 		return w.insert(ctx, tableEvents)
@@ -76,8 +98,92 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 	// Only a committed batch reports its transitions applied.
 	for i := range b.Transitions {
 		b.Transitions[i].Applied = applied[i]
+		if f := b.Transitions[i].Fallback; f != nil {
+			f.Added = added[i]
+		}
 	}
 	return nil
+}
+
+// appendDelivery appends d's values for deliveryColumns to vals.
+func appendDelivery(vals []any, d herald.Delivery) []any {
+	created := us(storeutil.Time(d.CreatedAt))
+	return append(vals, d.AppID, d.ID, d.NotificationID, d.UserID, string(d.Channel),
+		string(d.Priority), d.Address, d.DeviceID, string(d.Platform), string(d.Status), d.Reason, d.Provider,
+		d.ProviderMessageID, d.Attempts, us(storeutil.Time(storeutil.DueAt(d))), created, created)
+}
+
+// fallbackStep writes the fallback step of an applied transition unless
+// another delivery of the channel being left blocks it, and returns the
+// events of the deliveries it added. A delivery already there (the step
+// was taken before) is skipped with its events. The single writer
+// connection serialises steps, so two devices failing together see each
+// other's outcome.
+func (w *writer) fallbackStep(ctx context.Context, t *herald.Transition, notificationID string) ([]herald.Event, error) {
+	f := t.Fallback
+	// Whether or not it is taken, the step is decided: a window it had is done.
+	if _, err := w.tx.ExecContext(ctx, `UPDATE deliveries SET fallback_due = NULL WHERE app_id = ? AND id = ? AND fallback_due IS NOT NULL`,
+		t.AppID, t.DeliveryID); err != nil {
+		return nil, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	args := []any{t.AppID, notificationID, f.UserID, string(f.Channel), t.DeliveryID}
+	for _, st := range storeutil.FallbackBlockers {
+		args = append(args, st)
+	}
+	var blocked bool
+	err := w.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries
+		WHERE app_id = ? AND notification_id = ? AND user_id = ? AND channel = ? AND id <> ?
+		AND status IN (?`+strings.Repeat(", ?", len(storeutil.FallbackBlockers)-1)+`))`, args...).Scan(&blocked)
+	if err != nil {
+		return nil, fmt.Errorf("fallback step after delivery %q: %w", t.DeliveryID, err)
+	}
+	if blocked {
+		return nil, nil
+	}
+	q := "INSERT INTO deliveries (" + deliveryColumns + ") VALUES (?" + strings.Repeat(", ?", strings.Count(deliveryColumns, ",")) +
+		") ON CONFLICT DO NOTHING"
+	added := map[string]bool{}
+	for _, d := range f.Deliveries {
+		res, err := w.tx.ExecContext(ctx, q, appendDelivery(nil, d)...)
+		if err != nil {
+			return nil, fmt.Errorf("fallback step after delivery %q: insert %q: %w", t.DeliveryID, d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			added[d.ID] = true
+			if !d.FallbackDue.IsZero() {
+				if err := w.setFallbackDue(ctx, d); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var evs []herald.Event
+	for _, e := range f.Events {
+		if added[e.DeliveryID] {
+			evs = append(evs, e)
+		}
+	}
+	return evs, nil
+}
+
+// setFallbackDue writes a new delivery's fallback window (rare: only
+// fallback notifications with a window have one, so the bulk insert
+// stays as it is).
+func (w *writer) setFallbackDue(ctx context.Context, d herald.Delivery) error {
+	if _, err := w.tx.ExecContext(ctx, `UPDATE deliveries SET fallback_due = ? WHERE app_id = ? AND id = ?`,
+		us(storeutil.Time(d.FallbackDue)), d.AppID, d.ID); err != nil {
+		return fmt.Errorf("fallback window of delivery %q: %w", d.ID, err)
+	}
+	return nil
+}
+
+// OverdueFallbacks returns sent deliveries whose fallback window ended.
+func (s *Store) OverdueFallbacks(ctx context.Context, before time.Time, limit int) ([]herald.Delivery, error) {
+	// The predicate reads as the partial index deliveries_fallback_due's.
+	out, err := s.deliveries(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+		WHERE status = 'sent' AND fallback_due IS NOT NULL AND fallback_due <= ? ORDER BY fallback_due LIMIT ?`,
+		us(storeutil.Time(before)), limit)
+	return out, wrap(err, "overdue fallbacks before %s", before)
 }
 
 const eventColumns = "app_id, notification_id, seq, delivery_id, channel, status, reason, attempt, provider, detail, at"
@@ -222,6 +328,7 @@ type writer struct {
 	tx       *sql.Tx
 	prepared *applyStmts
 	stmts    map[*sql.Stmt]*sql.Stmt // this transaction's, by prepared statement
+	adhoc    map[string]*sql.Stmt    // this transaction's others, by SQL text
 
 	rows [len(insertTables)][]any // each table's values, row after row
 	args []any                    // one statement's
@@ -240,6 +347,10 @@ func (w *writer) reset() {
 	for p, st := range w.stmts {
 		_ = st.Close()
 		delete(w.stmts, p)
+	}
+	for q, st := range w.adhoc {
+		_ = st.Close()
+		delete(w.adhoc, q)
 	}
 	for t := range w.rows {
 		clear(w.rows[t])
@@ -266,6 +377,23 @@ func (w *writer) stmt(ctx context.Context, p *sql.Stmt) *sql.Stmt {
 	return st
 }
 
+// prepare prepares a statement that is not among Apply's (a rare one) for
+// this transaction, once.
+func (w *writer) prepare(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := w.adhoc[q]; ok {
+		return st, nil
+	}
+	st, err := w.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if w.adhoc == nil {
+		w.adhoc = map[string]*sql.Stmt{}
+	}
+	w.adhoc[q] = st
+	return st, nil
+}
+
 // event adds an event row.
 func (w *writer) event(seq int64, e herald.Event) {
 	w.rows[tableEvents] = append(w.rows[tableEvents], e.AppID, e.NotificationID, seq, e.DeliveryID, string(e.Channel),
@@ -287,29 +415,64 @@ func (w *writer) insert(ctx context.Context, t int) error {
 }
 
 // transitions applies ts in order, each only if its guard holds, and sets
-// applied[i] for each that did (transitionEvent then gives its event).
+// applied[i] for each that did (transitionEvent then gives its event). It
+// takes the fallback step of each applied one that has a plan: added[i]
+// tells whether the step added deliveries, steps[i] holds their events.
 // Transitions of different deliveries go into multi-row statements; a
 // delivery's later transitions wait for a later round, so that each sees
-// what the earlier ones did.
-func (w *writer) transitions(ctx context.Context, ts []herald.Transition, applied []bool) error {
+// what the earlier ones did. A transition with a fallback plan (rare) runs
+// alone, after those before it and before those after it, since its step
+// reads the state of the notification's other deliveries.
+func (w *writer) transitions(ctx context.Context, ts []herald.Transition, applied, added []bool) (steps [][]herald.Event, err error) {
 	if len(ts) == 0 {
-		return nil
+		return nil, nil
 	}
 	w.found = slices.Grow(w.found[:0], len(ts))[:len(ts)]
 	clear(w.found)
+	start := 0
+	for i := range ts {
+		if ts[i].Fallback == nil {
+			continue
+		}
+		if err := w.inRounds(ctx, ts, start, i, applied); err != nil {
+			return nil, err
+		}
+		if err := w.inRounds(ctx, ts, i, i+1, applied); err != nil {
+			return nil, err
+		}
+		if applied[i] {
+			evs, err := w.fallbackStep(ctx, &ts[i], w.transitionEvent(ts, i).NotificationID)
+			if err != nil {
+				return nil, err
+			}
+			if steps == nil {
+				steps = make([][]herald.Event, len(ts))
+			}
+			steps[i], added[i] = evs, len(evs) > 0
+		}
+		start = i + 1
+	}
+	return steps, w.inRounds(ctx, ts, start, len(ts), applied)
+}
+
+// inRounds applies ts[from:to] in rounds of multi-row statements.
+func (w *writer) inRounds(ctx context.Context, ts []herald.Transition, from, to int, applied []bool) error {
+	if from >= to {
+		return nil
+	}
 	if w.seen == nil {
 		w.seen, w.byID = map[string]int{}, map[string]int{}
 	}
 	clear(w.seen)
 	rounds := w.rounds[:0]
-	for i := range ts {
+	for i := from; i < to; i++ {
 		r := w.seen[ts[i].DeliveryID] // the delivery's transitions so far
 		w.seen[ts[i].DeliveryID] = r + 1
 		if r == len(rounds) {
 			if r < len(w.rounds) {
 				rounds = append(rounds, w.rounds[r][:0])
 			} else {
-				rounds = append(rounds, make([]int, 0, len(ts)))
+				rounds = append(rounds, make([]int, 0, to-from))
 			}
 		}
 		rounds[r] = append(rounds[r], i)

@@ -52,6 +52,11 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"Templates", testTemplates},
 		{"TemplatedNotification", testTemplatedNotification},
 		{"Categories", testCategories},
+		{"Topics", testTopics},
+		{"Fanout", testFanout},
+		{"FallbackStep", testFallbackStep},
+		{"ConcurrentFallbackSteps", testConcurrentFallbackSteps},
+		{"OverdueFallbacks", testOverdueFallbacks},
 		{"PingClose", testPingClose},
 	}
 	for _, g := range groups {

@@ -246,11 +246,15 @@ func DecodeNameCursor(c string) (string, error) {
 type contentDoc struct {
 	herald.Content
 	Template *herald.Rendering `json:"template,omitempty"`
+	Fallback []herald.Channel  `json:"fallback,omitempty"`
+	// FallbackWindow is in seconds.
+	FallbackWindow int64 `json:"fallback_window,omitempty"`
 }
 
 // EncodeContent returns the content document of n.
 func EncodeContent(n herald.Notification) ([]byte, error) {
-	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template})
+	return json.Marshal(contentDoc{Content: n.Content, Template: n.Template, Fallback: n.Fallback,
+		FallbackWindow: int64(n.FallbackWindow / time.Second)})
 }
 
 // DecodeContent fills n's Content and Template from a content document.
@@ -259,7 +263,8 @@ func DecodeContent(doc []byte, n *herald.Notification) error {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return err
 	}
-	n.Content, n.Template = d.Content, d.Template
+	n.Content, n.Template, n.Fallback = d.Content, d.Template, d.Fallback
+	n.FallbackWindow = time.Duration(d.FallbackWindow) * time.Second
 	return nil
 }
 
@@ -282,4 +287,55 @@ func DecodeTemplate(doc []byte, t *herald.Template) error {
 	}
 	t.TemplateParts, t.Locales = d.TemplateParts, d.Locales
 	return nil
+}
+
+// fanoutRequest is the stored document of what a fan-out applies to each
+// subscriber: the send request's channels and schedule.
+type fanoutRequest struct {
+	Channels    []herald.Channel `json:"channels,omitempty"`
+	SendAt      time.Time        `json:"send_at,omitzero"`
+	SendAtLocal string           `json:"send_at_local,omitempty"`
+}
+
+// EncodeFanoutRequest returns the request document of f.
+func EncodeFanoutRequest(f herald.Fanout) []byte {
+	b, _ := json.Marshal(fanoutRequest{Channels: f.Channels, SendAt: f.SendAt, SendAtLocal: f.SendAtLocal}) // plain data: cannot fail
+	return b
+}
+
+// DecodeFanoutRequest fills f's request fields from its document.
+func DecodeFanoutRequest(doc []byte, f *herald.Fanout) error {
+	var r fanoutRequest
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return err
+	}
+	f.Channels, f.SendAt, f.SendAtLocal = r.Channels, r.SendAt, r.SendAtLocal
+	return nil
+}
+
+// FanoutPageRows keeps the deliveries of p that inserted reports written,
+// and the events of those, in p.Inserted and returns the events.
+func FanoutPageRows(p *herald.FanoutPage, inserted map[string]bool) []herald.Event {
+	p.Inserted = p.Inserted[:0]
+	for _, d := range p.Deliveries {
+		if inserted[d.ID] {
+			p.Inserted = append(p.Inserted, d)
+		}
+	}
+	var evs []herald.Event
+	for _, e := range p.Events {
+		if inserted[e.DeliveryID] {
+			evs = append(evs, e)
+		}
+	}
+	return evs
+}
+
+// FallbackBlockers are the statuses in which another delivery of the
+// channel a fallback step leaves keeps the step from being taken: it may
+// still reach the user, did, or was called off.
+var FallbackBlockers = []string{
+	string(herald.StatusAccepted), string(herald.StatusScheduled), string(herald.StatusQueued), string(herald.StatusSending),
+	string(herald.StatusSent), string(herald.StatusDelivered), string(herald.StatusOpened), string(herald.StatusClicked),
+	string(herald.StatusCanceled),
 }

@@ -1,4 +1,4 @@
-package accept
+package deliveryid
 
 import (
 	"testing"
@@ -6,10 +6,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestDeliveryIDUnchanged: delivery ids are derived as they always were
-// (from uuid.NewSHA1), so a notification accepted again names the same
+// TestNewUnchanged: delivery ids are derived as they always were (from
+// uuid.NewSHA1), so a notification accepted again names the same
 // deliveries whichever version of Herald derived them.
-func TestDeliveryIDUnchanged(t *testing.T) {
+func TestNewUnchanged(t *testing.T) {
 	t.Parallel()
 	for _, key := range []string{"", "email||ada@example.com|", "push|u1|" + string(make([]byte, 300)) + "|opted_out"} {
 		nid := uuid.Must(uuid.NewV7())
@@ -19,8 +19,8 @@ func TestDeliveryIDUnchanged(t *testing.T) {
 		copy(want[8:], h[8:])
 		want[6] = want[6]&0x0f | 0x80
 		want[8] = want[8]&0x3f | 0x80
-		if got := deliveryID(nid, key); got != want.String() {
-			t.Errorf("deliveryID(%s, %.20q) = %s, want %s", nid, key, got, want)
+		if got := New(nid, key); got != want.String() {
+			t.Errorf("New(%s, %.20q) = %s, want %s", nid, key, got, want)
 		}
 	}
 }
