@@ -34,10 +34,6 @@ func testConfig(t *testing.T) app.Config {
 	cfg.ReconcileAfter = time.Second
 	cfg.ShutdownTimeout = 10 * time.Second
 	cfg.AllowPrivateTargets = true // the provider fakes listen on loopback
-	// Tests hold their workers on purpose (slow fakes, failing providers),
-	// which the lag bound would answer with 429; the tests of shedding set
-	// it themselves.
-	cfg.MaxQueueLag = 0
 	return cfg
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -29,14 +28,14 @@ func TestDrainMeter(t *testing.T) {
 		wantRate  float64
 		wantKnown bool
 	}{
-		{"one sample", []fillPoint{{at(0), 10, 10}}, 0, false},
-		{"empty queue: the senders' pace, not the workers'", []fillPoint{{at(0), 0, 100}, {at(1), 0, 200}}, 0, false},
-		{"backlog, nothing removed", []fillPoint{{at(0), 10, 10}, {at(1), 30, 30}}, 0, true},
+		{"one sample", []fillPoint{{at(0), 10, 10, 10}}, 0, false},
+		{"empty queue: the senders' pace, not the workers'", []fillPoint{{at(0), 0, 0, 100}, {at(1), 0, 0, 200}}, 0, false},
+		{"backlog, nothing removed", []fillPoint{{at(0), 10, 10, 10}, {at(1), 30, 30, 30}}, 0, true},
 		// 100 waiting, 50 published, 20 left: 130 removed in 2s.
-		{"backlog draining", []fillPoint{{at(0), 100, 100}, {at(2), 20, 150}}, 65, true},
-		{"spans add up", []fillPoint{{at(0), 100, 100}, {at(1), 50, 100}, {at(2), 40, 110}}, 35, true},
-		{"old spans forgotten", []fillPoint{{at(0), 100, 100}, {at(1), 0, 100}, {at(40), 5, 105}}, 0, false},
-		{"stream recreated", []fillPoint{{at(0), 100, 100}, {at(1), 5, 5}}, 0, false},
+		{"backlog draining", []fillPoint{{at(0), 100, 100, 100}, {at(2), 20, 20, 150}}, 65, true},
+		{"spans add up", []fillPoint{{at(0), 100, 100, 100}, {at(1), 50, 50, 100}, {at(2), 40, 40, 110}}, 35, true},
+		{"old spans forgotten", []fillPoint{{at(0), 100, 100, 100}, {at(1), 0, 0, 100}, {at(40), 5, 5, 105}}, 0, false},
+		{"stream recreated", []fillPoint{{at(0), 100, 100, 100}, {at(1), 5, 5, 5}}, 0, false},
 	} {
 		m := drainMeter{window: drainWindow}
 		for _, p := range tt.points {
@@ -46,13 +45,49 @@ func TestDrainMeter(t *testing.T) {
 			t.Errorf("%s: rate = %v, %v; want %v, %v", tt.name, rate, known, tt.wantRate, tt.wantKnown)
 		}
 	}
-	if got := lagSeconds(10, 0, true); !math.IsInf(got, 1) {
-		t.Errorf("lag with a backlog and no deliveries = %v, want +Inf", got)
-	}
-	if got := lagSeconds(10, 0, false); got != 0 {
+}
+
+// TestLagOfAStall: with work waiting and nothing leaving the queue, the
+// lag is how long that has lasted, so a short stall (workers busy with
+// their first sends) is not read as an endless lag; work that is only in
+// workers' hands or waiting out a retry's backoff is no lag at all.
+func TestLagOfAStall(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	m := drainMeter{window: drainWindow}
+	if got := m.lag(10, at(0)); got != 0 {
 		t.Errorf("lag with no rate measured = %v, want 0", got)
 	}
-	if got := lagSeconds(300, 10, true); got != 30 {
+	m.observe(fillPoint{at(0), 5, 5, 5})
+	m.observe(fillPoint{at(1), 5, 5, 5})
+	if got := m.lag(5, at(1)); got != 1 {
+		t.Errorf("lag after a 1s stall = %v, want 1", got)
+	}
+	for s := 2; s <= 40; s++ {
+		m.observe(fillPoint{at(float64(s)), 5, 5, 5})
+	}
+	if got := m.lag(5, at(40)); got != 40 {
+		t.Errorf("lag after a 40s stall = %v, want 40", got)
+	}
+	m.observe(fillPoint{at(41), 0, 0, 5})
+	if got := m.lag(0, at(41)); got != 0 {
+		t.Errorf("lag with nothing waiting = %v, want 0", got)
+	}
+	// Five deliveries held for a retry's backoff, none undelivered, for a
+	// minute: a new send is not behind anything.
+	m = drainMeter{window: drainWindow}
+	for s := 0; s <= 60; s++ {
+		m.observe(fillPoint{at(float64(s)), 5, 0, 5})
+	}
+	if got := m.lag(1, at(60)); got != 0 {
+		t.Errorf("lag behind deliveries waiting out a backoff = %v, want 0", got)
+	}
+	// Draining at 10/s with 300 waiting: 30s.
+	m = drainMeter{window: drainWindow}
+	m.observe(fillPoint{at(0), 310, 310, 310})
+	m.observe(fillPoint{at(1), 300, 300, 310})
+	if got := m.lag(300, at(1)); got != 30 {
 		t.Errorf("lag of 300 at 10/s = %v, want 30", got)
 	}
 }
@@ -73,15 +108,15 @@ func TestAdmitRetryAfterFromLag(t *testing.T) {
 		{waiting: 300, removed: 10, n: 1, wantRetry: 1},   // 30.1s: at least 1
 		{waiting: 400, removed: 10, n: 50, wantRetry: 15}, // 45s: 15 over
 		{waiting: 5000, removed: 10, n: 1, wantRetry: 60}, // 500s: at most 60
-		{waiting: 10, removed: 0, n: 1, wantRetry: 60},    // nothing delivered
+		{waiting: 10, removed: 0, n: 1, wantRetry: 0},     // a 1s stall is not a lag
 		{waiting: 0, removed: 0, n: 1, wantRetry: 0},      // nothing waited, nothing waits
 	} {
 		w := newQueueWatch(nil, 0.95, 30*time.Second, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		w.now = func() time.Time { return t0 }
 		before := tt.waiting + tt.removed
-		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: before, LastSeq: 1000})
+		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: before, Undelivered: before, LastSeq: 1000})
 		w.now = func() time.Time { return t0.Add(time.Second) }
-		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting, LastSeq: 1000})
+		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting, Undelivered: tt.waiting, LastSeq: 1000})
 		err := w.admit(herald.ChannelEmail, tt.n)
 		var he *herald.Error
 		switch {
@@ -118,8 +153,8 @@ func asError(err error, he **herald.Error) bool {
 }
 
 // TestQueueWatchLagOnJetStream: with deliveries waiting in embedded
-// JetStream and no worker, the watch refuses sends with 429 once it has
-// seen a second's worth of no progress; once a consumer drains the stream,
+// JetStream and no worker, the watch refuses sends with 429 once the stall
+// has lasted longer than the bound; once a consumer drains the stream,
 // it admits them again.
 func TestQueueWatchLagOnJetStream(t *testing.T) {
 	t.Parallel()
@@ -159,10 +194,15 @@ func TestQueueWatchLagOnJetStream(t *testing.T) {
 		t.Fatalf("before any rate was measured: %v", err)
 	}
 	tick() // first sample with the backlog: the span before began empty
-	tick() // a backlogged second with nothing removed
+	tick() // a backlogged second with nothing removed: 1s, not beyond the bound
+	if err := w.admit(herald.ChannelEmail, 1); err != nil {
+		t.Fatalf("after a 1s stall with a 1s bound: %v", err)
+	}
+	tick()
+	tick() // stalled 3s: 2s beyond the bound
 	err = w.admit(herald.ChannelEmail, 1)
-	if he, ok := err.(*herald.Error); !ok || he.Code != herald.CodeRateLimited || he.RetryAfterSeconds != maxLagRetryAfter {
-		t.Fatalf("50 waiting, no worker: admit = %v, want rate_limited with Retry-After %d", err, maxLagRetryAfter)
+	if he, ok := err.(*herald.Error); !ok || he.Code != herald.CodeRateLimited || he.RetryAfterSeconds != 2 {
+		t.Fatalf("50 waiting for 3s, no worker: admit = %v, want rate_limited with Retry-After 2", err)
 	}
 
 	var mu sync.Mutex
@@ -217,9 +257,9 @@ func TestDoorRefusesAsAdmitWould(t *testing.T) {
 	} {
 		w := newQueueWatch(nil, 0.95, 30*time.Second, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 		w.now = func() time.Time { return t0 }
-		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting + tt.removed, LastSeq: 1000, MaxMsgs: tt.maxMsgs})
+		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting + tt.removed, Undelivered: tt.waiting + tt.removed, LastSeq: 1000, MaxMsgs: tt.maxMsgs})
 		w.now = func() time.Time { return t0.Add(time.Second) }
-		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting, LastSeq: 1000, MaxMsgs: tt.maxMsgs})
+		w.observeNotify(queue.StreamFill{Stream: "NOTIFY", Msgs: tt.waiting, Undelivered: tt.waiting, LastSeq: 1000, MaxMsgs: tt.maxMsgs})
 		err := w.door()
 		var he *herald.Error
 		switch {

@@ -66,7 +66,7 @@ func newQueueWatch(q *queue.Queue, highWater float64, maxLag time.Duration, log 
 			Help: "Fill of each stream against its limits (limit: messages or bytes); only limits that are set. Sends are refused above --queue-high-water."},
 			[]string{"stream", "limit"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_queue_lag_seconds",
-			Help: "How long the deliveries waiting in NOTIFY take to drain at the recent delivery rate (+Inf: waiting, none delivered lately; 0: none waiting or no rate measured yet). Sends are refused with 429 above --max-queue-lag."}),
+			Help: "How far behind the deliveries not yet handed to a worker are: how long they take to drain at the recent delivery rate, or how long the queue has stood still with work waiting, whichever is longer (0: none waiting or no rate measured yet). Sends are refused with 429 above --max-queue-lag."}),
 		rate: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_queue_drain_rate",
 			Help: "Deliveries removed from NOTIFY per second while it had a backlog, over the last 30s (every worker of the deployment)."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_sends_refused_total",
@@ -149,10 +149,11 @@ func (w *queueWatch) observeNotify(f queue.StreamFill) {
 	w.mu.Lock()
 	was, wasBehind := w.full, w.behind
 	w.full, w.notif = r >= w.highWater, r
-	w.meter.observe(fillPoint{at: w.now(), msgs: f.Msgs, lastSeq: f.LastSeq})
-	w.waiting, w.admitted = f.Msgs, 0
-	rate, known := w.meter.rate()
-	lag := lagSeconds(f.Msgs, rate, known)
+	now := w.now()
+	w.meter.observe(fillPoint{at: now, msgs: f.Msgs, undelivered: f.Undelivered, lastSeq: f.LastSeq})
+	w.waiting, w.admitted = f.Undelivered, 0
+	rate, _ := w.meter.rate()
+	lag := w.meter.lag(f.Undelivered, now)
 	w.behind = w.maxLag > 0 && lag > w.maxLag.Seconds()
 	w.mu.Unlock()
 	w.lag.Set(lag)
@@ -167,9 +168,9 @@ func (w *queueWatch) observeNotify(f queue.StreamFill) {
 	switch {
 	case w.behind && !wasBehind:
 		w.log.Warn("deliveries lag behind: refusing sends with 429 until workers catch up",
-			"stream", f.Stream, "waiting", f.Msgs, "deliveries_per_second", rate, "lag_seconds", lag, "max_queue_lag", w.maxLag)
+			"stream", f.Stream, "waiting", f.Undelivered, "deliveries_per_second", rate, "lag_seconds", lag, "max_queue_lag", w.maxLag)
 	case !w.behind && wasBehind:
-		w.log.Info("deliveries caught up: accepting sends again", "stream", f.Stream, "waiting", f.Msgs, "lag_seconds", lag)
+		w.log.Info("deliveries caught up: accepting sends again", "stream", f.Stream, "waiting", f.Undelivered, "lag_seconds", lag)
 	}
 }
 
@@ -184,9 +185,9 @@ func (w *queueWatch) door() error {
 	w.mu.Lock()
 	full, r := w.full, w.notif
 	waiting := w.waiting + w.admitted
-	rate, known := w.meter.rate()
+	rate, _ := w.meter.rate()
+	lag := w.meter.lag(waiting, w.now())
 	w.mu.Unlock()
-	lag := lagSeconds(waiting, rate, known)
 	switch {
 	case full:
 		w.refused.WithLabelValues("queue_full").Inc()
@@ -222,8 +223,8 @@ func (w *queueWatch) admit(c herald.Channel, n int) error {
 	w.mu.Lock()
 	full, r := w.full, w.notif
 	waiting := w.waiting + w.admitted + uint64(n)
-	rate, known := w.meter.rate()
-	lag := lagSeconds(waiting, rate, known)
+	rate, _ := w.meter.rate()
+	lag := w.meter.lag(waiting, w.now())
 	behind := w.maxLag > 0 && lag > w.maxLag.Seconds()
 	if !full && !behind {
 		w.admitted += uint64(n)
@@ -247,9 +248,10 @@ const drainWindow = 30 * time.Second
 
 // fillPoint is one sample of NOTIFY.
 type fillPoint struct {
-	at      time.Time
-	msgs    uint64
-	lastSeq uint64
+	at          time.Time
+	msgs        uint64
+	undelivered uint64 // not yet handed to a worker
+	lastSeq     uint64
 }
 
 // drainSpan is what left NOTIFY between two samples while it held messages.
@@ -270,6 +272,9 @@ type drainMeter struct {
 	window time.Duration
 	prev   fillPoint
 	spans  []drainSpan
+	// stalledSince is the start of the current run of spans that began
+	// with undelivered work and removed nothing; zero when not stalled.
+	stalledSince time.Time
 }
 
 func (m *drainMeter) observe(p fillPoint) {
@@ -277,6 +282,15 @@ func (m *drainMeter) observe(p fillPoint) {
 		// A lower last sequence means the stream was recreated: skip the span.
 		removed := int64(prev.msgs) + int64(p.lastSeq-prev.lastSeq) - int64(p.msgs)
 		m.spans = append(m.spans, drainSpan{at: p.at, took: p.at.Sub(prev.at), removed: uint64(max(removed, 0))})
+	}
+	switch prev := m.prev; {
+	case prev.at.IsZero() || !p.at.After(prev.at):
+	case prev.undelivered > 0 && p.lastSeq >= prev.lastSeq && prev.msgs+(p.lastSeq-prev.lastSeq) <= p.msgs:
+		if m.stalledSince.IsZero() {
+			m.stalledSince = prev.at
+		}
+	default:
+		m.stalledSince = time.Time{}
 	}
 	m.prev = p
 	i := 0
@@ -301,17 +315,26 @@ func (m *drainMeter) rate() (perSecond float64, known bool) {
 	return float64(removed) / took.Seconds(), true
 }
 
-// lagSeconds is how long waiting deliveries take at rate: 0 with nothing
-// waiting or no rate measured yet (no evidence of a lag), +Inf when
-// nothing was delivered lately.
-func lagSeconds(waiting uint64, rate float64, known bool) float64 {
-	switch {
-	case waiting == 0 || !known:
+// lag is how many seconds the waiting deliveries are behind: how long they
+// take at the recent rate, or, when nothing left the queue lately, how long
+// it has stood still with work waiting. The second is a lower bound that
+// grows with the stall, so that a second of workers busy with their first
+// sends is not read as an endless lag, while a real stall crosses the
+// bound once it has lasted that long. 0 with nothing waiting or no rate
+// measured yet: no evidence of a lag.
+func (m *drainMeter) lag(waiting uint64, now time.Time) float64 {
+	rate, known := m.rate()
+	if waiting == 0 || !known {
 		return 0
-	case rate <= 0:
-		return math.Inf(1)
 	}
-	return float64(waiting) / rate
+	var stalled float64
+	if !m.stalledSince.IsZero() {
+		stalled = max(now.Sub(m.stalledSince).Seconds(), 0)
+	}
+	if rate <= 0 {
+		return stalled
+	}
+	return max(float64(waiting)/rate, stalled)
 }
 
 // storeGate pauses a process's workers while the store is unreachable:

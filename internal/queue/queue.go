@@ -350,6 +350,11 @@ type StreamFill struct {
 	// growth between two reads is what was published in between, so that
 	// with Msgs it gives what was removed (acknowledged, on NOTIFY).
 	LastSeq uint64
+	// Undelivered is what no worker has been handed yet: the sum of the
+	// stream's consumers' pending counts (all of Msgs when it has none).
+	// Unlike Msgs it leaves out deliveries in a worker's hands and those
+	// waiting out a retry's backoff, so it is the backlog of new work.
+	Undelivered uint64
 }
 
 // Ratio is the fill of the tightest limit, 0 when the stream has none.
@@ -375,8 +380,31 @@ func (q *Queue) Fill(ctx context.Context) ([]StreamFill, error) {
 			return nil, translate(fmt.Sprintf("queue: fill of stream %q", name), err)
 		}
 		info := s.CachedInfo()
-		out = append(out, StreamFill{Stream: name, Msgs: info.State.Msgs, Bytes: info.State.Bytes,
-			MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes, LastSeq: info.State.LastSeq})
+		f := StreamFill{Stream: name, Msgs: info.State.Msgs, Bytes: info.State.Bytes,
+			MaxMsgs: info.Config.MaxMsgs, MaxBytes: info.Config.MaxBytes, LastSeq: info.State.LastSeq}
+		if f.Undelivered, err = undelivered(ctx, s, f.Msgs); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
 	}
 	return out, nil
+}
+
+// undelivered sums the pending counts of the stream's consumers, in one
+// paged listing; msgs when the stream has no consumer yet.
+func undelivered(ctx context.Context, s jetstream.Stream, msgs uint64) (uint64, error) {
+	var sum uint64
+	consumers := 0
+	lister := s.ListConsumers(ctx)
+	for info := range lister.Info() {
+		sum += info.NumPending
+		consumers++
+	}
+	if err := lister.Err(); err != nil {
+		return 0, translate(fmt.Sprintf("queue: consumers of %q", s.CachedInfo().Config.Name), err)
+	}
+	if consumers == 0 {
+		return msgs, nil
+	}
+	return sum, nil
 }
