@@ -161,9 +161,7 @@ func (c *Client) AddDevice(ctx context.Context, userID string, req AddDeviceRequ
 
 // ListDevices returns every device of a user, oldest first.
 func (c *Client) ListDevices(ctx context.Context, userID string) ([]Device, error) {
-	var out struct {
-		Data []Device `json:"data"`
-	}
+	var out DeviceList
 	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/users/" + esc(userID) + "/devices", idempotent: true}, &out); err != nil {
 		return nil, err
 	}

@@ -202,6 +202,11 @@ type Device struct {
 	CreatedAt    time.Time           `json:"created_at"`
 }
 
+// DeviceList is every device of a user.
+type DeviceList struct {
+	Data []Device `json:"data"`
+}
+
 // DeviceSubscription is a web device's endpoint (its keys are not
 // returned).
 type DeviceSubscription struct {
