@@ -263,3 +263,39 @@ func TestImportsStandardLibraryOnly(t *testing.T) {
 		t.Fatal("no source files found")
 	}
 }
+
+// TestSendWaitsForTheFirstAttempt: a 409 with Retry-After means the first
+// request with this Idempotency-Key is still in flight; the send asks
+// again, with the same key, once it may be done.
+func TestSendWaitsForTheFirstAttempt(t *testing.T) {
+	t.Parallel()
+	f := newFront(t, func(n int, w http.ResponseWriter, _ *http.Request, _ func()) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{"type":"https://herald.dev/problems/conflict","title":"Conflict","status":409,"detail":"in flight"}`))
+			return true
+		}
+		return false
+	})
+	acc, err := client.New(f.URL, apiKey, fastRetries(3)).Send(t.Context(), client.SendRequest{
+		To: []client.Recipient{{Email: "inflight@example.com"}}, Channels: []string{"email"}, Content: &client.Content{Subject: "s", Body: "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := f.requests()
+	if len(seen) != 2 || seen[0].idempotencyKey != seen[1].idempotencyKey || seen[1].idempotencyKey != acc.IdempotencyKey {
+		t.Fatalf("requests %+v, want two with the answer's key %q", seen, acc.IdempotencyKey)
+	}
+
+	// Without Retry-After a 409 is a conflict of bodies: it is the caller's.
+	f = newFront(t, func(_ int, w http.ResponseWriter, _ *http.Request, _ func()) bool {
+		w.WriteHeader(http.StatusConflict)
+		return true
+	})
+	_, err = client.New(f.URL, apiKey, fastRetries(3)).Send(t.Context(), client.SendRequest{To: []client.Recipient{{Email: "x@example.com"}}})
+	if !client.IsConflict(err) || len(f.requests()) != 1 {
+		t.Fatalf("err %v after %d requests, want the 409 after one", err, len(f.requests()))
+	}
+}
