@@ -23,6 +23,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
+	"github.com/heraldhq/herald/internal/apikey"
 	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
 	"github.com/heraldhq/herald/internal/fallback"
@@ -169,6 +170,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// API keys are stored by an HMAC under a key of their own, so a copy
+	// of the database alone cannot test guessed keys.
+	hasher, err := apikey.NewHasher(secret.Derive(key, "api-keys"))
+	if err != nil {
+		return err
+	}
 	a.writer = logwriter.New(a.store, logwriter.Options{Linger: a.cfg.CommitLinger, Interval: a.cfg.CommitInterval, Publisher: a.q, Logger: a.logger,
 		Observe: m.observeCommit, Dropped: m.publishSkipped.Inc})
 	if err = a.writer.Start(ctx); err != nil {
@@ -266,6 +273,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
 		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
+		AuthFailureLimit: a.cfg.AuthFailureLimit(), TrustForwardedFor: a.cfg.TrustForwardedFor, KeyHasher: hasher,
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
 		Admit: a.watch.door, Monitor: &monitor{q: a.q, providers: providers, sends: a.cfg.HasRole(RoleWorker), now: time.Now}})
