@@ -113,21 +113,35 @@ func OpenStore(ctx context.Context, cfg Config) (herald.Store, error) {
 
 // secretKey is the deployment's key: HERALD_SECRET_KEY, or the data
 // dir's key file on a single machine.
-func (a *App) secretKey() ([]byte, error) {
+func (a *App) secretKey() ([]byte, error) { return loadSecretKey(a.cfg) }
+
+func loadSecretKey(cfg Config) ([]byte, error) {
 	var key []byte
 	var err error
 	switch {
-	case a.cfg.SecretKey != "":
-		key, err = secret.ParseKey(a.cfg.SecretKey)
-	case a.cfg.DatabaseURL != "":
+	case cfg.SecretKey != "":
+		key, err = secret.ParseKey(cfg.SecretKey)
+	case cfg.DatabaseURL != "":
 		return nil, errors.New("HERALD_SECRET_KEY is required with a shared database: every process must seal provider credentials with the same key")
 	default:
-		key, err = secret.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "secret.key"))
+		key, err = secret.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
 	return key, nil
+}
+
+// KeyHasher returns the hasher API keys are stored and looked up by: an
+// HMAC under a key derived from the deployment's secret key, so a copy of
+// the database alone cannot test guessed keys. Every process with the same
+// configuration gets the same one.
+func KeyHasher(cfg Config) (*apikey.Hasher, error) {
+	key, err := loadSecretKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return apikey.NewHasher(secret.Derive(key, "api-keys"))
 }
 
 // Start opens the store and the queue and starts the configured roles.
@@ -170,9 +184,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	// API keys are stored by an HMAC under a key of their own, so a copy
-	// of the database alone cannot test guessed keys.
-	hasher, err := apikey.NewHasher(secret.Derive(key, "api-keys"))
+	hasher, err := KeyHasher(a.cfg)
 	if err != nil {
 		return err
 	}
@@ -592,8 +604,16 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 // CreateApp creates an app with a first admin key, straight in the store,
-// and returns the key (shown once).
+// and returns the key (shown once). The key is stored by its legacy
+// SHA-256 and moved to the keyed hash on its first use; CreateAppWith
+// stores it by the keyed hash at once.
 func CreateApp(ctx context.Context, store herald.Store, name string, now time.Time) (herald.App, string, error) {
+	return CreateAppWith(ctx, store, nil, name, now)
+}
+
+// CreateAppWith is CreateApp storing the key by hasher's keyed hash (the
+// legacy SHA-256 when hasher is nil).
+func CreateAppWith(ctx context.Context, store herald.Store, hasher *apikey.Hasher, name string, now time.Time) (herald.App, string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
 		return herald.App{}, "", herald.Invalid("name", "give a name of 1 to 100 characters")
@@ -602,7 +622,7 @@ func CreateApp(ctx context.Context, store herald.Store, name string, now time.Ti
 	if err := store.CreateApp(ctx, app); err != nil {
 		return herald.App{}, "", fmt.Errorf("create app %q: %w", name, err)
 	}
-	key, err := newKey(app.ID, "initial admin key", herald.ScopeAdmin, app.CreatedAt)
+	key, err := newKey(hasher, app.ID, "initial admin key", herald.ScopeAdmin, app.CreatedAt)
 	if err != nil {
 		return herald.App{}, "", err
 	}
