@@ -130,9 +130,15 @@ func (s *server) lookupKey(ctx context.Context, token string) (herald.APIKey, er
 	if !apikey.Equal(key.Hash, legacy) {
 		return herald.APIKey{}, herald.ErrNotFound
 	}
-	if s.hasher != nil {
+	if s.hasher == nil {
+		return key, nil
+	}
+	// One rehash per key and process: the requests that find the legacy
+	// hash before it lands need not each write it.
+	if _, busy := s.rehashing.LoadOrStore(key.ID, true); !busy {
 		id, sum := key.ID, s.hasher.Sum(token)
 		s.background(func(ctx context.Context) error {
+			defer s.rehashing.Delete(id)
 			if err := s.store.RehashKey(ctx, id, legacy, sum); err != nil && !herald.IsNotFound(err) {
 				return err
 			}

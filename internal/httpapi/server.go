@@ -128,6 +128,7 @@ type server struct {
 	hasher            *apikey.Hasher
 	authFailures      *prometheus.CounterVec
 	usage             keyUsage
+	rehashing         sync.Map // key id → true while its legacy hash is being replaced
 	tracking          Tracking
 	publicURL         string
 	templates         TemplateLibrary
