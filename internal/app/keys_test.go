@@ -340,3 +340,27 @@ func TestAuthFailureLimitShared(t *testing.T) {
 	fromAddress(t, two, newApp(t, two, "shop"), "127.0.0.5").must(429, "GET", "/v1/keys", nil)
 	fromAddress(t, two, newApp(t, two, "other"), "127.0.0.6").must(200, "GET", "/v1/keys", nil)
 }
+
+// TestAPIKeyRevocationAcrossProcesses: two API processes on one store;
+// a key revoked, or rotated with no grace, through one is refused by the
+// other at once (nothing of a key is cached).
+func TestAPIKeyRevocationAcrossProcesses(t *testing.T) {
+	cfg := scaledConfig(t)
+	one := start(t, cfg)
+	cfg.DataDir = t.TempDir()
+	two := start(t, cfg)
+	admin := newAPI(t, one, newApp(t, one, "shop"))
+	var revoked, rotated createdKey
+	admin.must(201, "POST", "/v1/keys", map[string]any{"name": "a", "scope": "send"}).decode(t, &revoked)
+	admin.must(201, "POST", "/v1/keys", map[string]any{"name": "b", "scope": "send"}).decode(t, &rotated)
+	onTwo := []*api{newAPI(t, two, revoked.Key), newAPI(t, two, rotated.Key)}
+	for _, c := range onTwo {
+		c.must(200, "GET", "/v1/notifications", nil)
+	}
+	admin.must(204, "DELETE", "/v1/keys/"+revoked.ID, nil)
+	var next createdKey
+	admin.must(201, "POST", "/v1/keys/"+rotated.ID+"/rotate", map[string]any{"grace_period_seconds": 0}).decode(t, &next)
+	wantUnauthorized(t, onTwo[0], "the API key is not valid")
+	wantUnauthorized(t, onTwo[1], "the API key has expired")
+	newAPI(t, two, next.Key).must(200, "GET", "/v1/notifications", nil)
+}
