@@ -205,12 +205,16 @@ func apps(ctx context.Context, args []string, getenv func(string) string, stdout
 	if fs.NArg() != 1 {
 		return usageError{errors.New("usage: herald apps create NAME [--json] [--data-dir D]")}
 	}
+	hasher, err := app.KeyHasher(cfg)
+	if err != nil {
+		return err
+	}
 	s, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	created, key, err := app.CreateApp(ctx, s, fs.Arg(0), time.Now())
+	created, key, err := app.CreateAppWith(ctx, s, hasher, fs.Arg(0), time.Now())
 	if err != nil {
 		return err
 	}
