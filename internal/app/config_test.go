@@ -93,6 +93,10 @@ func TestEnvironmentAndFlags(t *testing.T) {
 			c.Workers, c.LogLevel, c.SendTimeout, c.MaxBodyBytes, c.Roles = 9, "debug", time.Minute, 2048, "worker,tracker"
 		}},
 		{"empty variable is unset", map[string]string{"HERALD_WORKERS": ""}, nil, func(*Config) {}},
+		{"a boolean flag alone means true", nil, []string{"--allow-private-targets", "--workers", "3"}, func(c *Config) {
+			c.AllowPrivateTargets, c.Workers = true, 3
+		}},
+		{"a boolean flag set to false", map[string]string{"HERALD_PPROF": "true"}, []string{"--pprof=false"}, func(*Config) {}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
