@@ -407,3 +407,26 @@ func TestAPIKeyLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestOperationsDocConfigReferenceIsCurrent: the configuration reference
+// in docs/operations.md is the one ConfigReference makes from Config.
+func TestOperationsDocConfigReferenceIsCurrent(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := ReplaceConfigReference(string(raw))
+	if !ok {
+		t.Fatalf("docs/operations.md lacks the markers %q and %q", ConfigReferenceBegin, ConfigReferenceEnd)
+	}
+	if want != string(raw) {
+		t.Fatal("the configuration reference in docs/operations.md is out of date with Config; " +
+			"regenerate it from the repository's root with: go run ./internal/app/configdoc")
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		if !strings.Contains(want, "`"+f.Tag.Get("env")+"`") {
+			t.Errorf("the reference lacks %s", f.Tag.Get("env"))
+		}
+	}
+}
