@@ -31,9 +31,17 @@ type Info struct {
 // version is used if the toolchain recorded a real one (go install
 // module@v1.2.3, or a VCS-stamped pseudo-version).
 func Read(version string) Info {
-	info := Info{Version: version, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
+		bi = nil
+	}
+	return fromBuildInfo(version, bi)
+}
+
+// fromBuildInfo is Read with the toolchain's record given (nil for none).
+func fromBuildInfo(version string, bi *debug.BuildInfo) Info {
+	info := Info{Version: version, GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if bi == nil {
 		return fill(info)
 	}
 	if (version == "" || version == "dev") && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
