@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
 	"github.com/heraldhq/herald/internal/apikey"
+	"github.com/heraldhq/herald/internal/buildinfo"
 	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
 	"github.com/heraldhq/herald/internal/fallback"
@@ -73,12 +74,18 @@ type App struct {
 	stopOnce sync.Once
 	stopErr  error
 	now      func() time.Time
+	version  string // set at build time; see SetVersion
 }
 
 // New returns an App for cfg, which must have passed Validate.
 func New(cfg Config, logger *slog.Logger) *App {
 	return &App{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), now: time.Now}
 }
+
+// SetVersion sets the version herald_build_info reports, the one the
+// binary was given at build time (cli.Version); without it the main
+// module's recorded version, or "dev". Call it before Start.
+func (a *App) SetVersion(v string) { a.version = v }
 
 // SetClock replaces the clock that decides when things are due — the
 // sender's, the workers', the scheduler's and the API's — so that a test
@@ -156,6 +163,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(a.reg)
+	registerBuildInfo(a.reg, buildinfo.Read(a.version))
 
 	if a.store, err = OpenStore(ctx, a.cfg); err != nil {
 		return err

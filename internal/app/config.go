@@ -448,6 +448,10 @@ func (f fieldValue) String() string {
 }
 func (f fieldValue) Set(s string) error { return setField(f.v, s) }
 
+// IsBoolFlag lets a boolean setting be given as a bare --name, as the
+// flag package does for its own booleans.
+func (f fieldValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
+
 func setField(v reflect.Value, s string) error {
 	switch v.Interface().(type) {
 	case string:

@@ -93,6 +93,10 @@ func TestEnvironmentAndFlags(t *testing.T) {
 			c.Workers, c.LogLevel, c.SendTimeout, c.MaxBodyBytes, c.Roles = 9, "debug", time.Minute, 2048, "worker,tracker"
 		}},
 		{"empty variable is unset", map[string]string{"HERALD_WORKERS": ""}, nil, func(*Config) {}},
+		{"a boolean flag alone means true", nil, []string{"--allow-private-targets", "--workers", "3"}, func(c *Config) {
+			c.AllowPrivateTargets, c.Workers = true, 3
+		}},
+		{"a boolean flag set to false", map[string]string{"HERALD_PPROF": "true"}, []string{"--pprof=false"}, func(*Config) {}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -400,6 +404,29 @@ func TestAPIKeyLimit(t *testing.T) {
 		c := Config{APIRate: tt.rate, APIBurst: tt.burst}
 		if got := c.APIKeyLimit(); got != tt.want {
 			t.Errorf("rate %v burst %d: limit %+v, want %+v", tt.rate, tt.burst, got, tt.want)
+		}
+	}
+}
+
+// TestOperationsDocConfigReferenceIsCurrent: the configuration reference
+// in docs/operations.md is the one ConfigReference makes from Config.
+func TestOperationsDocConfigReferenceIsCurrent(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := ReplaceConfigReference(string(raw))
+	if !ok {
+		t.Fatalf("docs/operations.md lacks the markers %q and %q", ConfigReferenceBegin, ConfigReferenceEnd)
+	}
+	if want != string(raw) {
+		t.Fatal("the configuration reference in docs/operations.md is out of date with Config; " +
+			"regenerate it from the repository's root with: go run ./internal/app/configdoc")
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[Config]()) {
+		if !strings.Contains(want, "`"+f.Tag.Get("env")+"`") {
+			t.Errorf("the reference lacks %s", f.Tag.Get("env"))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/apikey"
+	"github.com/heraldhq/herald/internal/buildinfo"
 )
 
 // metrics are the counters the roles report through their Observe hooks.
@@ -63,6 +64,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.dead.WithLabelValues(string(c)) // present at zero, so that increase() sees the first one
 	}
 	return m
+}
+
+// registerBuildInfo registers herald_build_info, the usual constant 1
+// whose labels say which build runs: join it on instance to tell the
+// versions of a rolling upgrade apart.
+func registerBuildInfo(reg prometheus.Registerer, info buildinfo.Info) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_build_info",
+		Help:        "Always 1; the labels are the version, VCS revision and Go version of the running binary.",
+		ConstLabels: prometheus.Labels{"version": info.Version, "revision": info.Revision, "goversion": info.GoVersion}})
+	g.Set(1)
+	reg.MustRegister(g)
 }
 
 func (m *metrics) observeAccepted(c herald.Channel, s herald.Status) {

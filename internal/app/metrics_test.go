@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/heraldhq/herald/internal/app"
 	"github.com/heraldhq/herald/internal/provider/providertest"
 )
 
@@ -176,5 +178,32 @@ func TestCircuitOpenGauge(t *testing.T) {
 			t.Fatalf("the smtp circuit never showed open in /metrics")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBuildInfoMetric: /metrics carries herald_build_info 1 with the
+// version the binary was given and the Go version that built it.
+func TestBuildInfoMetric(t *testing.T) {
+	cfg := testConfig(t)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := app.New(cfg, testLogger(t))
+	a.SetVersion("v9.8.7-test")
+	startApp(t, a)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	fams := scrape(t, c)
+	v, ok := sample(fams, "herald_build_info", map[string]string{"version": "v9.8.7-test", "goversion": runtime.Version()})
+	if !ok || v != 1 {
+		t.Fatalf("herald_build_info{version=\"v9.8.7-test\",goversion=%q} = %v (present %v), want 1", runtime.Version(), v, ok)
+	}
+	labels := map[string]bool{}
+	for _, l := range fams["herald_build_info"].GetMetric()[0].GetLabel() {
+		labels[l.GetName()] = true
+	}
+	for _, want := range []string{"version", "revision", "goversion"} {
+		if !labels[want] {
+			t.Errorf("herald_build_info has no %s label", want)
+		}
 	}
 }

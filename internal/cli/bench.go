@@ -43,7 +43,10 @@ figures as shares of them; alone, it prints only the ceilings.
 herald bench sink answers as APNs, FCM (and its token endpoint), Twilio
 and SendGrid on one HTTPS address and as SMTP on another, with the given
 latency and error rate. Its CA goes to --ca-out: Herald's ca_pem trusts
-it. GET /stats, /arrivals?since=N and /metrics on the HTTPS address tell
+it. It is also a Web Push service with one subscription (GET
+/push/subscription) whose messages it checks and decrypts, so /arrivals
+shows each push's plaintext and each email's subject (docs/quickstart.md
+uses it as the receiver). GET /stats, /arrivals?since=N and /metrics on the HTTPS address tell
 what arrived and when; any other push server can be measured the same way
 by pointing its provider URLs at the sink.
 `
@@ -291,7 +294,7 @@ func benchSink(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "bench sink: %s (APNs, FCM, Twilio, SendGrid; /stats, /arrivals, /metrics), SMTP %s, CA %s\n",
+	fmt.Fprintf(stdout, "bench sink: %s (APNs, FCM, Twilio, SendGrid, Web Push at /push/subscription; /stats, /arrivals, /metrics), SMTP %s, CA %s\n",
 		s.URL(), s.SMTPAddr(), *caOut)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -35,7 +35,8 @@ Usage:
   herald bench [--embedded] [flags]  load Herald and report throughput, latency, errors, CPU and memory
   herald bench sink [flags]         fake APNs, FCM, Twilio, SendGrid and SMTP endpoints for load tests
   herald completion bash|zsh|fish   print a shell completion script
-  herald version                    print the version
+  herald vapid                      print a new VAPID key pair for the webpush provider, as JSON
+  herald version [--json]           print the version, commit and Go version
 
 Every flag has a HERALD_* environment twin; "herald serve -h" lists them.
 The verbs that call a running Herald take --url (HERALD_URL, default
@@ -74,7 +75,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 	case "bench":
 		err = benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "herald", Version)
+		err = version(args[1:], stdout, stderr)
+	case "vapid":
+		err = vapid(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -159,6 +162,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	a := app.New(cfg, logger)
+	a.SetVersion(Version)
 	if err := a.Start(ctx); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -31,6 +32,18 @@ func ProviderSettings(url, smtpAddr string, caPEM []byte) (map[string]json.RawMe
 	if err != nil {
 		return nil, fmt.Errorf("sink: fcm key: %w", err)
 	}
+	vapid, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("sink: vapid key: %w", err)
+	}
+	vapidPub, err := vapid.PublicKey.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("sink: vapid key: %w", err)
+	}
+	vapidPriv, err := vapid.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("sink: vapid key: %w", err)
+	}
 	ca := string(caPEM)
 	all := map[string]any{
 		KindAPNs: map[string]string{"team_id": "BENCHTEAM1", "key_id": "BENCHKEY01", "topic": "dev.herald.bench",
@@ -44,6 +57,9 @@ func ProviderSettings(url, smtpAddr string, caPEM []byte) (map[string]json.RawMe
 		KindTwilio: map[string]string{"account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "bench",
 			"from": "+15005550006", "endpoint": url, "ca_pem": ca},
 		KindSendGrid: map[string]string{"api_key": "SG.bench", "from": "bench@herald.invalid", "endpoint": url, "ca_pem": ca},
+		KindWebPush: map[string]string{"vapid_public_key": base64.RawURLEncoding.EncodeToString(vapidPub),
+			"vapid_private_key": base64.RawURLEncoding.EncodeToString(vapidPriv),
+			"subject":           "mailto:bench@herald.invalid", "ca_pem": ca},
 	}
 	if smtpAddr != "" {
 		all[KindSMTP] = map[string]string{"endpoint": smtpAddr, "from": "bench@herald.invalid", "tls": "none"}

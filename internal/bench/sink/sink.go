@@ -12,6 +12,12 @@
 // relay at SMTPAddr()), trust the CA written by WriteCA, and read
 // GET /stats (counts), GET /arrivals?since=N (arrival times, paged) or
 // GET /metrics (Prometheus text) from the same HTTPS listener.
+//
+// It is also a Web Push service with one subscription (GET
+// /push/subscription), whose messages it validates like a real push
+// service and decrypts, since it holds the subscription's private key:
+// /arrivals shows their plaintext, as it shows each email's subject. That
+// makes it the receiver of docs/quickstart.md, with no internet.
 package sink
 
 import (
@@ -32,6 +38,7 @@ import (
 	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
+	"mime"
 	"net"
 	"net/http"
 	"net/mail"
@@ -57,7 +64,7 @@ const (
 )
 
 // Kinds lists every kind, in a stable order.
-var Kinds = []string{KindAPNs, KindFCM, KindTwilio, KindSendGrid, KindSMTP}
+var Kinds = []string{KindAPNs, KindFCM, KindTwilio, KindSendGrid, KindSMTP, KindWebPush}
 
 // Options configures a Sink.
 type Options struct {
@@ -82,7 +89,10 @@ type Arrival struct {
 	// Ref is the first "hb-<digits>" token in the message text, which a load
 	// generator may put in the content to recognise messages that carry no id.
 	Ref string `json:"ref,omitempty"`
-	At  int64  `json:"at"` // when the request arrived, Unix nanoseconds
+	// Text is what a person would see: a web push message's decrypted
+	// payload, an email's Subject; empty for the other kinds.
+	Text string `json:"text,omitempty"`
+	At   int64  `json:"at"` // when the request arrived, Unix nanoseconds
 }
 
 // Stats are the sink's counters since it started.
@@ -101,6 +111,7 @@ type Sink struct {
 	opts    Options
 	caPEM   []byte
 	caPool  *x509.CertPool
+	push    *pushReceiver
 	cert    tls.Certificate
 	started time.Time
 
@@ -144,6 +155,9 @@ func New(opts Options) (*Sink, error) {
 	}
 	s.caPool = x509.NewCertPool()
 	s.caPool.AppendCertsFromPEM(s.caPEM)
+	if s.push, err = newPushReceiver(); err != nil {
+		return nil, fmt.Errorf("sink: web push subscription: %w", err)
+	}
 	return s, nil
 }
 
@@ -332,6 +346,8 @@ func (s *Sink) routes() http.Handler {
 	mux.HandleFunc("POST /token", s.token)
 	mux.HandleFunc("POST /2010-04-01/Accounts/{sid}/Messages.json", s.twilio)
 	mux.HandleFunc("POST /v3/mail/send", s.sendgrid)
+	mux.HandleFunc("POST /push/{id}", s.webpush)
+	mux.HandleFunc("GET /push/subscription", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.Subscription()) })
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.Stats()) })
 	mux.HandleFunc("GET /arrivals", s.arrivalsPage)
 	mux.HandleFunc("GET /metrics", s.metrics)
@@ -543,6 +559,9 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		a.ID = id
 		a.Ref = ref(string(data))
+		if subj, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err == nil {
+			a.Text = strings.Clone(subj) // not a slice of data, which would be kept whole
+		}
 	}
 	ss.s.record(a)
 	return nil

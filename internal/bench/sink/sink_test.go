@@ -2,6 +2,10 @@ package sink_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
@@ -18,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/internal/provider/sendgrid"
 	"github.com/heraldhq/herald/internal/provider/smtp"
 	"github.com/heraldhq/herald/internal/provider/twilio"
+	"github.com/heraldhq/herald/internal/provider/webpush"
 )
 
 func startSink(t *testing.T, opts sink.Options) *sink.Sink {
@@ -55,6 +61,7 @@ func providers(t *testing.T, s *sink.Sink) map[string]herald.Provider {
 		sink.KindTwilio:   func(r json.RawMessage, e herald.ProviderEnv) (herald.Provider, error) { return twilio.New(r, e) },
 		sink.KindSendGrid: func(r json.RawMessage, e herald.ProviderEnv) (herald.Provider, error) { return sendgrid.New(r, e) },
 		sink.KindSMTP:     func(r json.RawMessage, e herald.ProviderEnv) (herald.Provider, error) { return smtp.New(r, e) },
+		sink.KindWebPush:  func(r json.RawMessage, e herald.ProviderEnv) (herald.Provider, error) { return webpush.New(r, e) },
 	}
 	out := map[string]herald.Provider{}
 	for kind, b := range build {
@@ -68,7 +75,7 @@ func providers(t *testing.T, s *sink.Sink) map[string]herald.Provider {
 }
 
 // message is a message of the channel a kind serves, carrying ref in its text.
-func message(kind, ref string) herald.Message {
+func message(s *sink.Sink, kind, ref string) herald.Message {
 	m := herald.Message{AppID: "app", NotificationID: uuid.NewString(), DeliveryID: uuid.NewString(), Attempt: 1,
 		Content: herald.Content{Title: "Hi", Body: "bench " + ref, Subject: "Bench"}}
 	switch kind {
@@ -78,6 +85,9 @@ func message(kind, ref string) herald.Message {
 		m.Channel, m.Platform, m.To = herald.ChannelPush, herald.PlatformAndroid, "fcm-token-1"
 	case sink.KindTwilio:
 		m.Channel, m.To = herald.ChannelSMS, "+14155550100"
+	case sink.KindWebPush:
+		sub := s.Subscription()
+		m.Channel, m.Platform, m.Subscription = herald.ChannelPush, herald.PlatformWeb, &sub
 	default:
 		m.Channel, m.To = herald.ChannelEmail, "ada@example.com"
 	}
@@ -92,7 +102,7 @@ func TestAdaptersSendToSink(t *testing.T) {
 	ps := providers(t, s)
 	want := map[string]herald.Message{}
 	for i, kind := range sink.Kinds {
-		m := message(kind, "hb-"+string(rune('1'+i)))
+		m := message(s, kind, "hb-"+string(rune('1'+i)))
 		out := ps[kind].Send(context.Background(), m)
 		if out.Kind != herald.OutcomeSent {
 			t.Errorf("%s: outcome %v (%s), want sent", kind, out.Kind, out.Detail)
@@ -127,12 +137,28 @@ func TestAdaptersSendToSink(t *testing.T) {
 	}
 	for _, a := range page.Arrivals {
 		m := want[a.Kind]
-		if a.Kind == sink.KindTwilio {
+		switch {
+		case a.Kind == sink.KindTwilio || a.Kind == sink.KindWebPush:
 			if a.ID != "" || !strings.Contains(m.Content.Body, a.Ref) || a.Ref == "" {
-				t.Errorf("twilio arrival %+v, want ref from %q", a, m.Content.Body)
+				t.Errorf("%s arrival %+v, want ref from %q", a.Kind, a, m.Content.Body)
 			}
-		} else if a.ID != m.DeliveryID {
+		case a.ID != m.DeliveryID:
 			t.Errorf("%s arrival id %q, want delivery id %q", a.Kind, a.ID, m.DeliveryID)
+		}
+		switch a.Kind {
+		case sink.KindWebPush:
+			// The decrypted payload, as the service worker would get it.
+			if want := `{"title":"Hi","body":"bench ` + a.Ref + `"}`; a.Text != want {
+				t.Errorf("webpush arrival text %q, want %q", a.Text, want)
+			}
+		case sink.KindSMTP:
+			if a.Text != "Bench" {
+				t.Errorf("smtp arrival text %q, want the subject %q", a.Text, "Bench")
+			}
+		default:
+			if a.Text != "" {
+				t.Errorf("%s arrival text %q, want none", a.Kind, a.Text)
+			}
 		}
 		if a.At <= 0 || a.At > time.Now().UnixNano() {
 			t.Errorf("%s arrival at %d", a.Kind, a.At)
@@ -158,7 +184,7 @@ func TestErrorsAreRetryable(t *testing.T) {
 	ps := providers(t, s)
 	for _, kind := range sink.Kinds {
 		for i := range 3 {
-			out := ps[kind].Send(context.Background(), message(kind, ""))
+			out := ps[kind].Send(context.Background(), message(s, kind, ""))
 			if out.Kind != herald.OutcomeRetry {
 				t.Errorf("%s send %d: outcome %v (%s), want retry", kind, i, out.Kind, out.Detail)
 			}
@@ -188,7 +214,7 @@ func TestKeepDropsTheOldest(t *testing.T) {
 	p := providers(t, s)[sink.KindSendGrid]
 	var ids []string
 	for range 6 {
-		m := message(sink.KindSendGrid, "")
+		m := message(s, sink.KindSendGrid, "")
 		if out := p.Send(context.Background(), m); out.Kind != herald.OutcomeSent {
 			t.Fatalf("send: %v %s", out.Kind, out.Detail)
 		}
@@ -204,5 +230,79 @@ func TestKeepDropsTheOldest(t *testing.T) {
 	}
 	if got, next := s.Arrivals(5, 100); next != 6 || len(got) != 1 || got[0].ID != ids[5] {
 		t.Errorf("Arrivals(5) = %+v, next %d", got, next)
+	}
+}
+
+// TestWebPushRefusesWhatAPushServiceWould: the sink's push endpoint
+// answers like a push service to a request Herald's adapter would never
+// make: an unknown subscription, no or a forged VAPID token, no TTL, and a
+// body that does not decrypt. None is recorded.
+func TestWebPushRefusesWhatAPushServiceWould(t *testing.T) {
+	s := startSink(t, sink.Options{})
+	sub := s.Subscription()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := key.PublicKey.Bytes()
+	k := base64.RawURLEncoding.EncodeToString(pub)
+	token := func(aud string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"aud": aud, "sub": "mailto:a@example.com",
+			"exp": time.Now().Add(time.Hour).Unix()}).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	good := "vapid t=" + token(s.URL()) + ", k=" + k
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	otherPub, _ := other.PublicKey.Bytes()
+	for _, tc := range []struct {
+		name, endpoint, auth, ttl string
+		want                      int
+	}{
+		{"unknown subscription", s.URL() + "/push/nope", good, "60", http.StatusNotFound},
+		{"no authorization", sub.Endpoint, "", "60", http.StatusUnauthorized},
+		{"another origin's token", sub.Endpoint, "vapid t=" + token("https://push.example.com") + ", k=" + k, "60", http.StatusForbidden},
+		{"token not signed by k", sub.Endpoint, "vapid t=" + token(s.URL()) + ", k=" + base64.RawURLEncoding.EncodeToString(otherPub), "60", http.StatusForbidden},
+		{"no TTL", sub.Endpoint, good, "", http.StatusBadRequest},
+		{"body does not decrypt", sub.Endpoint, good, "60", http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, tc.endpoint, strings.NewReader(strings.Repeat("x", 120)))
+			req.Header.Set("Content-Encoding", "aes128gcm")
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			if tc.ttl != "" {
+				req.Header.Set("TTL", tc.ttl)
+			}
+			res, err := s.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.want {
+				t.Errorf("status %d (%s), want %d", res.StatusCode, body, tc.want)
+			}
+		})
+	}
+	if st := s.Stats(); st.Arrivals != 0 {
+		t.Errorf("%d arrivals recorded for refused pushes", st.Arrivals)
+	}
+
+	// GET /push/subscription serves the subscription a browser would register.
+	res, err := s.Client().Get(s.URL() + "/push/subscription")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got herald.WebPushSubscription
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != sub {
+		t.Errorf("GET /push/subscription = %+v, want %+v", got, sub)
 	}
 }
