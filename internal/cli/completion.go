@@ -49,7 +49,8 @@ var commands = []command{
 	{name: "completion", summary: "print a shell completion script", subs: []command{
 		{name: "bash", summary: "bash", noFlags: true}, {name: "zsh", summary: "zsh", noFlags: true}, {name: "fish", summary: "fish", noFlags: true},
 	}},
-	{name: "version", summary: "print the version", noFlags: true},
+	{name: "vapid", summary: "print a new VAPID key pair for the webpush provider", noFlags: true},
+	{name: "version", summary: "print the version, commit and Go version"},
 	{name: "help", summary: "print the usage", noFlags: true},
 }
 
