@@ -252,7 +252,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
 			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical,
-			OnFanout: a.nudgeFanout})
+			OnFanout: a.nudgeFanout, OnSMSBudget: a.smsBudgetAlert(m)})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served
@@ -288,6 +288,35 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
 		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
 	return nil
+}
+
+// smsBudgetAlert reports a reservation against an app's daily SMS budget:
+// the metrics, and at the day's first crossing of 80% and of the budget
+// the webhook events sms.budget_warning and sms.budget_exceeded.
+func (a *App) smsBudgetAlert(m *metrics) func(context.Context, herald.App, string, herald.SMSBudgetUse) {
+	return func(ctx context.Context, app herald.App, day string, use herald.SMSBudgetUse) {
+		m.smsBudgetRatio.WithLabelValues(app.ID).Set(float64(use.Used) / float64(app.SMSDailyBudget))
+		if !use.Reserved {
+			m.smsRefused.Inc()
+		}
+		data := webhook.SMSBudgetData{AppID: app.ID, Day: day, Used: use.Used, Budget: app.SMSDailyBudget}
+		for _, ev := range []struct {
+			on         bool
+			level, typ string
+		}{{use.Warn, "warning", webhook.EventSMSBudgetWarning}, {use.Exceeded, "exceeded", webhook.EventSMSBudgetExceeded}} {
+			if !ev.on {
+				continue
+			}
+			m.smsAlerts.WithLabelValues(ev.level).Inc()
+			a.logger.Warn("an app's daily SMS budget is "+map[string]string{"warning": "80% used", "exceeded": "used up"}[ev.level],
+				"app", app.ID, "day", day, "used", use.Used, "budget", app.SMSDailyBudget)
+			// The request goes on: a lost alert must not refuse a send. The
+			// store already recorded the crossing, so it is not retried.
+			if err := a.webhooks.NotifySMSBudget(context.WithoutCancel(ctx), ev.typ, data); err != nil {
+				a.logger.Error("storing the SMS budget webhook failed", "app", app.ID, "event", ev.typ, "err", err)
+			}
+		}
+	}
 }
 
 // nudgeFanout starts a pass of this process's fan-out runner, if it has
