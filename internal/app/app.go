@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,7 +146,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.store, err = OpenStore(ctx, a.cfg); err != nil {
 		return err
 	}
-	if err = a.connectQueue(ctx); err != nil {
+	key, err := a.secretKey()
+	if err != nil {
+		return err
+	}
+	if err = a.connectQueue(ctx, key); err != nil {
 		return err
 	}
 	if err = a.openLimiter(ctx); err != nil {
@@ -153,10 +158,6 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
 	if err = a.watch.Start(ctx); err != nil {
-		return err
-	}
-	key, err := a.secretKey()
-	if err != nil {
 		return err
 	}
 	box, err := secret.NewBox(key)
@@ -368,17 +369,20 @@ func queueKind(c Config) string {
 	return "embedded-jetstream"
 }
 
-func (a *App) connectQueue(ctx context.Context) error {
+func (a *App) connectQueue(ctx context.Context, key []byte) error {
 	if a.cfg.NATSURL == "" {
-		return a.startEmbeddedQueue(ctx)
+		return a.startEmbeddedQueue(ctx, key)
 	}
-	var err error
-	a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
+	security, err := natsSecurity(a.cfg)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	a.nc, err = nats.Connect(a.cfg.NATSURL, append([]nats.Option{nats.Name("herald"), nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			a.logger.Warn("nats error", "err", err)
-		}))
+		})}, security...)...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
+		return fmt.Errorf("connect to NATS at %s: %w%s", redactURLs(a.cfg.NATSURL), err, natsHint(err))
 	}
 	return a.openQueue(ctx)
 }
@@ -415,9 +419,15 @@ func (a *App) openQueue(ctx context.Context) error {
 // queue starts empty: the notification log, not the queue, is the durable
 // record, and the reconciler republishes every unfinished delivery from
 // it. Refusing to start would deliver nothing.
-func (a *App) startEmbeddedQueue(ctx context.Context) error {
+func (a *App) startEmbeddedQueue(ctx context.Context, key []byte) error {
 	dir := filepath.Join(a.cfg.DataDir, "jetstream")
-	err := a.tryEmbeddedQueue(ctx, dir)
+	o := natsembed.Options{StoreDir: dir, Logger: a.logger, Cipher: a.cfg.NATSStoreCipher}
+	if o.Cipher != "" && o.Cipher != "none" {
+		// A key of its own, derived from the deployment's: the store is
+		// readable only with HERALD_SECRET_KEY (or the data dir's key file).
+		o.Key = hex.EncodeToString(secret.Derive(key, "jetstream-store"))
+	}
+	err := a.tryEmbeddedQueue(ctx, o)
 	if err == nil || herald.ErrorCode(err) != herald.CodeInternal || ctx.Err() != nil {
 		return err
 	}
@@ -429,12 +439,12 @@ func (a *App) startEmbeddedQueue(ctx context.Context) error {
 	if rerr := os.Rename(dir, aside); rerr != nil {
 		return fmt.Errorf("move the damaged JetStream store aside: %w (after: %w)", rerr, err)
 	}
-	return a.tryEmbeddedQueue(ctx, dir)
+	return a.tryEmbeddedQueue(ctx, o)
 }
 
-func (a *App) tryEmbeddedQueue(ctx context.Context, dir string) error {
+func (a *App) tryEmbeddedQueue(ctx context.Context, o natsembed.Options) error {
 	var err error
-	a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: dir, Logger: a.logger})
+	a.ns, err = natsembed.Start(ctx, o)
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}
