@@ -143,6 +143,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(a.reg)
 
+	if w := postgresTLSWarning(a.cfg.DatabaseURL); w != "" {
+		a.logger.Warn(w, "database_url", redactURLs(a.cfg.DatabaseURL))
+	}
+	if a.cfg.NATSURL != "" && !natsTLS(a.cfg) {
+		a.logger.Warn("the external NATS connection is not TLS: set nats-tls and nats-ca-file (or use tls:// URLs) where the network is not private",
+			"nats_url", redactURLs(a.cfg.NATSURL))
+	}
 	if a.store, err = OpenStore(ctx, a.cfg); err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 
@@ -17,9 +20,7 @@ import (
 // reads them.
 func natsSecurity(c Config) ([]nats.Option, error) {
 	var opts []nats.Option
-	useTLS := c.NATSTLS || c.NATSCAFile != "" || c.NATSCertFile != "" || c.NATSServerName != "" ||
-		strings.Contains(c.NATSURL, "tls://")
-	if useTLS {
+	if natsTLS(c) {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.NATSServerName}
 		if c.NATSCAFile != "" {
 			pem, err := os.ReadFile(c.NATSCAFile)
@@ -58,6 +59,12 @@ func natsSecurity(c Config) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// natsTLS reports whether the external NATS connection uses TLS.
+func natsTLS(c Config) bool {
+	return c.NATSTLS || c.NATSCAFile != "" || c.NATSCertFile != "" || c.NATSServerName != "" ||
+		strings.Contains(c.NATSURL, "tls://")
+}
+
 // natsHint says which settings a failed connection most likely lacks.
 func natsHint(err error) string {
 	msg := strings.ToLower(err.Error())
@@ -68,4 +75,46 @@ func natsHint(err error) string {
 		return " (TLS failed: check nats-tls, nats-ca-file, nats-server-name and, if the server verifies clients, nats-cert-file and nats-key-file)"
 	}
 	return ""
+}
+
+// postgresTLSWarning returns why a Postgres URL leaves the connection
+// unprotected on the network, or "" when it does not: a host other than
+// loopback or a Unix socket with sslmode disable, allow or prefer (pgx's
+// default), which all fall back to plain text. TLS itself is pgx's, from
+// the URL's sslmode, sslrootcert, sslcert and sslkey, passed through as
+// given.
+func postgresTLSWarning(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	hosts := strings.Split(u.Host, ",")
+	if h := q.Get("host"); h != "" {
+		hosts = strings.Split(h, ",")
+	}
+	remote := false
+	for _, h := range hosts {
+		host := h
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			host = hh
+		}
+		host = strings.Trim(host, "[]")
+		if host == "" || host == "localhost" || strings.HasPrefix(host, "/") {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+			continue
+		}
+		remote = true
+	}
+	mode := q.Get("sslmode")
+	if !remote || mode == "require" || mode == "verify-ca" || mode == "verify-full" {
+		return ""
+	}
+	if mode == "" {
+		mode = "prefer (the default)"
+	}
+	return "the Postgres URL names a host that is not loopback with sslmode=" + mode +
+		", which allows a plain-text connection: use sslmode=verify-full with sslrootcert=<CA file>"
 }
