@@ -52,6 +52,12 @@ type Limits struct {
 	MaxBodyChars  int // per content field, default 100_000
 }
 
+// Caps of a send request's payloads besides the content fields.
+const (
+	MaxPushDataBytes     = 4 << 10  // content.data, as JSON
+	MaxTemplateDataBytes = 64 << 10 // data, as JSON
+)
+
 // Service accepts notifications. It implements herald.Sender.
 type Service struct {
 	store  Store
@@ -404,6 +410,14 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		if len(f.val) > s.limits.MaxBodyChars {
 			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
+	}
+	// Push services take about 4 KiB of payload in all; template data is
+	// read by every render of the request.
+	if raw, _ := json.Marshal(c.Data); len(raw) > MaxPushDataBytes {
+		v.Add("content.data", "at most %d bytes of JSON", MaxPushDataBytes)
+	}
+	if raw, _ := json.Marshal(req.Data); len(raw) > MaxTemplateDataBytes {
+		v.Add("data", "at most %d bytes of JSON", MaxTemplateDataBytes)
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		v.Add("content.subject", "must be one line")
