@@ -146,7 +146,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if w := postgresTLSWarning(a.cfg.DatabaseURL); w != "" {
 		a.logger.Warn(w, "database_url", redactURLs(a.cfg.DatabaseURL))
 	}
-	if a.cfg.NATSURL != "" && !natsTLS(a.cfg) {
+	if natsPlainRemote(a.cfg) {
 		a.logger.Warn("the external NATS connection is not TLS: set nats-tls and nats-ca-file (or use tls:// URLs) where the network is not private",
 			"nats_url", redactURLs(a.cfg.NATSURL))
 	}

@@ -93,7 +93,21 @@ func postgresTLSWarning(rawURL string) string {
 	if h := q.Get("host"); h != "" {
 		hosts = strings.Split(h, ",")
 	}
-	remote := false
+	remote := anyRemote(hosts)
+	mode := q.Get("sslmode")
+	if !remote || mode == "require" || mode == "verify-ca" || mode == "verify-full" {
+		return ""
+	}
+	if mode == "" {
+		mode = "prefer (the default)"
+	}
+	return "the Postgres URL names a host that is not loopback with sslmode=" + mode +
+		", which allows a plain-text connection: use sslmode=verify-full with sslrootcert=<CA file>"
+}
+
+// anyRemote reports whether any of the hosts (host or host:port, possibly
+// bracketed) is neither loopback nor a Unix socket path.
+func anyRemote(hosts []string) bool {
 	for _, h := range hosts {
 		host := h
 		if hh, _, err := net.SplitHostPort(h); err == nil {
@@ -106,15 +120,22 @@ func postgresTLSWarning(rawURL string) string {
 		if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
 			continue
 		}
-		remote = true
+		return true
 	}
-	mode := q.Get("sslmode")
-	if !remote || mode == "require" || mode == "verify-ca" || mode == "verify-full" {
-		return ""
+	return false
+}
+
+// natsPlainRemote reports whether an external NATS is reached in plain
+// text beyond loopback.
+func natsPlainRemote(c Config) bool {
+	if c.NATSURL == "" || natsTLS(c) {
+		return false
 	}
-	if mode == "" {
-		mode = "prefer (the default)"
+	var hosts []string
+	for _, raw := range strings.Split(c.NATSURL, ",") {
+		if u, err := url.Parse(strings.TrimSpace(raw)); err == nil {
+			hosts = append(hosts, u.Host)
+		}
 	}
-	return "the Postgres URL names a host that is not loopback with sslmode=" + mode +
-		", which allows a plain-text connection: use sslmode=verify-full with sslrootcert=<CA file>"
+	return anyRemote(hosts)
 }

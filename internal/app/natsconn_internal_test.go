@@ -27,3 +27,24 @@ func TestPostgresTLSWarning(t *testing.T) {
 		}
 	}
 }
+
+func TestNATSPlainRemote(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		c    Config
+		warn bool
+	}{
+		{Config{NATSURL: "nats://nats-1.internal:4222,nats://nats-2.internal:4222"}, true},
+		{Config{NATSURL: "nats://127.0.0.1:4222,nats://10.0.0.7:4222"}, true},
+		{Config{NATSURL: "nats://nats-1.internal:4222", NATSCAFile: "/etc/ca.pem"}, false},
+		{Config{NATSURL: "tls://nats-1.internal:4222"}, false},
+		{Config{NATSURL: "nats://nats-1.internal:4222", NATSTLS: true}, false},
+		{Config{NATSURL: "nats://127.0.0.1:4222,nats://localhost:4223"}, false},
+		{Config{}, false},
+	}
+	for _, tc := range cases {
+		if got := natsPlainRemote(tc.c); got != tc.warn {
+			t.Errorf("natsPlainRemote(%+v) = %v, want %v", tc.c.NATSURL, got, tc.warn)
+		}
+	}
+}
