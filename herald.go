@@ -112,10 +112,19 @@ type APIKey struct {
 	Name      string
 	Scope     Scope
 	Prefix    string // the first characters of the key, to recognise it in lists and logs
-	Hash      []byte // SHA-256 of the whole key
+	Hash      []byte // keyed hash (HMAC-SHA256) of the whole key; plain SHA-256 for keys stored by older versions
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	// ExpiresAt, when set, is when the key stops opening the API: set at
+	// creation, or by a rotation to the end of its grace period.
+	ExpiresAt *time.Time
+	// LastUsedAt is when the key was last seen opening the API, recorded
+	// at most about once a minute, so it may lag behind by that much.
+	LastUsedAt *time.Time
 }
+
+// Expired reports whether the key has expired at now.
+func (k APIKey) Expired(now time.Time) bool { return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) }
 
 // User is a recipient of an app, identified by the app's own id for it.
 type User struct {

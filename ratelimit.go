@@ -36,4 +36,9 @@ type RateLimiter interface {
 	// CodeInvalid for a limit with Max < 1 or Per <= 0, CodeUnavailable
 	// when a shared backend cannot be reached.
 	Allow(ctx context.Context, key string, l Limit, event string) (RateDecision, error)
+	// Peek reports whether one more event under key would be allowed now,
+	// without counting it: Allowed with the room left, or RetryAfter.
+	// Called by the API before a request's key is looked up, to refuse
+	// an address that failed authentication too often. Errors as Allow's.
+	Peek(ctx context.Context, key string, l Limit) (RateDecision, error)
 }

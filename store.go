@@ -50,12 +50,33 @@ type AppStore interface {
 	ReserveSMS(ctx context.Context, appID, day string, n, budget int) (SMSBudgetUse, error)
 	// CreateKey stores a key. CodeConflict when the id or hash exists.
 	CreateKey(ctx context.Context, key APIKey) error
-	// KeyByHash returns the live (not revoked) key with this hash; called on
-	// every authenticated request. CodeNotFound when none.
+	// KeyByHash returns the live (not revoked) key with this hash, expired
+	// or not (the caller tells expired keys apart); called on every
+	// authenticated request. CodeNotFound when none.
 	KeyByHash(ctx context.Context, hash []byte) (APIKey, error)
 	// RevokeKey marks the app's key revoked at the given time. CodeNotFound
 	// when the app has no such live key.
 	RevokeKey(ctx context.Context, appID, keyID string, at time.Time) error
+	// ListKeys returns the app's live (not revoked) keys, expired ones
+	// included, newest first. Called by GET /v1/keys.
+	ListKeys(ctx context.Context, appID string) ([]APIKey, error)
+	// GetKey returns the app's live key. CodeNotFound when the app has no
+	// such live key.
+	GetKey(ctx context.Context, appID, keyID string) (APIKey, error)
+	// RotateKey stores next and, in the same transaction, makes the app's
+	// live key keyID expire at until, unless it expires earlier already
+	// (a rotation never extends a key). Called by POST
+	// /v1/keys/{id}/rotate. CodeNotFound when the app has no such live
+	// key; CodeConflict when next's id or hash exists.
+	RotateKey(ctx context.Context, appID, keyID string, next APIKey, until time.Time) error
+	// RehashKey replaces the stored hash of the key keyID, if it is still
+	// from, by to: the API moves keys stored with the legacy hash to the
+	// keyed one on their first use. CodeNotFound when the key has another hash.
+	RehashKey(ctx context.Context, keyID string, from, to []byte) error
+	// MarkKeyUsed records that the key was used at at, unless a later use
+	// is recorded already. Called by the API in the background, at most
+	// about once a minute per key and process. CodeNotFound when no such key.
+	MarkKeyUsed(ctx context.Context, keyID string, at time.Time) error
 }
 
 // ContactStore keeps users, their devices and their preferences.

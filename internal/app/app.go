@@ -24,6 +24,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/accept"
+	"github.com/heraldhq/herald/internal/apikey"
 	"github.com/heraldhq/herald/internal/deadletter"
 	"github.com/heraldhq/herald/internal/deliver"
 	"github.com/heraldhq/herald/internal/fallback"
@@ -113,21 +114,35 @@ func OpenStore(ctx context.Context, cfg Config) (herald.Store, error) {
 
 // secretKey is the deployment's key: HERALD_SECRET_KEY, or the data
 // dir's key file on a single machine.
-func (a *App) secretKey() ([]byte, error) {
+func (a *App) secretKey() ([]byte, error) { return loadSecretKey(a.cfg) }
+
+func loadSecretKey(cfg Config) ([]byte, error) {
 	var key []byte
 	var err error
 	switch {
-	case a.cfg.SecretKey != "":
-		key, err = secret.ParseKey(a.cfg.SecretKey)
-	case a.cfg.DatabaseURL != "":
+	case cfg.SecretKey != "":
+		key, err = secret.ParseKey(cfg.SecretKey)
+	case cfg.DatabaseURL != "":
 		return nil, errors.New("HERALD_SECRET_KEY is required with a shared database: every process must seal provider credentials with the same key")
 	default:
-		key, err = secret.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "secret.key"))
+		key, err = secret.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secret.key"))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
 	return key, nil
+}
+
+// KeyHasher returns the hasher API keys are stored and looked up by: an
+// HMAC under a key derived from the deployment's secret key, so a copy of
+// the database alone cannot test guessed keys. Every process with the same
+// configuration gets the same one.
+func KeyHasher(cfg Config) (*apikey.Hasher, error) {
+	key, err := loadSecretKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return apikey.NewHasher(secret.Derive(key, "api-keys"))
 }
 
 // Start opens the store and the queue and starts the configured roles.
@@ -174,6 +189,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	// Tracking links are signed with a key of their own, derived from the
 	// deployment's, so every process makes and accepts the same links.
 	links, err := tracklink.New(a.cfg.PublicURL, secret.Derive(key, "tracking-links"))
+	if err != nil {
+		return err
+	}
+	hasher, err := KeyHasher(a.cfg)
 	if err != nil {
 		return err
 	}
@@ -274,6 +293,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	handler := httpapi.NewServer(httpapi.Deps{Logger: a.logger, Store: a.store, Sender: sender, Providers: providers, DeadLetters: replayer,
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
 		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
+		AuthFailureLimit: a.cfg.AuthFailureLimit(), TrustForwardedFor: a.cfg.TrustForwardedFor, KeyHasher: hasher,
 		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
 		Admit: a.watch.door, Monitor: &monitor{q: a.q, providers: providers, sends: a.cfg.HasRole(RoleWorker), now: time.Now}})
@@ -630,8 +650,16 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 // CreateApp creates an app with a first admin key, straight in the store,
-// and returns the key (shown once).
+// and returns the key (shown once). The key is stored by its legacy
+// SHA-256 and moved to the keyed hash on its first use; CreateAppWith
+// stores it by the keyed hash at once.
 func CreateApp(ctx context.Context, store herald.Store, name string, now time.Time) (herald.App, string, error) {
+	return CreateAppWith(ctx, store, nil, name, now)
+}
+
+// CreateAppWith is CreateApp storing the key by hasher's keyed hash (the
+// legacy SHA-256 when hasher is nil).
+func CreateAppWith(ctx context.Context, store herald.Store, hasher *apikey.Hasher, name string, now time.Time) (herald.App, string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
 		return herald.App{}, "", herald.Invalid("name", "give a name of 1 to 100 characters")
@@ -640,7 +668,7 @@ func CreateApp(ctx context.Context, store herald.Store, name string, now time.Ti
 	if err := store.CreateApp(ctx, app); err != nil {
 		return herald.App{}, "", fmt.Errorf("create app %q: %w", name, err)
 	}
-	key, err := newKey(app.ID, "initial admin key", herald.ScopeAdmin, app.CreatedAt)
+	key, err := newKey(hasher, app.ID, "initial admin key", herald.ScopeAdmin, app.CreatedAt)
 	if err != nil {
 		return herald.App{}, "", err
 	}

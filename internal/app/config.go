@@ -75,6 +75,9 @@ type Config struct {
 	ShutdownTimeout     time.Duration `flag:"shutdown-timeout" env:"HERALD_SHUTDOWN_TIMEOUT" help:"how long a stop may drain in-flight work"`
 	APIRate             float64       `flag:"api-rate" env:"HERALD_API_RATE" help:"requests per second each API key may make on average, answered 429 past it (0: no limit); shared by every process on the same --redis-url"`
 	APIBurst            int           `flag:"api-burst" env:"HERALD_API_BURST" help:"most requests an API key may make in api-burst/api-rate seconds (0: twice api-rate)"`
+	AuthFailures        int           `flag:"auth-failures" env:"HERALD_AUTH_FAILURES" help:"failed authentications (missing, malformed, unknown or expired API key) one client address may make per auth-failure-window; past it, its requests are answered 429 before their key is looked up (0: no limit); shared by every process on the same --redis-url"`
+	AuthFailureWindow   time.Duration `flag:"auth-failure-window" env:"HERALD_AUTH_FAILURE_WINDOW" help:"the window auth-failures are counted over"`
+	TrustForwardedFor   bool          `flag:"trust-forwarded-for" env:"HERALD_TRUST_FORWARDED_FOR" help:"count failed authentications by the last X-Forwarded-For address instead of the TCP peer: only behind a proxy that sets that header"`
 	Pprof               bool          `flag:"pprof" env:"HERALD_PPROF" help:"serve Go's profiler at /debug/pprof/ on the HTTP listener, without authentication: only where that listener is not reachable from outside"`
 	// Retries and dead letters: each channel's retry schedule (exponential
 	// backoff with full jitter, never shorter than a provider's Retry-After),
@@ -152,6 +155,10 @@ func Defaults() Config {
 		ShutdownTimeout:   30 * time.Second,
 		APIRate:           1000,
 		APIBurst:          2000,
+		// Enough for an operator pasting a key wrong a few times, far too
+		// few to try keys: refused before the store is asked.
+		AuthFailures:      20,
+		AuthFailureWindow: time.Minute,
 
 		WebhookRetryAttempts: 15,
 		WebhookRetryBase:     5 * time.Second,
@@ -289,6 +296,9 @@ func (c *Config) Validate() error {
 	if c.APIRate < 0 || c.APIBurst < 0 || (c.APIRate > 0 && c.APIKeyLimit().Per <= 0) {
 		problems = append(problems, "api-rate and api-burst: must not be negative (api-rate 0 turns the limit off)")
 	}
+	if c.AuthFailures < 0 || (c.AuthFailures > 0 && c.AuthFailureWindow <= 0) {
+		problems = append(problems, "auth-failures: 0 (no limit) or more, with a positive auth-failure-window")
+	}
 	if c.MaxSendsInFlight < 0 {
 		problems = append(problems, "max-sends-in-flight: 0 (no limit) or more")
 	}
@@ -406,6 +416,15 @@ func (c *Config) APIKeyLimit() herald.Limit {
 		burst = max(1, int(math.Ceil(2*c.APIRate)))
 	}
 	return herald.Limit{Max: burst, Per: time.Duration(float64(burst) / c.APIRate * float64(time.Second))}
+}
+
+// AuthFailureLimit is the limit of failed authentications per client
+// address; a zero Limit (auth-failures 0) means no limit.
+func (c *Config) AuthFailureLimit() herald.Limit {
+	if c.AuthFailures <= 0 {
+		return herald.Limit{}
+	}
+	return herald.Limit{Max: c.AuthFailures, Per: c.AuthFailureWindow}
 }
 
 // RoleList returns the roles to run.

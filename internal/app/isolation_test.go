@@ -6,12 +6,19 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/httpapi"
 )
 
-// TestTenantIsolation: every /v1 route that takes an id answers 404 to
-// another app's key, and leaves the owner's object untouched. The table is
-// checked against internal/httpapi/routes.go, so a new route with an id
-// cannot be added without a row here.
+// TestTenantIsolation covers every route of internal/httpapi (routes.go
+// and tracking.go) with what isolation between apps means for it: a route
+// that takes an id answers 404 to another app's key and leaves the owner's
+// object untouched; a list or an aggregate never shows another app's
+// objects; a write into the caller's namespace (PUT /v1/users/ada) makes
+// the caller's own object and never touches another app's; a route
+// outside /v1 says why it needs no key. A route missing from the tables
+// fails the test, and so does a row for a route that no longer exists.
 func TestTenantIsolation(t *testing.T) {
 	a := start(t, testConfig(t))
 	owner := newAPI(t, a, newApp(t, a, "owner"))
@@ -43,6 +50,7 @@ func TestTenantIsolation(t *testing.T) {
 		body  any
 	}{
 		{"DELETE /v1/keys/{id}", "/v1/keys/" + key.ID, nil},
+		{"POST /v1/keys/{id}/rotate", "/v1/keys/" + key.ID + "/rotate", map[string]any{"grace_period_seconds": 0}},
 		{"GET /v1/users/{user_id}", "/v1/users/ada", nil},
 		{"DELETE /v1/users/{user_id}", "/v1/users/ada", nil},
 		{"POST /v1/users/{user_id}/devices", "/v1/users/ada/devices", map[string]any{"platform": "android", "token": strings.Repeat("e", 140)}},
@@ -62,21 +70,28 @@ func TestTenantIsolation(t *testing.T) {
 		{"DELETE /v1/templates/{name}", "/v1/templates/welcome", nil},
 		{"GET /v1/topics/{name}", "/v1/topics/news", nil},
 		{"GET /v1/topics/{name}/subscribers", "/v1/topics/news/subscribers", nil},
-		// PUT /v1/users/{user_id}, PUT /v1/providers/{channel}, PUT /v1/templates/{name},
-		// PUT /v1/categories/{name} and PUT /v1/topics/{name}/subscribers address the
-		// caller's own namespace: they create the caller's object, never touch another app's.
-		{"PUT /v1/users/{user_id}", "", nil},
-		{"PUT /v1/providers/{channel}", "", nil},
-		{"PUT /v1/templates/{name}", "", nil},
-		{"PUT /v1/categories/{name}", "", nil},
-		{"PUT /v1/topics/{name}/subscribers", "", nil},
 	}
 	covered := map[string]bool{}
-	for _, tc := range cases {
-		covered[tc.route] = true
-		if tc.path == "" {
-			continue
+	cover := func(route string) {
+		t.Helper()
+		if covered[route] {
+			t.Errorf("route %s is listed twice in the isolation tables", route)
 		}
+		covered[route] = true
+	}
+	// Lists and aggregates, checked before the other app makes objects of
+	// its own: they must not show the owner's.
+	for _, tc := range isolationLists(owner, other, key.ID, hook.ID) {
+		cover(tc.route)
+		t.Run(tc.route, func(t *testing.T) {
+			owner.t, other.t = t, t
+			defer func() { owner.t, other.t = t, t }()
+			tc.check(t)
+		})
+	}
+	owner.t, other.t = t, t
+	for _, tc := range cases {
+		cover(tc.route)
 		method := strings.Fields(tc.route)[0]
 		t.Run(tc.route, func(t *testing.T) {
 			other.t = t
@@ -86,20 +101,92 @@ func TestTenantIsolation(t *testing.T) {
 		})
 	}
 	other.t = t
+	// The owner's key survived the other app's revoke and rotate.
+	if got, ok := findKey(t, owner, key.ID); !ok || got.ExpiresAt != nil {
+		t.Errorf("owner's key after the other app's revoke and rotate = %+v, %v; want it live, without expiry", got, ok)
+	}
 
-	src, err := os.ReadFile("../httpapi/routes.go")
-	if err != nil {
-		t.Fatal(err)
+	// Writes into the caller's own namespace: each makes the caller's
+	// object (checked below, or by the lists above staying empty).
+	for _, route := range []string{
+		"PUT /v1/users/{user_id}",           // the other app's ada is its own, checked below
+		"PUT /v1/providers/{channel}",       // keyed by (app, channel); the owner's list is read back below
+		"PUT /v1/templates/{name}",          // the other app's welcome starts at version 1, checked below
+		"PUT /v1/categories/{name}",         // checked below
+		"PUT /v1/topics/{name}/subscribers", // checked below
+		"PUT /v1/app",                       // the caller's app only, checked below
+		"POST /v1/keys",                     // a key of the caller's app; GET /v1/keys above
+		"POST /v1/users/import",             // checked below
+		"POST /v1/notifications",            // to the caller's users and topics, checked below
+		"POST /v1/email/send",               // to addresses, as a notification of the caller's app
+		"POST /v1/sms/send",                 // likewise
+		"POST /v1/push/send",                // likewise
+		"POST /v1/webhooks",                 // the caller's endpoints; GET /v1/webhooks below
+	} {
+		cover(route)
+	}
+	// Outside /v1: no API key, so nothing of an app to isolate, or a
+	// credential of its own that names one object.
+	for _, route := range []string{
+		"GET /healthz",      // liveness, no data
+		"GET /readyz",       // readiness, no data
+		"GET /metrics",      // deployment-wide counters, no object of any app; keep it off the public network
+		"GET /openapi.yaml", // the API description
+		"GET /admin",        // static pages of the web UI, which call /v1 with the key an operator pastes
+		"GET /admin/",       // likewise
+		"GET /debug/pprof/", // operator diagnostics, only with --pprof
+		"GET /debug/pprof/cmdline",
+		"GET /debug/pprof/profile",
+		"GET /debug/pprof/symbol",
+		"POST /debug/pprof/symbol",
+		"GET /debug/pprof/trace",
+		"POST " + httpapi.TwilioStatusPath, // verified by Twilio's signature under the app's own credentials
+		"POST /hooks/sendgrid/events",      // verified by SendGrid's signature; events name deliveries by id
+		"GET /t/c/{token}",                 // signed tracking link of one delivery
+		"GET /t/o/{token}",                 // likewise
+		"GET /u/{token}",                   // signed unsubscribe link of one user
+		"POST /u/{token}",                  // likewise
+	} {
+		cover(route)
+	}
+
+	var routes []string
+	for _, file := range []string{"../httpapi/routes.go", "../httpapi/tracking.go"} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`m\.Handle(?:Func)?\("((?:GET|PUT|POST|DELETE|PATCH) /[^"]*)"`).FindAllStringSubmatch(string(src), -1) {
+			routes = append(routes, m[1])
+		}
+		if strings.Contains(string(src), `"POST "+TwilioStatusPath`) {
+			routes = append(routes, "POST "+httpapi.TwilioStatusPath)
+		}
+	}
+	if len(routes) < 50 {
+		t.Fatalf("found only %d routes in routes.go and tracking.go: has the way routes are declared changed?", len(routes))
 	}
 	var missing []string
-	for _, m := range regexp.MustCompile(`"((?:GET|PUT|POST|DELETE|PATCH) /v1/[^"]*\{[^"]*)"`).FindAllStringSubmatch(string(src), -1) {
-		if !covered[m[1]] {
-			missing = append(missing, m[1])
+	known := map[string]bool{}
+	for _, r := range routes {
+		known[r] = true
+		if !covered[r] {
+			missing = append(missing, r)
 		}
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Errorf("routes with an id missing from the isolation table: %v", missing)
+		t.Errorf("routes missing from the isolation tables: %v", missing)
+	}
+	var stale []string
+	for r := range covered {
+		if !known[r] {
+			stale = append(stale, r)
+		}
+	}
+	sort.Strings(stale)
+	if len(stale) > 0 {
+		t.Errorf("isolation tables list routes that do not exist: %v", stale)
 	}
 
 	// The other app's category of the same name is its own.
@@ -165,5 +252,127 @@ func TestTenantIsolation(t *testing.T) {
 	owner.must(200, "GET", "/v1/webhooks", nil).decode(t, &list)
 	if len(list.Data) != 1 || list.Data[0].ID != hook.ID {
 		t.Errorf("owner's webhooks = %+v, want its one endpoint untouched", list.Data)
+	}
+	// The other app's settings and imports are its own.
+	other.must(200, "PUT", "/v1/app", map[string]any{"default_locale": "fr"})
+	var ownerApp struct {
+		DefaultLocale string `json:"default_locale"`
+	}
+	if owner.must(200, "GET", "/v1/app", nil).decode(t, &ownerApp); ownerApp.DefaultLocale != "" {
+		t.Errorf("another app's PUT /v1/app set the owner's default locale to %q", ownerApp.DefaultLocale)
+	}
+	other.must(200, "POST", "/v1/users/import", "user_id,email\nada,imported@example.com\n", "Content-Type", "text/csv")
+	owner.must(200, "GET", "/v1/users/ada", nil).decode(t, &u)
+	if u.Email != "ada@example.com" {
+		t.Errorf("another app's import changed the owner's user: email %q", u.Email)
+	}
+	other.must(200, "PUT", "/v1/providers/email", []map[string]any{{"kind": "smtp", "settings": map[string]any{
+		"endpoint": "smtp.example.com:587", "from": "other@example.com"}}})
+	var provs struct{ Providers []struct{ Kind string } }
+	if owner.must(200, "GET", "/v1/providers/email", nil).decode(t, &provs); len(provs.Providers) != 1 || provs.Providers[0].Kind != "log" {
+		t.Errorf("owner's email providers after the other app's PUT = %+v, want its log provider", provs)
+	}
+}
+
+type isolationList struct {
+	route string
+	check func(t *testing.T)
+}
+
+// isolationLists are the list and aggregate routes, each with a check
+// that the other app sees none of the owner's objects while the owner does.
+func isolationLists(owner, other *api, keyID, hookID string) []isolationList {
+	var ids struct {
+		Data []struct {
+			ID   string
+			Name string
+		}
+	}
+	has := func(t *testing.T, c *api, path, id string) bool {
+		t.Helper()
+		ids.Data = nil
+		c.must(200, "GET", path, nil).decode(t, &ids)
+		for _, d := range ids.Data {
+			if d.ID == id || d.Name == id {
+				return true
+			}
+		}
+		return false
+	}
+	empty := func(t *testing.T, path string) {
+		t.Helper()
+		ids.Data = nil
+		if other.must(200, "GET", path, nil).decode(t, &ids); len(ids.Data) != 0 {
+			t.Errorf("other app's GET %s lists %+v, want nothing", path, ids.Data)
+		}
+	}
+	ownerHasOtherNot := func(path, id string) func(t *testing.T) {
+		return func(t *testing.T) {
+			if !has(t, owner, path, id) {
+				t.Fatalf("owner's GET %s does not list %s", path, id)
+			}
+			empty(t, path)
+		}
+	}
+	// totalOf polls an aggregate of the owner until it counts something,
+	// then requires the other app's to count nothing.
+	aggregate := func(path string, count func(t *testing.T, c *api) int64) func(t *testing.T) {
+		return func(t *testing.T) {
+			deadline := time.Now().Add(10 * time.Second)
+			for count(t, owner) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("owner's GET %s never counted its notification", path)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := count(t, other); n != 0 {
+				t.Errorf("other app's GET %s counts %d, want 0", path, n)
+			}
+		}
+	}
+	return []isolationList{
+		{"GET /v1/keys", func(t *testing.T) {
+			if !has(t, owner, "/v1/keys", keyID) {
+				t.Fatalf("owner's GET /v1/keys does not list %s", keyID)
+			}
+			if has(t, other, "/v1/keys", keyID) || len(ids.Data) != 1 {
+				t.Errorf("other app's GET /v1/keys lists %+v, want only its own initial key", ids.Data)
+			}
+		}},
+		{"GET /v1/notifications", func(t *testing.T) {
+			owner.must(200, "GET", "/v1/notifications", nil).decode(t, &ids)
+			if len(ids.Data) == 0 {
+				t.Fatal("owner's GET /v1/notifications is empty")
+			}
+			empty(t, "/v1/notifications")
+		}},
+		{"GET /v1/webhooks", ownerHasOtherNot("/v1/webhooks", hookID)},
+		{"GET /v1/templates", ownerHasOtherNot("/v1/templates", "welcome")},
+		{"GET /v1/categories", ownerHasOtherNot("/v1/categories", "security")},
+		// The owner has no dead letter here (its delivery goes to the log
+		// provider); the other app's list must be empty all the same.
+		{"GET /v1/dead-letters", func(t *testing.T) { empty(t, "/v1/dead-letters") }},
+		{"GET /v1/analytics", aggregate("/v1/analytics", func(t *testing.T, c *api) int64 {
+			var a struct{ Total int64 }
+			c.must(200, "GET", "/v1/analytics", nil).decode(t, &a)
+			return a.Total
+		})},
+		{"GET /v1/stats", aggregate("/v1/stats", func(t *testing.T, c *api) int64 {
+			var st struct{ Totals map[string]int64 }
+			c.must(200, "GET", "/v1/stats", nil).decode(t, &st)
+			var n int64
+			for _, v := range st.Totals {
+				n += v
+			}
+			return n
+		})},
+		{"GET /v1/app", func(t *testing.T) {
+			var mine, theirs struct{ ID, Name string }
+			owner.must(200, "GET", "/v1/app", nil).decode(t, &mine)
+			other.must(200, "GET", "/v1/app", nil).decode(t, &theirs)
+			if mine.Name != "owner" || theirs.Name != "other" || mine.ID == theirs.ID {
+				t.Errorf("GET /v1/app: owner sees %+v, other sees %+v", mine, theirs)
+			}
+		}},
 	}
 }

@@ -119,10 +119,14 @@ type newAPIKey struct {
 	secret string
 }
 
-func newKey(appID, name string, scope herald.Scope, now time.Time) (newAPIKey, error) {
-	secret, prefix, hash, err := apikey.Generate(scope)
+func newKey(hasher *apikey.Hasher, appID, name string, scope herald.Scope, now time.Time) (newAPIKey, error) {
+	secret, prefix, err := apikey.New(scope)
 	if err != nil {
 		return newAPIKey{}, err
+	}
+	hash := apikey.LegacyHash(secret)
+	if hasher != nil {
+		hash = hasher.Sum(secret)
 	}
 	return newAPIKey{APIKey: herald.APIKey{ID: newID(), AppID: appID, Name: name, Scope: scope, Prefix: prefix,
 		Hash: hash, CreatedAt: now}, secret: secret}, nil

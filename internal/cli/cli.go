@@ -25,14 +25,21 @@ Usage:
   herald serve [flags]              run Herald (API, workers, tracker, scheduler) on the embedded default
   herald migrate [flags]            apply database migrations and exit
   herald apps create NAME [--json]  create an app and print its first admin key (shown once)
+  herald apps show | set --default-locale TAG    show or change the app of the API key
+  herald send --to USER_ID --body TEXT [--wait]  send a notification (--email, --phone, --topic, --template…)
+  herald status NOTIFICATION_ID [--watch]        each delivery's timeline: time, channel, status, provider
+  herald keys list | create NAME | revoke ID | rotate ID    the app's API keys
   herald users import FILE.csv [--json]          create or update users from a CSV (--url, --api-key)
   herald dlq list [--channel C] [--json]        list dead deliveries of a running Herald (--url, --api-key)
   herald dlq replay DELIVERY_ID... | --all      send dead deliveries again, with a fresh budget of attempts
   herald bench [--embedded] [flags]  load Herald and report throughput, latency, errors, CPU and memory
   herald bench sink [flags]         fake APNs, FCM, Twilio, SendGrid and SMTP endpoints for load tests
+  herald completion bash|zsh|fish   print a shell completion script
   herald version                    print the version
 
 Every flag has a HERALD_* environment twin; "herald serve -h" lists them.
+The verbs that call a running Herald take --url (HERALD_URL, default
+http://127.0.0.1:8080), --api-key (HERALD_API_KEY) and --json for scripts.
 `
 
 // Version is set at build time with -ldflags "-X github.com/heraldhq/herald/internal/cli.Version=…".
@@ -56,6 +63,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdin 
 		err = dlq(ctx, args[1:], getenv, stdout, stderr)
 	case "users":
 		err = users(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "send":
+		err = send(ctx, args[1:], getenv, stdout, stderr)
+	case "status":
+		err = status(ctx, args[1:], getenv, stdout, stderr)
+	case "keys":
+		err = keys(ctx, args[1:], getenv, stdout, stderr)
+	case "completion":
+		err = completion(args[1:], stdout)
 	case "bench":
 		err = benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version":
@@ -174,8 +189,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func apps(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "show" || args[0] == "set") {
+		return appsRemote(ctx, args, getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return usageError{errors.New("usage: herald apps create NAME [--json] [--data-dir D]")}
+		return usageError{errors.New(appsRemoteUsage)}
 	}
 	var asJSON bool
 	cfg, fs, err := loadConfig("apps create", reorder(args[1:]), getenv, stderr, func(fs *flag.FlagSet) {
@@ -187,12 +205,16 @@ func apps(ctx context.Context, args []string, getenv func(string) string, stdout
 	if fs.NArg() != 1 {
 		return usageError{errors.New("usage: herald apps create NAME [--json] [--data-dir D]")}
 	}
+	hasher, err := app.KeyHasher(cfg)
+	if err != nil {
+		return err
+	}
 	s, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	created, key, err := app.CreateApp(ctx, s, fs.Arg(0), time.Now())
+	created, key, err := app.CreateAppWith(ctx, s, hasher, fs.Arg(0), time.Now())
 	if err != nil {
 		return err
 	}

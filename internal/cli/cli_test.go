@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/apikey"
+	"github.com/heraldhq/herald/internal/app"
 	"github.com/heraldhq/herald/internal/store/sqlite"
 )
 
@@ -107,19 +108,26 @@ func createApp(t *testing.T, env map[string]string, args ...string) created {
 	return c
 }
 
-// wantApp checks that the store has the app and that the key opens it with the admin scope.
-func wantApp(t *testing.T, s *sqlite.Store, c created, name string) {
+// wantApp checks that the store has the app and that the key, stored by
+// the keyed hash of the data dir's secret, opens it with the admin scope.
+func wantApp(t *testing.T, s *sqlite.Store, dir string, c created, name string) {
 	t.Helper()
-	app, err := s.GetApp(t.Context(), c.AppID)
+	got, err := s.GetApp(t.Context(), c.AppID)
 	if err != nil {
 		t.Fatalf("get app %s: %v", c.AppID, err)
 	}
-	if app.Name != name {
-		t.Errorf("app %s is named %q, want %q", c.AppID, app.Name, name)
+	if got.Name != name {
+		t.Errorf("app %s is named %q, want %q", c.AppID, got.Name, name)
 	}
-	k, err := s.KeyByHash(t.Context(), apikey.Hash(c.APIKey))
+	cfg := app.Defaults()
+	cfg.DataDir = dir
+	hasher, err := app.KeyHasher(cfg)
 	if err != nil {
-		t.Fatalf("the printed key is not stored: %v", err)
+		t.Fatal(err)
+	}
+	k, err := s.KeyByHash(t.Context(), hasher.Sum(c.APIKey))
+	if err != nil {
+		t.Fatalf("the printed key is not stored by its keyed hash: %v", err)
 	}
 	if k.AppID != c.AppID || k.Scope != herald.ScopeAdmin {
 		t.Errorf("key belongs to app %s with scope %s, want app %s, scope admin", k.AppID, k.Scope, c.AppID)
@@ -136,8 +144,8 @@ func TestAppsCreate(t *testing.T) {
 		t.Errorf("two creations gave %+v and %+v, want distinct apps and keys", first, second)
 	}
 	s := openStore(t, dir)
-	wantApp(t, s, first, "shop")
-	wantApp(t, s, second, "shop")
+	wantApp(t, s, dir, first, "shop")
+	wantApp(t, s, dir, second, "shop")
 }
 
 func TestAppsCreateText(t *testing.T) {

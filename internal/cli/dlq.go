@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heraldhq/herald/client"
 )
 
 const dlqUsage = `usage:
@@ -40,16 +41,17 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{err}
 	}
 	if *key == "" {
-		return usageError{errors.New("no API key: create one with `herald apps create NAME`, then pass it with --api-key or HERALD_API_KEY")}
+		return usageError{errors.New("no API key: pass --api-key or set HERALD_API_KEY (`herald apps create NAME` prints an admin key)")}
 	}
-	c := &apiClient{base: strings.TrimRight(*base, "/"), key: *key, http: &http.Client{Timeout: 30 * time.Second}}
+	c := client.New(*base, *key, client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}),
+		client.WithUserAgent("herald-cli/"+Version))
 	if verb == "list" {
 		if fs.NArg() > 0 {
 			return usageError{errors.New(dlqUsage)}
 		}
-		letters, err := c.deadLetters(ctx, *channel)
+		letters, err := deadLetters(ctx, c, *channel)
 		if err != nil {
-			return err
+			return explain(err, "")
 		}
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(letters)
@@ -63,9 +65,9 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case *all && len(ids) > 0, !*all && len(ids) == 0:
 		return usageError{errors.New("replay: give delivery ids or --all, not both\n" + dlqUsage)}
 	case *all:
-		letters, err := c.deadLetters(ctx, *channel)
+		letters, err := deadLetters(ctx, c, *channel)
 		if err != nil {
-			return err
+			return explain(err, "")
 		}
 		for _, l := range letters {
 			ids = append(ids, l.ID)
@@ -79,13 +81,13 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var results []result
 	failed := 0
 	for _, id := range ids {
-		var d struct {
-			Status string `json:"status"`
-		}
-		err := c.do(ctx, http.MethodPost, "/v1/dead-letters/"+url.PathEscape(id)+"/replay", &d)
-		r := result{ID: id, Status: d.Status}
+		d, err := c.ReplayDeadLetter(ctx, id)
+		r := result{ID: id}
 		if err != nil {
-			r.Error, failed = err.Error(), failed+1
+			msg := strings.ReplaceAll(explain(err, "no such delivery in this app; list them with: herald dlq list").Error(), "\n", "; ")
+			r.Error, failed = msg, failed+1
+		} else {
+			r.Status = d.Status
 		}
 		results = append(results, r)
 	}
@@ -111,25 +113,7 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// deadLetter is one item of GET /v1/dead-letters.
-type deadLetter struct {
-	ID                string    `json:"id"`
-	NotificationID    string    `json:"notification_id"`
-	UserID            string    `json:"user_id,omitempty"`
-	Channel           string    `json:"channel"`
-	Attempts          int       `json:"attempts"`
-	Reason            string    `json:"reason"`
-	DeadAt            time.Time `json:"dead_at"`
-	PossibleDuplicate bool      `json:"possible_duplicate"`
-	Errors            []struct {
-		Attempt  int       `json:"attempt"`
-		At       time.Time `json:"at"`
-		Provider string    `json:"provider,omitempty"`
-		Detail   string    `json:"detail"`
-	} `json:"errors"`
-}
-
-func printDeadLetters(w io.Writer, letters []deadLetter) {
+func printDeadLetters(w io.Writer, letters []client.DeadLetter) {
 	if len(letters) == 0 {
 		fmt.Fprintln(w, "No dead deliveries.")
 		return
@@ -151,29 +135,13 @@ func printDeadLetters(w io.Writer, letters []deadLetter) {
 	fmt.Fprintf(w, "\n%d dead. Replay with: herald dlq replay DELIVERY_ID (or --all)\n", len(letters))
 }
 
-// apiClient talks to a running Herald.
-type apiClient struct {
-	base, key string
-	http      *http.Client
-}
-
 // deadLetters reads every page of the dead letters.
-func (c *apiClient) deadLetters(ctx context.Context, channel string) ([]deadLetter, error) {
-	out := []deadLetter{}
+func deadLetters(ctx context.Context, c *client.Client, channel string) ([]client.DeadLetter, error) {
+	out := []client.DeadLetter{}
 	cursor := ""
 	for {
-		q := url.Values{"limit": {"500"}}
-		if channel != "" {
-			q.Set("channel", channel)
-		}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		var page struct {
-			Data       []deadLetter `json:"data"`
-			NextCursor string       `json:"next_cursor"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/v1/dead-letters?"+q.Encode(), &page); err != nil {
+		page, err := c.ListDeadLetters(ctx, client.ListDeadLettersParams{Channel: channel, Cursor: cursor, Limit: 500})
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, page.Data...)
@@ -182,61 +150,6 @@ func (c *apiClient) deadLetters(ctx context.Context, channel string) ([]deadLett
 		}
 		cursor = page.NextCursor
 	}
-}
-
-// do sends a request and decodes a 2xx answer into v; a problem becomes an
-// error that says what the server said and, where it helps, what to do.
-func (c *apiClient) do(ctx context.Context, method, path string, v any) error {
-	return c.send(ctx, method, path, "", nil, v)
-}
-
-// send is do with a request body of the given content type.
-func (c *apiClient) send(ctx context.Context, method, path, contentType string, body io.Reader, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return fmt.Errorf("bad --url %q: %w", c.base, err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("Accept", "application/json")
-	res, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach Herald at %s (is `herald serve` running there? set --url or HERALD_URL): %w", c.base, err)
-	}
-	defer res.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
-	}
-	if res.StatusCode/100 == 2 {
-		if err := json.Unmarshal(answer, v); err != nil {
-			return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
-		}
-		return nil
-	}
-	var p struct {
-		Title  string `json:"title"`
-		Detail string `json:"detail"`
-	}
-	_ = json.Unmarshal(answer, &p)
-	msg := p.Detail
-	if msg == "" {
-		msg = p.Title
-	}
-	if msg == "" {
-		msg = strings.TrimSpace(string(answer))
-	}
-	switch res.StatusCode {
-	case http.StatusUnauthorized:
-		msg += " (check --api-key or HERALD_API_KEY)"
-	case http.StatusForbidden:
-		msg += " (use an admin key of the app)"
-	case http.StatusNotFound:
-		msg += " (no such delivery in this app; list them with: herald dlq list)"
-	}
-	return fmt.Errorf("%s: %s", res.Status, msg)
 }
 
 func envOr(getenv func(string) string, name, def string) string {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/client"
 )
 
 const usersUsage = `usage:
@@ -45,30 +47,35 @@ func users(ctx context.Context, args []string, getenv func(string) string, stdin
 		return usageError{errors.New("no API key: create one with `herald apps create NAME`, then pass it with --api-key or HERALD_API_KEY")}
 	}
 	var in io.Reader = stdin
+	var size int64
 	if name := fs.Arg(0); name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
 			return fmt.Errorf("open the CSV: %w", err)
 		}
 		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
 		in = f
 	}
-	c := &apiClient{base: strings.TrimRight(*base, "/"), key: *key, http: &http.Client{Timeout: 30 * time.Minute}}
-	start := time.Now()
-	var out struct {
-		Rows     int `json:"rows"`
-		Imported int `json:"imported"`
-		Created  int `json:"created"`
-		Updated  int `json:"updated"`
-		Failed   int `json:"failed"`
-		Errors   []struct {
-			Line    int    `json:"line"`
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"errors"`
+	var bar *progress
+	if isTerminal(stderr) {
+		// Herald reads the CSV as it imports it, so what it has read is
+		// how far the import is.
+		bar = startProgress(stderr, "importing", size)
+		defer bar.Stop()
+		in = progressReader{r: in, p: bar}
 	}
-	if err := c.send(ctx, http.MethodPost, "/v1/users/import", "text/csv", in, &out); err != nil {
-		return err
+	c := client.New(strings.TrimRight(*base, "/"), *key, client.WithHTTPClient(&http.Client{Timeout: 30 * time.Minute}),
+		client.WithUserAgent("herald-cli/"+Version))
+	start := time.Now()
+	out, err := c.ImportUsers(ctx, in)
+	if bar != nil {
+		bar.Stop()
+	}
+	if err != nil {
+		return explain(err, "")
 	}
 	if *asJSON {
 		if err := json.NewEncoder(stdout).Encode(out); err != nil {

@@ -35,6 +35,8 @@ func (s *server) routes() {
 	}
 
 	m.Handle("POST /v1/keys", s.v1(admin, s.createKey))
+	m.Handle("GET /v1/keys", s.v1(admin, s.listKeys))
+	m.Handle("POST /v1/keys/{id}/rotate", s.v1(admin, s.rotateKey))
 	m.Handle("DELETE /v1/keys/{id}", s.v1(admin, s.revokeKey))
 
 	m.Handle("POST /v1/users/import", s.v1(admin, s.importUsers))

@@ -36,7 +36,11 @@ func TestResponsesMatchSchemas(t *testing.T) {
 			Categories: map[string]map[herald.Channel]bool{"marketing": {herald.ChannelEmail: false}},
 			QuietHours: &herald.QuietHours{Start: "22:00", End: "07:00"},
 		})},
-		{"CreatedKey", keyResponse{ID: "k1", Name: "ci", Scope: "send", Key: "hrd_s_" + "0123456789abcdefghijABCDEFGHIJ01", Prefix: "hrd_s_012345", CreatedAt: now}},
+		{"CreatedKey", keyResponse{ID: "k1", Name: "ci", Scope: "send", Key: "hrd_s_" + "0123456789abcdefghijABCDEFGHIJ01" + "AbC123", Prefix: "hrd_s_012345", CreatedAt: now}},
+		{"CreatedKey", keyResponse{ID: "k2", Name: "ci", Scope: "admin", Key: "hrd_a_" + "0123456789abcdefghijABCDEFGHIJ01" + "AbC123", Prefix: "hrd_a_012345",
+			CreatedAt: now, ExpiresAt: &now, RotatedFrom: "k1"}},
+		{"KeyList", keyListResponse{Data: []keyListItem{{ID: "k1", Name: "ci", Scope: "send", Prefix: "hrd_s_012345", CreatedAt: now},
+			{ID: "k2", Name: "ci", Scope: "admin", Prefix: "hrd_a_012345", CreatedAt: now, ExpiresAt: &now, LastUsedAt: &now}}}},
 		{"Accepted", acceptedResponse{ID: "n1", Status: "accepted", Deliveries: []acceptedDeliveryResponse{{ID: "d1", Channel: "sms", Status: "suppressed", Reason: "opted_out"}}}},
 		{"Notification", notificationResponse{ID: "n1", Status: notificationProcessing, Priority: "normal", CreatedAt: now, Deliveries: []deliveryResponse{
 			{ID: "d1", UserID: "u1", Channel: "push", Platform: "ios", Status: "sent", Provider: "apns", ProviderMessageID: "m", Attempts: 1,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/apikey"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -60,6 +61,18 @@ type Deps struct {
 	// with Max 0, means no limit.
 	Limiter  herald.RateLimiter
 	KeyLimit herald.Limit
+	// AuthFailureLimit bounds the failed authentications (a missing,
+	// malformed, unknown or expired key) counted per client address on
+	// Limiter; past it, requests from the address are answered 429 with
+	// Retry-After before their key is looked up. Max 0 means no limit.
+	AuthFailureLimit herald.Limit
+	// TrustForwardedFor takes the client address from the last
+	// X-Forwarded-For entry instead of the TCP peer: only behind a proxy
+	// that sets it.
+	TrustForwardedFor bool
+	// KeyHasher computes the keyed hash keys are stored and looked up by;
+	// nil stores and finds keys by their legacy SHA-256 alone.
+	KeyHasher *apikey.Hasher
 	// Tracking answers provider callbacks (/hooks/…) and tracking links
 	// (/t/c, /t/o, /u); nil leaves those routes out.
 	Tracking Tracking
@@ -102,28 +115,34 @@ type Deps struct {
 }
 
 type server struct {
-	log           *slog.Logger
-	store         herald.Store
-	sender        herald.Sender
-	providers     ProviderConfigurer
-	replayer      Replayer
-	webhooks      WebhookConfigurer
-	limiter       herald.RateLimiter
-	keyLimit      herald.Limit
-	tracking      Tracking
-	publicURL     string
-	templates     TemplateLibrary
-	monitor       Monitor
-	ready         func(ctx context.Context) error
-	registry      *prometheus.Registry
-	now           func() time.Time
-	maxBody       int64
-	maxRecipients int
-	pprof         bool
-	latency       *prometheus.HistogramVec
-	sendGate      *sendGate
-	mux           *http.ServeMux
-	buffers       sync.Pool // *bytes.Buffer, see getBuffer
+	log               *slog.Logger
+	store             herald.Store
+	sender            herald.Sender
+	providers         ProviderConfigurer
+	replayer          Replayer
+	webhooks          WebhookConfigurer
+	limiter           herald.RateLimiter
+	keyLimit          herald.Limit
+	authLimit         herald.Limit
+	trustForwardedFor bool
+	hasher            *apikey.Hasher
+	authFailures      *prometheus.CounterVec
+	usage             keyUsage
+	rehashing         sync.Map // key id → true while its legacy hash is being replaced
+	tracking          Tracking
+	publicURL         string
+	templates         TemplateLibrary
+	monitor           Monitor
+	ready             func(ctx context.Context) error
+	registry          *prometheus.Registry
+	now               func() time.Time
+	maxBody           int64
+	maxRecipients     int
+	pprof             bool
+	latency           *prometheus.HistogramVec
+	sendGate          *sendGate
+	mux               *http.ServeMux
+	buffers           sync.Pool // *bytes.Buffer, see getBuffer
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics only when
@@ -131,25 +150,28 @@ type server struct {
 // which is a wiring bug.
 func NewServer(d Deps) http.Handler {
 	s := &server{
-		log:           d.Logger,
-		store:         d.Store,
-		sender:        d.Sender,
-		providers:     d.Providers,
-		replayer:      d.DeadLetters,
-		webhooks:      d.Webhooks,
-		limiter:       d.Limiter,
-		keyLimit:      d.KeyLimit,
-		tracking:      d.Tracking,
-		publicURL:     strings.TrimSuffix(d.PublicURL, "/"),
-		templates:     d.Templates,
-		monitor:       d.Monitor,
-		ready:         d.Ready,
-		registry:      d.Registry,
-		now:           d.Now,
-		maxBody:       d.MaxBodyBytes,
-		maxRecipients: d.MaxRecipients,
-		pprof:         d.Pprof,
-		mux:           http.NewServeMux(),
+		log:               d.Logger,
+		store:             d.Store,
+		sender:            d.Sender,
+		providers:         d.Providers,
+		replayer:          d.DeadLetters,
+		webhooks:          d.Webhooks,
+		limiter:           d.Limiter,
+		keyLimit:          d.KeyLimit,
+		authLimit:         d.AuthFailureLimit,
+		trustForwardedFor: d.TrustForwardedFor,
+		hasher:            d.KeyHasher,
+		tracking:          d.Tracking,
+		publicURL:         strings.TrimSuffix(d.PublicURL, "/"),
+		templates:         d.Templates,
+		monitor:           d.Monitor,
+		ready:             d.Ready,
+		registry:          d.Registry,
+		now:               d.Now,
+		maxBody:           d.MaxBodyBytes,
+		maxRecipients:     d.MaxRecipients,
+		pprof:             d.Pprof,
+		mux:               http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -167,6 +189,7 @@ func NewServer(d Deps) http.Handler {
 		s.maxRecipients = DefaultMaxRecipients
 	}
 	s.latency = registerLatency(s.registry)
+	s.authFailures = registerAuthFailures(s.registry)
 	maxSends := d.MaxSendsInFlight
 	if maxSends == 0 {
 		maxSends = DefaultMaxSendsInFlight

@@ -102,6 +102,30 @@ func (m *Memory) Allow(_ context.Context, key string, l herald.Limit, event stri
 	return herald.RateDecision{Allowed: true, Remaining: l.Max - len(w.times)}, nil
 }
 
+// Peek reports whether one more event under key would be allowed now,
+// without counting it.
+func (m *Memory) Peek(_ context.Context, key string, l herald.Limit) (herald.RateDecision, error) {
+	if err := check(l); err != nil {
+		return herald.RateDecision{}, err
+	}
+	now := m.now().UnixNano()
+	per := int64(l.Per)
+	s := &m.shards[maphash.String(m.seed, key)%shards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.keys[key]
+	if w == nil {
+		return herald.RateDecision{Allowed: true, Remaining: l.Max}, nil
+	}
+	w.per = per
+	w.expire(now)
+	if len(w.times) >= l.Max {
+		first := w.times[len(w.times)-l.Max]
+		return herald.RateDecision{RetryAfter: time.Duration(first + per - now)}, nil
+	}
+	return herald.RateDecision{Allowed: true, Remaining: l.Max - len(w.times)}, nil
+}
+
 // expire drops the events that no longer count: those at least per old.
 func (w *window) expire(now int64) {
 	i := 0

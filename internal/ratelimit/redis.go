@@ -29,6 +29,11 @@ var windowSource string
 
 var windowScript = redis.NewScript(windowSource)
 
+//go:embed peek.lua
+var peekSource string
+
+var peekScript = redis.NewScript(peekSource)
+
 // NewRedis returns a limiter on client; every key it writes starts with
 // prefix (e.g. "herald:rl:").
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
@@ -51,6 +56,26 @@ func (r *Redis) Allow(ctx context.Context, key string, l herald.Limit, event str
 		member = "u:" + uuid.NewString()
 	}
 	res, err := windowScript.Run(ctx, r.client, []string{r.prefix + key}, l.Max, per, member).Int64Slice()
+	if err != nil {
+		return herald.RateDecision{}, translate(err, key)
+	}
+	if len(res) != 3 {
+		return herald.RateDecision{}, fmt.Errorf("ratelimit: redis window of %q answered %v", key, res)
+	}
+	if res[0] == 1 {
+		return herald.RateDecision{Allowed: true, Remaining: int(res[1])}, nil
+	}
+	return herald.RateDecision{RetryAfter: time.Duration(res[2]) * time.Microsecond}, nil
+}
+
+// Peek reports whether one more event under key would be allowed now,
+// without counting it.
+func (r *Redis) Peek(ctx context.Context, key string, l herald.Limit) (herald.RateDecision, error) {
+	if err := check(l); err != nil {
+		return herald.RateDecision{}, err
+	}
+	per := max(l.Per.Microseconds(), 1)
+	res, err := peekScript.Run(ctx, r.client, []string{r.prefix + key}, l.Max, per).Int64Slice()
 	if err != nil {
 		return herald.RateDecision{}, translate(err, key)
 	}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentNeverExceeds", testConcurrent},
 		{"NamedEventsCountOnce", testNamedEvents},
 		{"ConcurrentNamedEvents", testConcurrentNamed},
+		{"PeekDoesNotCount", testPeek},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,5 +217,50 @@ func testConcurrentNamed(t *testing.T, a, b herald.RateLimiter) {
 	}
 	if allowEvent(t, a, k, lim, "n4").Allowed {
 		t.Fatal("a fifth event was allowed")
+	}
+}
+
+func peek(t *testing.T, l herald.RateLimiter, key string, lim herald.Limit) herald.RateDecision {
+	t.Helper()
+	d, err := l.Peek(t.Context(), key, lim)
+	if err != nil {
+		t.Fatalf("Peek(%q, %+v): %v", key, lim, err)
+	}
+	return d
+}
+
+// testPeek: Peek answers what the next Allow would, on every limiter
+// sharing the counts, and never counts itself.
+func testPeek(t *testing.T, a, b herald.RateLimiter) {
+	k, lim := key(), herald.Limit{Max: 2, Per: time.Hour}
+	for range 5 {
+		if d := peek(t, a, k, lim); !d.Allowed || d.Remaining != 2 {
+			t.Fatalf("Peek of an empty window = %+v, want allowed with 2 remaining", d)
+		}
+	}
+	allow(t, a, k, lim)
+	if d := peek(t, b, k, lim); !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("Peek after one event = %+v, want allowed with 1 remaining", d)
+	}
+	allow(t, b, k, lim)
+	for _, l := range []herald.RateLimiter{a, b} {
+		d := peek(t, l, k, lim)
+		if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > time.Hour {
+			t.Fatalf("Peek of a full window = %+v, want refused with RetryAfter within (0, 1h]", d)
+		}
+	}
+	if _, err := a.Peek(t.Context(), k, herald.Limit{}); err == nil {
+		t.Error("Peek with an invalid limit succeeded")
+	}
+	// A window that slides empty has room again.
+	short := herald.Limit{Max: 1, Per: 50 * time.Millisecond}
+	k2 := key()
+	allow(t, a, k2, short)
+	deadline := time.Now().Add(5 * time.Second)
+	for !peek(t, b, k2, short).Allowed {
+		if time.Now().After(deadline) {
+			t.Fatal("the window never had room again")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -77,28 +77,54 @@ func (s *Store) ReserveSMS(ctx context.Context, appID, day string, n, budget int
 
 // CreateKey stores a key. CodeConflict when the id or hash exists.
 func (s *Store) CreateKey(ctx context.Context, k herald.APIKey) error {
-	var revoked *time.Time
-	if k.RevokedAt != nil {
-		r := storeutil.Time(*k.RevokedAt)
-		revoked = &r
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, app_id, name, scope, prefix, hash, created_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, k.AppID, k.Name, string(k.Scope), k.Prefix, k.Hash, storeutil.Time(k.CreatedAt), revoked)
+	_, err := s.pool.Exec(ctx, insertKey, keyArgs(k)...)
 	return wrap(err, "create key %q of app %q", k.ID, k.AppID)
+}
+
+const insertKey = `INSERT INTO api_keys (id, app_id, name, scope, prefix, hash, created_at, revoked_at, expires_at, last_used_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+func keyArgs(k herald.APIKey) []any {
+	return []any{k.ID, k.AppID, k.Name, string(k.Scope), k.Prefix, k.Hash, storeutil.Time(k.CreatedAt),
+		optTime(k.RevokedAt), optTime(k.ExpiresAt), optTime(k.LastUsedAt)}
+}
+
+// optTime is the stored form of an optional time.
+func optTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := storeutil.Time(*t)
+	return &v
+}
+
+// utc returns an optional stored time in UTC.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.UTC()
+	return &v
+}
+
+const keyColumns = `id, app_id, name, scope, prefix, hash, created_at, revoked_at, expires_at, last_used_at`
+
+func scanKey(row pgx.Row) (herald.APIKey, error) {
+	var k herald.APIKey
+	var scope string
+	if err := row.Scan(&k.ID, &k.AppID, &k.Name, &scope, &k.Prefix, &k.Hash, &k.CreatedAt, &k.RevokedAt, &k.ExpiresAt, &k.LastUsedAt); err != nil {
+		return herald.APIKey{}, err
+	}
+	k.Scope, k.CreatedAt = herald.Scope(scope), k.CreatedAt.UTC()
+	k.RevokedAt, k.ExpiresAt, k.LastUsedAt = utc(k.RevokedAt), utc(k.ExpiresAt), utc(k.LastUsedAt)
+	return k, nil
 }
 
 // KeyByHash returns the live key with this hash. CodeNotFound when none.
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (herald.APIKey, error) {
-	k := herald.APIKey{Hash: hash}
-	var scope string
-	err := s.pool.QueryRow(ctx, `SELECT id, app_id, name, scope, prefix, created_at FROM api_keys
-		WHERE hash = $1 AND revoked_at IS NULL`, hash).Scan(&k.ID, &k.AppID, &k.Name, &scope, &k.Prefix, &k.CreatedAt)
-	if err != nil {
-		return herald.APIKey{}, wrap(err, "key by hash")
-	}
-	k.Scope, k.CreatedAt = herald.Scope(scope), k.CreatedAt.UTC()
-	return k, nil
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE hash = $1 AND revoked_at IS NULL`, hash))
+	return k, wrap(err, "key by hash")
 }
 
 // RevokeKey marks the app's live key revoked. CodeNotFound when none.
@@ -106,6 +132,59 @@ func (s *Store) RevokeKey(ctx context.Context, appID, keyID string, at time.Time
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = $1
 		WHERE app_id = $2 AND id = $3 AND revoked_at IS NULL`, storeutil.Time(at), appID, keyID)
 	return wrap(affected(tag, err), "revoke key %q of app %q", keyID, appID)
+}
+
+// ListKeys returns the app's live keys, newest first.
+func (s *Store) ListKeys(ctx context.Context, appID string) ([]herald.APIKey, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE app_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`, appID)
+	if err != nil {
+		return nil, wrap(err, "list keys of app %q", appID)
+	}
+	defer rows.Close()
+	keys := []herald.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, wrap(err, "list keys of app %q", appID)
+		}
+		keys = append(keys, k)
+	}
+	return keys, wrap(rows.Err(), "list keys of app %q", appID)
+}
+
+// GetKey returns the app's live key. CodeNotFound when none.
+func (s *Store) GetKey(ctx context.Context, appID, keyID string) (herald.APIKey, error) {
+	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE app_id = $1 AND id = $2 AND revoked_at IS NULL`, appID, keyID))
+	return k, wrap(err, "get key %q of app %q", keyID, appID)
+}
+
+// RotateKey stores next and caps the old key's expiry at until.
+func (s *Store) RotateKey(ctx context.Context, appID, keyID string, next herald.APIKey, until time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, $1), $1)
+			WHERE app_id = $2 AND id = $3 AND revoked_at IS NULL`, storeutil.Time(until), appID, keyID)
+		if err := affected(tag, err); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, insertKey, keyArgs(next)...)
+		return err
+	})
+	return wrap(err, "rotate key %q of app %q", keyID, appID)
+}
+
+// RehashKey replaces the key's hash from by to.
+func (s *Store) RehashKey(ctx context.Context, keyID string, from, to []byte) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET hash = $1 WHERE id = $2 AND hash = $3`, to, keyID, from)
+	return wrap(affected(tag, err), "rehash key %q", keyID)
+}
+
+// MarkKeyUsed records the key's latest use.
+func (s *Store) MarkKeyUsed(ctx context.Context, keyID string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = GREATEST(coalesce(last_used_at, $1), $1) WHERE id = $2`,
+		storeutil.Time(at), keyID)
+	return wrap(affected(tag, err), "mark key %q used", keyID)
 }
 
 // PutProviderConfig replaces the sealed provider list of a channel.

@@ -77,28 +77,55 @@ func (s *Store) ReserveSMS(ctx context.Context, appID, day string, n, budget int
 
 // CreateKey stores a key. CodeConflict when the id or hash exists.
 func (s *Store) CreateKey(ctx context.Context, k herald.APIKey) error {
-	var revoked sql.NullInt64
-	if k.RevokedAt != nil {
-		revoked = sql.NullInt64{Int64: us(storeutil.Time(*k.RevokedAt)), Valid: true}
-	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO api_keys (id, app_id, name, scope, prefix, hash, created_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.AppID, k.Name, string(k.Scope), k.Prefix, k.Hash, us(storeutil.Time(k.CreatedAt)), revoked)
+	_, err := s.w.ExecContext(ctx, insertKey, keyArgs(k)...)
 	return wrap(err, "create key %q of app %q", k.ID, k.AppID)
+}
+
+const insertKey = `INSERT INTO api_keys (id, app_id, name, scope, prefix, hash, created_at, revoked_at, expires_at, last_used_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func keyArgs(k herald.APIKey) []any {
+	return []any{k.ID, k.AppID, k.Name, string(k.Scope), k.Prefix, k.Hash, us(storeutil.Time(k.CreatedAt)),
+		nullTime(k.RevokedAt), nullTime(k.ExpiresAt), nullTime(k.LastUsedAt)}
+}
+
+// nullTime is the stored form of an optional time.
+func nullTime(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: us(storeutil.Time(*t)), Valid: true}
+}
+
+// fromNull is the returned form of an optional stored time.
+func fromNull(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromUS(v.Int64)
+	return &t
+}
+
+const keyColumns = `id, app_id, name, scope, prefix, hash, created_at, revoked_at, expires_at, last_used_at`
+
+func scanKey(row interface{ Scan(...any) error }) (herald.APIKey, error) {
+	var k herald.APIKey
+	var scope string
+	var created int64
+	var revoked, expires, used sql.NullInt64
+	if err := row.Scan(&k.ID, &k.AppID, &k.Name, &scope, &k.Prefix, &k.Hash, &created, &revoked, &expires, &used); err != nil {
+		return herald.APIKey{}, err
+	}
+	k.Scope, k.CreatedAt = herald.Scope(scope), fromUS(created)
+	k.RevokedAt, k.ExpiresAt, k.LastUsedAt = fromNull(revoked), fromNull(expires), fromNull(used)
+	return k, nil
 }
 
 // KeyByHash returns the live key with this hash. CodeNotFound when none.
 func (s *Store) KeyByHash(ctx context.Context, hash []byte) (herald.APIKey, error) {
-	k := herald.APIKey{Hash: hash}
-	var scope string
-	var created int64
-	err := s.read.QueryRowContext(ctx, `SELECT id, app_id, name, scope, prefix, created_at FROM api_keys
-		WHERE hash = ? AND revoked_at IS NULL`, hash).Scan(&k.ID, &k.AppID, &k.Name, &scope, &k.Prefix, &created)
-	if err != nil {
-		return herald.APIKey{}, wrap(err, "key by hash")
-	}
-	k.Scope, k.CreatedAt = herald.Scope(scope), fromUS(created)
-	return k, nil
+	k, err := scanKey(s.read.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE hash = ? AND revoked_at IS NULL`, hash))
+	return k, wrap(err, "key by hash")
 }
 
 // RevokeKey marks the app's live key revoked. CodeNotFound when none.
@@ -106,6 +133,61 @@ func (s *Store) RevokeKey(ctx context.Context, appID, keyID string, at time.Time
 	res, err := s.w.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ?
 		WHERE app_id = ? AND id = ? AND revoked_at IS NULL`, us(storeutil.Time(at)), appID, keyID)
 	return wrap(affected(res, err), "revoke key %q of app %q", keyID, appID)
+}
+
+// ListKeys returns the app's live keys, newest first.
+func (s *Store) ListKeys(ctx context.Context, appID string) ([]herald.APIKey, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE app_id = ? AND revoked_at IS NULL ORDER BY created_at DESC, id DESC`, appID)
+	if err != nil {
+		return nil, wrap(err, "list keys of app %q", appID)
+	}
+	defer rows.Close()
+	keys := []herald.APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, wrap(err, "list keys of app %q", appID)
+		}
+		keys = append(keys, k)
+	}
+	return keys, wrap(rows.Err(), "list keys of app %q", appID)
+}
+
+// GetKey returns the app's live key. CodeNotFound when none.
+func (s *Store) GetKey(ctx context.Context, appID, keyID string) (herald.APIKey, error) {
+	k, err := scanKey(s.read.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE app_id = ? AND id = ? AND revoked_at IS NULL`, appID, keyID))
+	return k, wrap(err, "get key %q of app %q", keyID, appID)
+}
+
+// RotateKey stores next and caps the old key's expiry at until.
+func (s *Store) RotateKey(ctx context.Context, appID, keyID string, next herald.APIKey, until time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		u := us(storeutil.Time(until))
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET expires_at = min(coalesce(expires_at, ?), ?)
+			WHERE app_id = ? AND id = ? AND revoked_at IS NULL`, u, u, appID, keyID)
+		if err := affected(res, err); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, insertKey, keyArgs(next)...)
+		return err
+	})
+	return wrap(err, "rotate key %q of app %q", keyID, appID)
+}
+
+// RehashKey replaces the key's hash from by to.
+func (s *Store) RehashKey(ctx context.Context, keyID string, from, to []byte) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE api_keys SET hash = ? WHERE id = ? AND hash = ?`, to, keyID, from)
+	return wrap(affected(res, err), "rehash key %q", keyID)
+}
+
+// MarkKeyUsed records the key's latest use.
+func (s *Store) MarkKeyUsed(ctx context.Context, keyID string, at time.Time) error {
+	u := us(storeutil.Time(at))
+	res, err := s.w.ExecContext(ctx, `UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, ?), ?) WHERE id = ?`,
+		u, u, keyID)
+	return wrap(affected(res, err), "mark key %q used", keyID)
 }
 
 // PutProviderConfig replaces the sealed provider list of a channel.

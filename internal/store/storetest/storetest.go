@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"SMSGuard", testSMSGuard},
 		{"SMSBudgetConcurrent", testSMSBudgetConcurrent},
 		{"Keys", testKeys},
+		{"KeyLifecycle", testKeyLifecycle},
 		{"Users", testUsers},
 		{"PutUsers", testPutUsers},
 		{"Devices", testDevices},
@@ -264,6 +265,102 @@ func testKeys(t *testing.T, s herald.Store) {
 	must(t, s.CreateKey(ctx, dead))
 	_, err = s.KeyByHash(ctx, dead.Hash)
 	wantCode(t, err, herald.CodeNotFound)
+}
+
+// testKeyLifecycle covers expiry, listing, rotation, rehashing and the
+// last use of keys.
+func testKeyLifecycle(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a, b := createApp(t, s), createApp(t, s)
+	t0 := now()
+	in := func(d time.Duration) *time.Time { v := t0.Add(d); return &v }
+	old := herald.APIKey{ID: newID(), AppID: a.ID, Name: "ci", Scope: herald.ScopeSend, Prefix: "hrd_s_old000",
+		Hash: []byte("old hash"), CreatedAt: t0.Add(-time.Hour)}
+	expiring := herald.APIKey{ID: newID(), AppID: a.ID, Name: "temp", Scope: herald.ScopeAdmin, Prefix: "hrd_a_tmp000",
+		Hash: []byte("temp hash"), CreatedAt: t0.Add(-time.Minute), ExpiresAt: in(time.Hour)}
+	must(t, s.CreateKey(ctx, old))
+	must(t, s.CreateKey(ctx, expiring))
+	got, err := s.KeyByHash(ctx, expiring.Hash)
+	must(t, err)
+	diff(t, "key with an expiry", got, expiring)
+
+	// Another app's keys are not listed, nor found, nor rotated.
+	must(t, s.CreateKey(ctx, herald.APIKey{ID: newID(), AppID: b.ID, Name: "b", Scope: herald.ScopeAdmin,
+		Prefix: "hrd_a_b00000", Hash: []byte("b hash"), CreatedAt: t0}))
+	list, err := s.ListKeys(ctx, a.ID)
+	must(t, err)
+	diff(t, "keys newest first", list, []herald.APIKey{expiring, old})
+	_, err = s.GetKey(ctx, b.ID, old.ID)
+	wantCode(t, err, herald.CodeNotFound)
+	got, err = s.GetKey(ctx, a.ID, old.ID)
+	must(t, err)
+	diff(t, "get key", got, old)
+	next := herald.APIKey{ID: newID(), AppID: a.ID, Name: "ci", Scope: herald.ScopeSend, Prefix: "hrd_s_new000",
+		Hash: []byte("new hash"), CreatedAt: t0}
+	wantCode(t, s.RotateKey(ctx, b.ID, old.ID, next, t0.Add(time.Hour)), herald.CodeNotFound)
+	if _, err := s.KeyByHash(ctx, next.Hash); !herald.IsNotFound(err) {
+		t.Fatalf("a refused rotation stored the new key: %v", err)
+	}
+
+	// Rotation: both keys live, the old one until the grace period ends.
+	must(t, s.RotateKey(ctx, a.ID, old.ID, next, t0.Add(time.Hour)))
+	got, err = s.KeyByHash(ctx, old.Hash)
+	must(t, err)
+	if got.ExpiresAt == nil || !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("rotated key expires at %v, want %v", got.ExpiresAt, t0.Add(time.Hour))
+	}
+	got, err = s.KeyByHash(ctx, next.Hash)
+	must(t, err)
+	diff(t, "new key of a rotation", got, next)
+	// A rotation never extends a key.
+	next2 := next
+	next2.ID, next2.Hash = newID(), []byte("newer hash")
+	must(t, s.RotateKey(ctx, a.ID, expiring.ID, next2, t0.Add(48*time.Hour)))
+	got, err = s.GetKey(ctx, a.ID, expiring.ID)
+	must(t, err)
+	if !got.ExpiresAt.Equal(*expiring.ExpiresAt) {
+		t.Errorf("rotation moved the expiry from %v to %v", expiring.ExpiresAt, got.ExpiresAt)
+	}
+	// A rotation whose new key collides stores nothing.
+	clash := next
+	clash.ID = newID()
+	wantCode(t, s.RotateKey(ctx, a.ID, old.ID, clash, t0), herald.CodeConflict)
+	got, err = s.GetKey(ctx, a.ID, old.ID)
+	must(t, err)
+	if !got.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("a failed rotation changed the expiry to %v", got.ExpiresAt)
+	}
+	must(t, s.RevokeKey(ctx, a.ID, next2.ID, t0))
+	wantCode(t, s.RotateKey(ctx, a.ID, next2.ID, clash, t0), herald.CodeNotFound)
+	_, err = s.GetKey(ctx, a.ID, next2.ID)
+	wantCode(t, err, herald.CodeNotFound)
+
+	// Rehash moves a key to another hash, only from the hash it has.
+	wantCode(t, s.RehashKey(ctx, old.ID, []byte("not its hash"), []byte("keyed")), herald.CodeNotFound)
+	must(t, s.RehashKey(ctx, old.ID, old.Hash, []byte("keyed")))
+	if _, err := s.KeyByHash(ctx, old.Hash); !herald.IsNotFound(err) {
+		t.Errorf("the key is still found by its old hash: %v", err)
+	}
+	got, err = s.KeyByHash(ctx, []byte("keyed"))
+	must(t, err)
+	if got.ID != old.ID {
+		t.Errorf("new hash finds key %s, want %s", got.ID, old.ID)
+	}
+
+	// The last use only moves forward.
+	must(t, s.MarkKeyUsed(ctx, old.ID, t0.Add(time.Minute)))
+	must(t, s.MarkKeyUsed(ctx, old.ID, t0))
+	got, err = s.GetKey(ctx, a.ID, old.ID)
+	must(t, err)
+	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("last used at %v, want %v", got.LastUsedAt, t0.Add(time.Minute))
+	}
+	wantCode(t, s.MarkKeyUsed(ctx, newID(), t0), herald.CodeNotFound)
+	list, err = s.ListKeys(ctx, createApp(t, s).ID)
+	must(t, err)
+	if list == nil || len(list) != 0 {
+		t.Errorf("keys of an app without keys = %#v, want an empty list", list)
+	}
 }
 
 func testUsers(t *testing.T, s herald.Store) {
