@@ -114,7 +114,7 @@ func TestSecretsAreWriteOnly(t *testing.T) {
 		}
 	}
 
-	reads := []string{"/v1/app", "/v1/providers/push", "/v1/providers/sms", "/v1/providers/email", "/v1/webhooks",
+	reads := []string{"/v1/app", "/v1/keys", "/v1/providers/push", "/v1/providers/sms", "/v1/providers/email", "/v1/webhooks",
 		"/v1/users/ada", "/v1/users/ada/devices", "/v1/users/ada/preferences", "/v1/templates", "/v1/templates/welcome",
 		"/v1/categories", "/v1/categories/news", "/v1/topics/news", "/v1/topics/news/subscribers",
 		"/v1/notifications", "/v1/notifications/" + acc.ID, "/v1/dead-letters", "/v1/analytics", "/v1/stats",
