@@ -73,7 +73,36 @@ type App struct {
 	// reads when the template has none for the recipient's own; empty
 	// means the templates' base parts.
 	DefaultLocale string
-	CreatedAt     time.Time
+	// SMSAllowedCountries lists the ISO 3166 alpha-2 regions (upper case)
+	// the app may send SMS to; empty allows every region. It is the first
+	// guard against SMS pumping (toll fraud through premium or foreign
+	// numbers).
+	SMSAllowedCountries []string
+	// SMSDailyBudget is the most SMS deliveries the app may have accepted
+	// per UTC day; 0 means no budget.
+	SMSDailyBudget int
+	CreatedAt      time.Time
+}
+
+// SMSGuard is the SMS-pumping settings of an app, set by PUT /v1/app.
+type SMSGuard struct {
+	AllowedCountries []string
+	DailyBudget      int
+}
+
+// SMSBudgetUse is the outcome of counting SMS deliveries against an app's
+// budget for a UTC day.
+type SMSBudgetUse struct {
+	// Used is the count of the day after the call.
+	Used int
+	// Reserved reports whether the SMS fitted the budget and were counted.
+	Reserved bool
+	// Warn is true for the one call of the day that first took the count
+	// to 80% of the budget or more.
+	Warn bool
+	// Exceeded is true for the one call of the day that first reached the
+	// budget or was refused for it.
+	Exceeded bool
 }
 
 // APIKey is a stored key. The secret itself is never stored, only its hash.
@@ -336,6 +365,9 @@ const (
 	ReasonQuietHours = "quiet_hours"
 	// ReasonRateLimited marks a delivery held back or dropped by a frequency cap.
 	ReasonRateLimited = "rate_limited"
+	// ReasonSMSCountry marks an SMS delivery to a stored user whose phone
+	// is in a region the app does not allow (sms_allowed_countries).
+	ReasonSMSCountry = "sms_country_not_allowed"
 )
 
 // Delivery is one message of a notification to one address on one channel.

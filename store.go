@@ -40,6 +40,14 @@ type AppStore interface {
 	// SetAppDefaultLocale sets the app's DefaultLocale ("" for none).
 	// Called by PUT /v1/app. CodeNotFound when the app does not exist.
 	SetAppDefaultLocale(ctx context.Context, id, locale string) error
+	// SetAppSMSGuard sets the app's SMSAllowedCountries and SMSDailyBudget.
+	// Called by PUT /v1/app. CodeNotFound when the app does not exist.
+	SetAppSMSGuard(ctx context.Context, id string, g SMSGuard) error
+	// ReserveSMS counts n SMS deliveries against the app's budget for the
+	// UTC day (YYYY-MM-DD) when the day's count stays within budget, and
+	// reports the outcome; the count is shared by every process on the
+	// store. Called by accepting before the log write.
+	ReserveSMS(ctx context.Context, appID, day string, n, budget int) (SMSBudgetUse, error)
 	// CreateKey stores a key. CodeConflict when the id or hash exists.
 	CreateKey(ctx context.Context, key APIKey) error
 	// KeyByHash returns the live (not revoked) key with this hash, expired

@@ -435,13 +435,21 @@ type ProviderKind struct {
 
 // App is the calling key's app.
 type App struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	DefaultLocale string    `json:"default_locale"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	DefaultLocale string `json:"default_locale"`
+	// SMSAllowedCountries are the ISO 3166 alpha-2 regions the app may
+	// send SMS to; empty allows every region.
+	SMSAllowedCountries []string `json:"sms_allowed_countries"`
+	// SMSDailyBudget is the most SMS accepted per UTC day; 0 means none.
+	SMSDailyBudget int       `json:"sms_daily_budget"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
-// PutAppRequest changes the app's settings.
+// PutAppRequest changes the app's settings. The SMS guard's fields are
+// left as they are when nil.
 type PutAppRequest struct {
-	DefaultLocale string `json:"default_locale"`
+	DefaultLocale       string    `json:"default_locale"`
+	SMSAllowedCountries *[]string `json:"sms_allowed_countries,omitempty"`
+	SMSDailyBudget      *int      `json:"sms_daily_budget,omitempty"`
 }

@@ -37,6 +37,7 @@ type Store interface {
 	GetTopic(ctx context.Context, appID, name string) (herald.Topic, error)
 	GetFanout(ctx context.Context, appID, notificationID string) (herald.Fanout, error)
 	ApplyFanoutPage(ctx context.Context, p *herald.FanoutPage) error
+	ReserveSMS(ctx context.Context, appID, day string, n, budget int) (herald.SMSBudgetUse, error)
 }
 
 // LogWriter commits log batches: the group-commit writer, which also
@@ -51,6 +52,12 @@ type Limits struct {
 	MaxBodyChars  int // per content field, default 100_000
 }
 
+// Caps of a send request's payloads besides the content fields.
+const (
+	MaxPushDataBytes     = 4 << 10  // content.data, as JSON
+	MaxTemplateDataBytes = 64 << 10 // data, as JSON
+)
+
 // Service accepts notifications. It implements herald.Sender.
 type Service struct {
 	store  Store
@@ -64,6 +71,8 @@ type Service struct {
 	templates  Templates
 	critical   func(ctx context.Context, appID, category string) bool
 	onFanout   func()
+	// onSMSBudget is told every reservation against an app's SMS budget.
+	onSMSBudget func(ctx context.Context, app herald.App, day string, use herald.SMSBudgetUse)
 
 	mu       sync.Mutex
 	inFlight map[string]bool // app id + idempotency key of requests being accepted
@@ -89,6 +98,10 @@ type Options struct {
 	// OnFanout, when set, is called after a notification to a topic is
 	// committed, so that a fan-out runner can start at once.
 	OnFanout func()
+	// OnSMSBudget, when set, is called after every reservation against an
+	// app's daily SMS budget (metrics, and the webhook events
+	// sms.budget_warning and sms.budget_exceeded).
+	OnSMSBudget func(ctx context.Context, app herald.App, day string, use herald.SMSBudgetUse)
 }
 
 // New returns a Service.
@@ -107,7 +120,7 @@ func New(store Store, log LogWriter, o Options) *Service {
 	}
 	return &Service{store: store, log: log, now: o.Now, logger: o.Logger,
 		limits: o.Limits, onAccepted: o.OnAccepted, admit: o.Admit, templates: o.Templates, critical: o.Critical,
-		onFanout: o.OnFanout, inFlight: map[string]bool{}}
+		onFanout: o.OnFanout, onSMSBudget: o.OnSMSBudget, inFlight: map[string]bool{}}
 }
 
 var _ herald.Sender = (*Service)(nil)
@@ -157,11 +170,16 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
-	if plan != nil {
-		app, err := s.store.GetApp(ctx, appID)
-		if err != nil {
+	var app herald.App
+	if plan != nil || hasSMS(deliveries) {
+		if app, err = s.store.GetApp(ctx, appID); err != nil {
 			return herald.Accepted{}, false, fmt.Errorf("accept: app %q: %w", appID, err)
 		}
+	}
+	if err := guardSMSRegions(app, req, deliveries); err != nil {
+		return herald.Accepted{}, false, err
+	}
+	if plan != nil {
 		if n.Template, err = plan.render(app.DefaultLocale, deliveries, req.Data, fanout != nil); err != nil {
 			return herald.Accepted{}, false, err
 		}
@@ -191,6 +209,10 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 				return herald.Accepted{}, false, fmt.Errorf("accept: %s queue: %w", c, err)
 			}
 		}
+	}
+
+	if err := s.reserveSMS(ctx, app, deliveries, now); err != nil {
+		return herald.Accepted{}, false, err
 	}
 
 	rec := herald.NewNotification{Notification: n, Deliveries: deliveries, Fanout: fanout}
@@ -388,6 +410,14 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 		if len(f.val) > s.limits.MaxBodyChars {
 			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
+	}
+	// Push services take about 4 KiB of payload in all; template data is
+	// read by every render of the request.
+	if raw, _ := json.Marshal(c.Data); len(raw) > MaxPushDataBytes {
+		v.Add("content.data", "at most %d bytes of JSON", MaxPushDataBytes)
+	}
+	if raw, _ := json.Marshal(req.Data); len(raw) > MaxTemplateDataBytes {
+		v.Add("data", "at most %d bytes of JSON", MaxTemplateDataBytes)
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		v.Add("content.subject", "must be one line")

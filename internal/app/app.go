@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -165,10 +166,21 @@ func (a *App) Start(ctx context.Context) (err error) {
 	m := newMetrics(a.reg)
 	registerBuildInfo(a.reg, buildinfo.Read(a.version))
 
+	if w := postgresTLSWarning(a.cfg.DatabaseURL); w != "" {
+		a.logger.Warn(w, "database_url", redactURLs(a.cfg.DatabaseURL))
+	}
+	if natsPlainRemote(a.cfg) {
+		a.logger.Warn("the external NATS connection is not TLS: set nats-tls and nats-ca-file (or use tls:// URLs) where the network is not private",
+			"nats_url", redactURLs(a.cfg.NATSURL))
+	}
 	if a.store, err = OpenStore(ctx, a.cfg); err != nil {
 		return err
 	}
-	if err = a.connectQueue(ctx); err != nil {
+	key, err := a.secretKey()
+	if err != nil {
+		return err
+	}
+	if err = a.connectQueue(ctx, key); err != nil {
 		return err
 	}
 	if err = a.openLimiter(ctx); err != nil {
@@ -176,10 +188,6 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.watch = newQueueWatch(a.q, a.cfg.QueueHighWater, a.cfg.MaxQueueLag, a.logger, a.reg)
 	if err = a.watch.Start(ctx); err != nil {
-		return err
-	}
-	key, err := a.secretKey()
-	if err != nil {
 		return err
 	}
 	box, err := secret.NewBox(key)
@@ -279,7 +287,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		sender = accept.New(a.store, a.writer, accept.Options{Logger: a.logger,
 			Limits: accept.Limits{MaxRecipients: a.cfg.MaxRecipients}, OnAccepted: m.observeAccepted, Now: a.now,
 			Admit: a.watch.admit, Templates: lib, Critical: deliver.NewCaps(a.store, a.limiter).Critical,
-			OnFanout: a.nudgeFanout})
+			OnFanout: a.nudgeFanout, OnSMSBudget: a.smsBudgetAlert(m)})
 		replayer = deadletter.New(a.store, a.writer, a.q, deadletter.Options{Logger: a.logger})
 	}
 	// Provider callbacks and tracking hits are the tracker's input, served
@@ -316,6 +324,35 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.logger.Info("herald started", "addr", a.ln.Addr().String(), "roles", a.cfg.RoleList(),
 		"store", storeKind(a.cfg), "queue", queueKind(a.cfg))
 	return nil
+}
+
+// smsBudgetAlert reports a reservation against an app's daily SMS budget:
+// the metrics, and at the day's first crossing of 80% and of the budget
+// the webhook events sms.budget_warning and sms.budget_exceeded.
+func (a *App) smsBudgetAlert(m *metrics) func(context.Context, herald.App, string, herald.SMSBudgetUse) {
+	return func(ctx context.Context, app herald.App, day string, use herald.SMSBudgetUse) {
+		m.smsBudgetRatio.WithLabelValues(app.ID).Set(float64(use.Used) / float64(app.SMSDailyBudget))
+		if !use.Reserved {
+			m.smsRefused.Inc()
+		}
+		data := webhook.SMSBudgetData{AppID: app.ID, Day: day, Used: use.Used, Budget: app.SMSDailyBudget}
+		for _, ev := range []struct {
+			on         bool
+			level, typ string
+		}{{use.Warn, "warning", webhook.EventSMSBudgetWarning}, {use.Exceeded, "exceeded", webhook.EventSMSBudgetExceeded}} {
+			if !ev.on {
+				continue
+			}
+			m.smsAlerts.WithLabelValues(ev.level).Inc()
+			a.logger.Warn("an app's daily SMS budget is "+map[string]string{"warning": "80% used", "exceeded": "used up"}[ev.level],
+				"app", app.ID, "day", day, "used", use.Used, "budget", app.SMSDailyBudget)
+			// The request goes on: a lost alert must not refuse a send. The
+			// store already recorded the crossing, so it is not retried.
+			if err := a.webhooks.NotifySMSBudget(context.WithoutCancel(ctx), ev.typ, data); err != nil {
+				a.logger.Error("storing the SMS budget webhook failed", "app", app.ID, "event", ev.typ, "err", err)
+			}
+		}
+	}
 }
 
 // nudgeFanout starts a pass of this process's fan-out runner, if it has
@@ -367,17 +404,20 @@ func queueKind(c Config) string {
 	return "embedded-jetstream"
 }
 
-func (a *App) connectQueue(ctx context.Context) error {
+func (a *App) connectQueue(ctx context.Context, key []byte) error {
 	if a.cfg.NATSURL == "" {
-		return a.startEmbeddedQueue(ctx)
+		return a.startEmbeddedQueue(ctx, key)
 	}
-	var err error
-	a.nc, err = nats.Connect(a.cfg.NATSURL, nats.Name("herald"), nats.MaxReconnects(-1),
+	security, err := natsSecurity(a.cfg)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	a.nc, err = nats.Connect(a.cfg.NATSURL, append([]nats.Option{nats.Name("herald"), nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			a.logger.Warn("nats error", "err", err)
-		}))
+		})}, security...)...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", redactURLs(a.cfg.NATSURL), err)
+		return fmt.Errorf("connect to NATS at %s: %w%s", redactURLs(a.cfg.NATSURL), err, natsHint(err))
 	}
 	return a.openQueue(ctx)
 }
@@ -414,9 +454,15 @@ func (a *App) openQueue(ctx context.Context) error {
 // queue starts empty: the notification log, not the queue, is the durable
 // record, and the reconciler republishes every unfinished delivery from
 // it. Refusing to start would deliver nothing.
-func (a *App) startEmbeddedQueue(ctx context.Context) error {
+func (a *App) startEmbeddedQueue(ctx context.Context, key []byte) error {
 	dir := filepath.Join(a.cfg.DataDir, "jetstream")
-	err := a.tryEmbeddedQueue(ctx, dir)
+	o := natsembed.Options{StoreDir: dir, Logger: a.logger, Cipher: a.cfg.NATSStoreCipher}
+	if o.Cipher != "" && o.Cipher != "none" {
+		// A key of its own, derived from the deployment's: the store is
+		// readable only with HERALD_SECRET_KEY (or the data dir's key file).
+		o.Key = hex.EncodeToString(secret.Derive(key, "jetstream-store"))
+	}
+	err := a.tryEmbeddedQueue(ctx, o)
 	if err == nil || herald.ErrorCode(err) != herald.CodeInternal || ctx.Err() != nil {
 		return err
 	}
@@ -428,12 +474,12 @@ func (a *App) startEmbeddedQueue(ctx context.Context) error {
 	if rerr := os.Rename(dir, aside); rerr != nil {
 		return fmt.Errorf("move the damaged JetStream store aside: %w (after: %w)", rerr, err)
 	}
-	return a.tryEmbeddedQueue(ctx, dir)
+	return a.tryEmbeddedQueue(ctx, o)
 }
 
-func (a *App) tryEmbeddedQueue(ctx context.Context, dir string) error {
+func (a *App) tryEmbeddedQueue(ctx context.Context, o natsembed.Options) error {
 	var err error
-	a.ns, err = natsembed.Start(ctx, natsembed.Options{StoreDir: dir, Logger: a.logger})
+	a.ns, err = natsembed.Start(ctx, o)
 	if err != nil {
 		return fmt.Errorf("start embedded NATS: %w", err)
 	}

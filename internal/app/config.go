@@ -35,14 +35,27 @@ var AllRoles = []string{RoleAPI, RoleWorker, RoleTracker, RoleScheduler}
 // the optional YAML config file (the flag name). Precedence: flag, then
 // environment, then file, then default.
 type Config struct {
-	DataDir             string        `flag:"data-dir" env:"HERALD_DATA_DIR" help:"directory of the embedded SQLite database, JetStream store and secret key"`
-	HTTPAddr            string        `flag:"http-addr" env:"HERALD_HTTP_ADDR" help:"address the HTTP API listens on"`
-	PublicURL           string        `flag:"public-url" env:"HERALD_PUBLIC_URL" help:"base URL the outside world reaches Herald at (default http://<http-addr>)"`
-	Roles               string        `flag:"roles" env:"HERALD_ROLES" help:"comma-separated roles to run: api,worker,tracker,scheduler"`
-	DatabaseURL         string        `flag:"database-url" env:"HERALD_DATABASE_URL" secret:"url" help:"postgres://… to use PostgreSQL instead of the embedded SQLite"`
-	NATSURL             string        `flag:"nats-url" env:"HERALD_NATS_URL" secret:"url" help:"nats://a:4222,nats://b:4222 to use an external JetStream cluster instead of the embedded server"`
-	NATSReplicas        int           `flag:"nats-replicas" env:"HERALD_NATS_REPLICAS" help:"stream replicas (default 1 embedded, 3 external)"`
-	NATSPrefix          string        `flag:"nats-prefix" env:"HERALD_NATS_PREFIX" help:"prefix of stream, subject and consumer names, to run several deployments on one cluster"`
+	DataDir      string `flag:"data-dir" env:"HERALD_DATA_DIR" help:"directory of the embedded SQLite database, JetStream store and secret key"`
+	HTTPAddr     string `flag:"http-addr" env:"HERALD_HTTP_ADDR" help:"address the HTTP API listens on"`
+	PublicURL    string `flag:"public-url" env:"HERALD_PUBLIC_URL" help:"base URL the outside world reaches Herald at (default http://<http-addr>)"`
+	Roles        string `flag:"roles" env:"HERALD_ROLES" help:"comma-separated roles to run: api,worker,tracker,scheduler"`
+	DatabaseURL  string `flag:"database-url" env:"HERALD_DATABASE_URL" secret:"url" help:"postgres://… to use PostgreSQL instead of the embedded SQLite"`
+	NATSURL      string `flag:"nats-url" env:"HERALD_NATS_URL" secret:"url" help:"nats://a:4222,nats://b:4222 to use an external JetStream cluster instead of the embedded server"`
+	NATSReplicas int    `flag:"nats-replicas" env:"HERALD_NATS_REPLICAS" help:"stream replicas (default 1 embedded, 3 external)"`
+	NATSPrefix   string `flag:"nats-prefix" env:"HERALD_NATS_PREFIX" help:"prefix of stream, subject and consumer names, to run several deployments on one cluster"`
+	// Transport security of an external NATS (nats-url): TLS and credentials.
+	NATSTLS        bool   `flag:"nats-tls" env:"HERALD_NATS_TLS" help:"require TLS to the external NATS (implied by nats-ca-file, nats-cert-file or a tls:// URL)"`
+	NATSCAFile     string `flag:"nats-ca-file" env:"HERALD_NATS_CA_FILE" help:"PEM file of the CA that signed the NATS servers' certificates (default: the system's roots)"`
+	NATSCertFile   string `flag:"nats-cert-file" env:"HERALD_NATS_CERT_FILE" help:"PEM client certificate for NATS servers that verify clients (with nats-key-file)"`
+	NATSKeyFile    string `flag:"nats-key-file" env:"HERALD_NATS_KEY_FILE" help:"PEM private key of nats-cert-file"`
+	NATSServerName string `flag:"nats-server-name" env:"HERALD_NATS_SERVER_NAME" help:"name the NATS servers' certificates must carry, when the URLs' hosts are addresses or other names"`
+	NATSUser       string `flag:"nats-user" env:"HERALD_NATS_USER" help:"NATS user name (with nats-password)"`
+	NATSPassword   string `flag:"nats-password" env:"HERALD_NATS_PASSWORD" secret:"all" help:"NATS password of nats-user"`
+	NATSToken      string `flag:"nats-token" env:"HERALD_NATS_TOKEN" secret:"all" help:"NATS authentication token"`
+	NATSCredsFile  string `flag:"nats-creds-file" env:"HERALD_NATS_CREDS_FILE" help:"NATS .creds file (user JWT and NKey seed) of decentralized auth"`
+	NATSNKeyFile   string `flag:"nats-nkey-file" env:"HERALD_NATS_NKEY_FILE" help:"file holding a NATS NKey user seed (SU…)"`
+	// Encryption at rest of the embedded JetStream store.
+	NATSStoreCipher     string        `flag:"nats-store-cipher" env:"HERALD_NATS_STORE_CIPHER" help:"encrypt the embedded JetStream store at rest: aes or chacha (key derived from the secret key; empty or none: off)"`
 	RedisURL            string        `flag:"redis-url" env:"HERALD_REDIS_URL" secret:"url" help:"redis://… for rate limits shared between processes"`
 	AllowPrivateTargets bool          `flag:"allow-private-targets" env:"HERALD_ALLOW_PRIVATE_TARGETS" help:"let web push endpoints and webhook URLs reach loopback, private and link-local addresses (tests and local development)"`
 	SecretKey           string        `flag:"secret-key" env:"HERALD_SECRET_KEY" secret:"all" help:"base64 32-byte key sealing provider credentials (default: a key file in the data dir)"`
@@ -241,6 +254,7 @@ func (c *Config) Validate() error {
 	} else if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme == "" || u.Host == "" {
 		problems = append(problems, "public-url: must be an absolute URL")
 	}
+	problems = append(problems, c.validateNATSSecurity()...)
 	if c.NATSReplicas == 0 {
 		c.NATSReplicas = 1
 		if c.NATSURL != "" {
@@ -301,6 +315,49 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// validateNATSSecurity checks the NATS transport and store settings.
+func (c *Config) validateNATSSecurity() []string {
+	var problems []string
+	external := c.NATSTLS || c.NATSCAFile != "" || c.NATSCertFile != "" || c.NATSKeyFile != "" || c.NATSServerName != "" ||
+		c.NATSUser != "" || c.NATSPassword != "" || c.NATSToken != "" || c.NATSCredsFile != "" || c.NATSNKeyFile != ""
+	if external && c.NATSURL == "" {
+		problems = append(problems, "nats-tls, nats-ca-file, nats-cert-file, nats-key-file, nats-server-name, nats-user, nats-password, nats-token, nats-creds-file, nats-nkey-file: settings of an external NATS, given without nats-url")
+	}
+	if (c.NATSCertFile == "") != (c.NATSKeyFile == "") {
+		problems = append(problems, "nats-cert-file and nats-key-file: give both or neither")
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		problems = append(problems, "nats-user and nats-password: give both or neither")
+	}
+	auths := 0
+	for _, set := range []bool{c.NATSUser != "", c.NATSToken != "", c.NATSCredsFile != "", c.NATSNKeyFile != ""} {
+		if set {
+			auths++
+		}
+	}
+	if auths > 1 {
+		problems = append(problems, "nats-user, nats-token, nats-creds-file, nats-nkey-file: give one way to authenticate")
+	}
+	for _, f := range []struct{ name, path string }{{"nats-ca-file", c.NATSCAFile}, {"nats-cert-file", c.NATSCertFile},
+		{"nats-key-file", c.NATSKeyFile}, {"nats-creds-file", c.NATSCredsFile}, {"nats-nkey-file", c.NATSNKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", f.name, err))
+		}
+	}
+	switch c.NATSStoreCipher {
+	case "", "none", "aes", "chacha":
+	default:
+		problems = append(problems, "nats-store-cipher: use aes, chacha or none")
+	}
+	if c.NATSStoreCipher != "" && c.NATSStoreCipher != "none" && c.NATSURL != "" {
+		problems = append(problems, "nats-store-cipher: encrypts the embedded JetStream store; an external cluster's servers set their own (jetstream { cipher, key })")
+	}
+	return problems
 }
 
 // validateRetries checks the retry schedules and that one attempt can

@@ -26,6 +26,11 @@ type metrics struct {
 	publishSkipped prometheus.Counter
 	circuits       *prometheus.CounterVec
 	dead           *prometheus.CounterVec
+	// The SMS-pumping guard: SMS refused over an app's daily budget, the
+	// budget's alerts, and the share of each app's budget used today.
+	smsRefused     prometheus.Counter
+	smsAlerts      *prometheus.CounterVec
+	smsBudgetRatio *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,9 +62,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_dead_letters_total",
 			Help: "Deliveries marked dead after their channel's last attempt (see GET /v1/dead-letters), by channel."},
 			[]string{"channel"}),
+		smsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_sms_budget_refused_total",
+			Help: "SMS deliveries refused (429) because their app's daily SMS budget was used up."}),
+		smsAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_sms_budget_alerts_total",
+			Help: "Apps whose daily SMS budget reached 80% (level=warning) or was used up (level=exceeded); once per app and day."},
+			[]string{"level"}),
+		smsBudgetRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "herald_sms_budget_used_ratio",
+			Help: "Share of the app's daily SMS budget used today (UTC), as this process last counted it."},
+			[]string{"app"}),
 	}
 	reg.MustRegister(m.accepted, m.sends, m.sendSeconds, m.commitSeconds, m.commitSize, m.commitErrors, m.reconciled,
-		m.fanoutRecipients, m.publishSkipped, m.circuits, m.dead)
+		m.fanoutRecipients, m.publishSkipped, m.circuits, m.dead, m.smsRefused, m.smsAlerts, m.smsBudgetRatio)
+	m.smsAlerts.WithLabelValues("warning")
+	m.smsAlerts.WithLabelValues("exceeded")
 	for _, c := range herald.AllChannels() {
 		m.dead.WithLabelValues(string(c)) // present at zero, so that increase() sees the first one
 	}

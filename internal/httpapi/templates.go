@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/heraldhq/herald"
 	"github.com/heraldhq/herald/internal/tmpl"
+	"github.com/heraldhq/herald/internal/validate"
 )
 
 // TemplateLibrary checks, saves and renders templates. It is declared
@@ -211,23 +213,42 @@ func (s *server) previewTemplate(w http.ResponseWriter, r *http.Request, caller 
 
 // appResponse is the calling key's app.
 type appResponse struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	DefaultLocale string    `json:"default_locale"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID                  string    `json:"id"`
+	Name                string    `json:"name"`
+	DefaultLocale       string    `json:"default_locale"`
+	SMSAllowedCountries []string  `json:"sms_allowed_countries"`
+	SMSDailyBudget      int       `json:"sms_daily_budget"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
+// appSettingsRequest is PUT /v1/app. The SMS guard's fields are left as
+// they are when absent, so that a client that only sets default_locale
+// never turns the guard off.
 type appSettingsRequest struct {
-	DefaultLocale string `json:"default_locale"`
+	DefaultLocale       string    `json:"default_locale"`
+	SMSAllowedCountries *[]string `json:"sms_allowed_countries"`
+	SMSDailyBudget      *int      `json:"sms_daily_budget"`
 }
+
+// maxSMSBudget bounds sms_daily_budget: beyond it a budget guards nothing.
+const maxSMSBudget = 100_000_000
 
 func (s *server) getApp(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
 	a, err := s.store.GetApp(r.Context(), caller.AppID)
 	if err != nil {
 		return fmt.Errorf("httpapi: get app: %w", err)
 	}
-	s.writeJSON(w, r, http.StatusOK, appResponse{ID: a.ID, Name: a.Name, DefaultLocale: a.DefaultLocale, CreatedAt: a.CreatedAt.UTC()})
+	s.writeJSON(w, r, http.StatusOK, newAppResponse(a))
 	return nil
+}
+
+func newAppResponse(a herald.App) appResponse {
+	countries := a.SMSAllowedCountries
+	if countries == nil {
+		countries = []string{} // the schema's array, never null
+	}
+	return appResponse{ID: a.ID, Name: a.Name, DefaultLocale: a.DefaultLocale,
+		SMSAllowedCountries: countries, SMSDailyBudget: a.SMSDailyBudget, CreatedAt: a.CreatedAt.UTC()}
 }
 
 func (s *server) putApp(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
@@ -235,13 +256,50 @@ func (s *server) putApp(w http.ResponseWriter, r *http.Request, caller herald.AP
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
+	var v herald.Validation
 	if req.DefaultLocale != "" {
 		if err := tmpl.CheckLocale(req.DefaultLocale); err != nil {
-			return herald.Invalid("default_locale", err.Error())
+			v.Add("default_locale", "%v", err)
 		}
+	}
+	var countries []string
+	if req.SMSAllowedCountries != nil {
+		if len(*req.SMSAllowedCountries) > 300 {
+			v.Add("sms_allowed_countries", "at most 300 countries")
+		}
+		for i, c := range *req.SMSAllowedCountries {
+			u, err := validate.SMSCountry(c)
+			if err != nil {
+				v.Add(fmt.Sprintf("sms_allowed_countries[%d]", i), "%v", err)
+			} else if !slices.Contains(countries, u) {
+				countries = append(countries, u)
+			}
+		}
+	}
+	if b := req.SMSDailyBudget; b != nil && (*b < 0 || *b > maxSMSBudget) {
+		v.Add("sms_daily_budget", "must be 0 (no budget) to %d", maxSMSBudget)
+	}
+	if err := v.Err(); err != nil {
+		return err
 	}
 	if err := s.store.SetAppDefaultLocale(r.Context(), caller.AppID, req.DefaultLocale); err != nil {
 		return fmt.Errorf("httpapi: set default locale: %w", err)
+	}
+	if req.SMSAllowedCountries != nil || req.SMSDailyBudget != nil {
+		a, err := s.store.GetApp(r.Context(), caller.AppID)
+		if err != nil {
+			return fmt.Errorf("httpapi: get app: %w", err)
+		}
+		g := herald.SMSGuard{AllowedCountries: a.SMSAllowedCountries, DailyBudget: a.SMSDailyBudget}
+		if req.SMSAllowedCountries != nil {
+			g.AllowedCountries = countries
+		}
+		if req.SMSDailyBudget != nil {
+			g.DailyBudget = *req.SMSDailyBudget
+		}
+		if err := s.store.SetAppSMSGuard(r.Context(), caller.AppID, g); err != nil {
+			return fmt.Errorf("httpapi: set sms guard: %w", err)
+		}
 	}
 	return s.getApp(w, r, caller)
 }

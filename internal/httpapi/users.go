@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -73,6 +74,10 @@ func toUserResponse(u herald.User) userResponse {
 	}
 }
 
+// maxAttributesBytes bounds a user's attributes, which every send to the
+// user reads: a profile, not a document store.
+const maxAttributesBytes = 16 << 10
+
 func (s *server) putUser(w http.ResponseWriter, r *http.Request, caller herald.APIKey) error {
 	var req putUserRequest
 	if err := s.decode(w, r, &req); err != nil {
@@ -100,6 +105,9 @@ func (s *server) putUser(w http.ResponseWriter, r *http.Request, caller herald.A
 	}
 	if err := validate.Timezone(req.Timezone); err != nil {
 		v.Add("timezone", "%s", err.Error())
+	}
+	if raw, _ := json.Marshal(req.Attributes); len(raw) > maxAttributesBytes {
+		v.Add("attributes", "at most %d bytes of JSON", maxAttributesBytes)
 	}
 	if err := v.Err(); err != nil {
 		return err

@@ -27,6 +27,13 @@ type Options struct {
 	// server's default. Herald's notification log is the durable record,
 	// so the queue may run on the fast setting (see ARCHITECTURE.md).
 	SyncInterval time.Duration
+	// Cipher encrypts the JetStream store at rest: "aes" (AES-GCM) or
+	// "chacha" (ChaCha20-Poly1305), keyed with Key; "" or "none" leaves
+	// it in plain text. Messages, their subjects and the streams' and
+	// consumers' metadata are encrypted on disk.
+	Cipher string
+	// Key is the store's encryption key; required with a Cipher.
+	Key string
 }
 
 // Server is a running embedded nats-server with JetStream.
@@ -63,6 +70,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		DontListen:   true,
 		NoSigs:       true, // the process owns its signals, not the library
 		SyncInterval: o.SyncInterval,
+	}
+	switch o.Cipher {
+	case "", "none":
+	case "aes", "chacha":
+		if o.Key == "" {
+			return nil, herald.Invalid("key", "the JetStream store cipher needs a key")
+		}
+		opts.JetStreamCipher, opts.JetStreamKey = server.ChaCha, o.Key
+		if o.Cipher == "aes" {
+			opts.JetStreamCipher = server.AES
+		}
+	default:
+		return nil, herald.Invalid("cipher", "use aes, chacha or none")
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

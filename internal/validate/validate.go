@@ -65,6 +65,27 @@ func Phone(s string) (string, error) {
 	return phonenumbers.Format(n, phonenumbers.E164), nil
 }
 
+// PhoneRegion returns the ISO 3166 alpha-2 region of an E.164 number
+// ("US" for +14155550100), or "" when libphonenumber cannot tell (a
+// number shared by several regions that matches none of their patterns).
+func PhoneRegion(e164 string) string {
+	n, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return ""
+	}
+	return phonenumbers.GetRegionCodeForNumber(n)
+}
+
+// SMSCountry accepts an ISO 3166 alpha-2 code that has a telephone
+// country code ("DE", "us") and returns it in upper case.
+func SMSCountry(s string) (string, error) {
+	u := strings.ToUpper(s)
+	if len(u) != 2 || phonenumbers.GetCountryCodeForRegion(u) == 0 {
+		return "", errors.New("must be an ISO 3166 alpha-2 country code with a telephone country code, like DE or US")
+	}
+	return u, nil
+}
+
 // Timezone accepts an IANA zone name ("Europe/Berlin", "UTC") or the empty
 // string. "Local" is refused: it names the server's zone, not the user's.
 func Timezone(s string) error {

@@ -54,6 +54,11 @@ const (
 	EventDeviceInvalid    = "device.invalid"
 	EventContactInvalid   = "contact.invalid"
 	EventUserUnsubscribed = "user.unsubscribed"
+	// EventSMSBudgetWarning and EventSMSBudgetExceeded are an app's daily
+	// SMS budget reaching 80%, and being used up (or refusing SMS): each
+	// once per app and UTC day.
+	EventSMSBudgetWarning  = "sms.budget_warning"
+	EventSMSBudgetExceeded = "sms.budget_exceeded"
 )
 
 // statuses lists every delivery status, each an event delivery.<status>.
@@ -67,7 +72,8 @@ func EventNames() []string {
 	for _, s := range statuses {
 		out = append(out, "delivery."+string(s))
 	}
-	return append(out, EventDeviceInvalid, EventContactInvalid, EventUserUnsubscribed)
+	return append(out, EventDeviceInvalid, EventContactInvalid, EventUserUnsubscribed,
+		EventSMSBudgetWarning, EventSMSBudgetExceeded)
 }
 
 // Options configure a Service. Zero values take the defaults.
@@ -198,7 +204,7 @@ func (s *Service) Create(ctx context.Context, appID, rawURL string, events []str
 	for i, e := range events {
 		switch {
 		case !slices.Contains(known, e):
-			v.Add("events["+strconv.Itoa(i)+"]", "unknown event %q; use delivery.<status>, device.invalid, contact.invalid or user.unsubscribed", e)
+			v.Add("events["+strconv.Itoa(i)+"]", "unknown event %q; use delivery.<status>, device.invalid, contact.invalid, user.unsubscribed, sms.budget_warning or sms.budget_exceeded", e)
 		case !slices.Contains(list, e):
 			list = append(list, e)
 		}
@@ -303,6 +309,55 @@ func (s *Service) hooks(ctx context.Context, appID string) ([]hook, error) {
 	s.cache[appID] = cached{hooks: hooks, at: now}
 	s.mu.Unlock()
 	return hooks, nil
+}
+
+// SMSBudgetData is the data of the sms.budget_* events.
+type SMSBudgetData struct {
+	AppID  string `json:"app_id"`
+	Day    string `json:"day"`    // the UTC day, YYYY-MM-DD
+	Used   int    `json:"used"`   // SMS counted that day
+	Budget int    `json:"budget"` // the app's sms_daily_budget
+}
+
+// NotifySMSBudget stores a post of an sms.budget_warning or
+// sms.budget_exceeded event for each of the app's endpoints subscribed to
+// it. The webhook-id derives from the app, the event and the day, so the
+// event is posted at most once per endpoint and day. Called by accepting,
+// which learns from the store that the day's threshold was first crossed.
+func (s *Service) NotifySMSBudget(ctx context.Context, typ string, d SMSBudgetData) error {
+	hooks, err := s.hooks(ctx, d.AppID)
+	if err != nil || len(hooks) == 0 {
+		return err
+	}
+	now := s.o.Now().UTC()
+	body, err := json.Marshal(struct {
+		Type      string        `json:"type"`
+		Timestamp time.Time     `json:"timestamp"`
+		Data      SMSBudgetData `json:"data"`
+	}{typ, now, d})
+	if err != nil {
+		return fmt.Errorf("webhook: payload: %w", err)
+	}
+	var posts []herald.WebhookPost
+	for _, h := range hooks {
+		if h.DisabledAt != nil || !slices.Contains(h.Events, typ) {
+			continue
+		}
+		sum := sha256.Sum256([]byte(d.AppID + "\x00" + typ + "\x00" + d.Day + "\x00" + h.ID))
+		posts = append(posts, herald.WebhookPost{AppID: d.AppID, ID: "msg_" + hex.EncodeToString(sum[:16]),
+			WebhookID: h.ID, Payload: body, DueAt: now, CreatedAt: now})
+	}
+	if len(posts) == 0 {
+		return nil
+	}
+	if err := s.store.AddWebhookPosts(ctx, posts); err != nil {
+		return fmt.Errorf("webhook: store %d posts: %w", len(posts), err)
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // Payload is the JSON body of a post.

@@ -55,7 +55,8 @@ func TestBackoffDoublesUpToTheCap(t *testing.T) {
 func TestEventNames(t *testing.T) {
 	t.Parallel()
 	names := EventNames()
-	for _, want := range []string{"delivery.accepted", "delivery.dead", "delivery.failed", "device.invalid", "contact.invalid", "user.unsubscribed"} {
+	for _, want := range []string{"delivery.accepted", "delivery.dead", "delivery.failed", "device.invalid", "contact.invalid", "user.unsubscribed",
+		"sms.budget_warning", "sms.budget_exceeded"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
@@ -64,8 +65,8 @@ func TestEventNames(t *testing.T) {
 			t.Errorf("EventNames lacks %q", want)
 		}
 	}
-	if len(names) != 15 {
-		t.Errorf("EventNames has %d names, want 12 statuses + 3", len(names))
+	if len(names) != 17 {
+		t.Errorf("EventNames has %d names, want 12 statuses + 5", len(names))
 	}
 }
 

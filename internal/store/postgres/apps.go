@@ -12,20 +12,24 @@ import (
 
 // CreateApp stores a new app. CodeConflict when the id exists.
 func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, default_locale, created_at) VALUES ($1, $2, $3, $4)`,
-		app.ID, app.Name, app.DefaultLocale, storeutil.Time(app.CreatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, default_locale, sms_allowed_countries, sms_daily_budget, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		app.ID, app.Name, app.DefaultLocale, storeutil.JoinCountries(app.SMSAllowedCountries), app.SMSDailyBudget,
+		storeutil.Time(app.CreatedAt))
 	return wrap(err, "create app %q", app.ID)
 }
 
 // GetApp returns the app. CodeNotFound when it does not exist.
 func (s *Store) GetApp(ctx context.Context, id string) (herald.App, error) {
 	a := herald.App{ID: id}
-	err := s.pool.QueryRow(ctx, `SELECT name, default_locale, created_at FROM apps WHERE id = $1`, id).
-		Scan(&a.Name, &a.DefaultLocale, &a.CreatedAt)
+	var countries string
+	err := s.pool.QueryRow(ctx, `SELECT name, default_locale, sms_allowed_countries, sms_daily_budget, created_at
+		FROM apps WHERE id = $1`, id).
+		Scan(&a.Name, &a.DefaultLocale, &countries, &a.SMSDailyBudget, &a.CreatedAt)
 	if err != nil {
 		return herald.App{}, wrap(err, "get app %q", id)
 	}
-	a.CreatedAt = a.CreatedAt.UTC()
+	a.CreatedAt, a.SMSAllowedCountries = a.CreatedAt.UTC(), storeutil.SplitCountries(countries)
 	return a, nil
 }
 
@@ -36,6 +40,39 @@ func (s *Store) SetAppDefaultLocale(ctx context.Context, id, locale string) erro
 		err = herald.ErrNotFound
 	}
 	return wrap(err, "set default locale of app %q", id)
+}
+
+// SetAppSMSGuard sets the app's SMS regions and daily budget.
+func (s *Store) SetAppSMSGuard(ctx context.Context, id string, g herald.SMSGuard) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE apps SET sms_allowed_countries = $2, sms_daily_budget = $3 WHERE id = $1`,
+		id, storeutil.JoinCountries(g.AllowedCountries), g.DailyBudget)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = herald.ErrNotFound
+	}
+	return wrap(err, "set sms guard of app %q", id)
+}
+
+// ReserveSMS counts n SMS against the app's budget for the day. The day's
+// row is locked for the transaction, so every process counts exactly.
+func (s *Store) ReserveSMS(ctx context.Context, appID, day string, n, budget int) (herald.SMSBudgetUse, error) {
+	var use herald.SMSBudgetUse
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO sms_budget_days (app_id, day, used) VALUES ($1, $2, 0)
+			ON CONFLICT (app_id, day) DO NOTHING`, appID, day); err != nil {
+			return err
+		}
+		var used int
+		var warned, exceeded bool
+		if err := tx.QueryRow(ctx, `SELECT used, warned, exceeded FROM sms_budget_days WHERE app_id = $1 AND day = $2 FOR UPDATE`,
+			appID, day).Scan(&used, &warned, &exceeded); err != nil {
+			return err
+		}
+		used, warned, exceeded, use = storeutil.SMSBudgetStep(used, warned, exceeded, n, budget)
+		_, err := tx.Exec(ctx, `UPDATE sms_budget_days SET used = $3, warned = $4, exceeded = $5 WHERE app_id = $1 AND day = $2`,
+			appID, day, used, warned, exceeded)
+		return err
+	})
+	return use, wrap(err, "reserve sms of app %q", appID)
 }
 
 // CreateKey stores a key. CodeConflict when the id or hash exists.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/heraldhq/herald"
@@ -11,8 +12,10 @@ import (
 
 // CreateApp stores a new app. CodeConflict when the id exists.
 func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, default_locale, created_at) VALUES (?, ?, ?, ?)`,
-		app.ID, app.Name, app.DefaultLocale, us(storeutil.Time(app.CreatedAt)))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, default_locale, sms_allowed_countries, sms_daily_budget, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		app.ID, app.Name, app.DefaultLocale, storeutil.JoinCountries(app.SMSAllowedCountries), app.SMSDailyBudget,
+		us(storeutil.Time(app.CreatedAt)))
 	return wrap(err, "create app %q", app.ID)
 }
 
@@ -20,12 +23,14 @@ func (s *Store) CreateApp(ctx context.Context, app herald.App) error {
 func (s *Store) GetApp(ctx context.Context, id string) (herald.App, error) {
 	a := herald.App{ID: id}
 	var created int64
-	err := s.read.QueryRowContext(ctx, `SELECT name, default_locale, created_at FROM apps WHERE id = ?`, id).
-		Scan(&a.Name, &a.DefaultLocale, &created)
+	var countries string
+	err := s.read.QueryRowContext(ctx, `SELECT name, default_locale, sms_allowed_countries, sms_daily_budget, created_at
+		FROM apps WHERE id = ?`, id).
+		Scan(&a.Name, &a.DefaultLocale, &countries, &a.SMSDailyBudget, &created)
 	if err != nil {
 		return herald.App{}, wrap(err, "get app %q", id)
 	}
-	a.CreatedAt = fromUS(created)
+	a.CreatedAt, a.SMSAllowedCountries = fromUS(created), storeutil.SplitCountries(countries)
 	return a, nil
 }
 
@@ -33,6 +38,41 @@ func (s *Store) GetApp(ctx context.Context, id string) (herald.App, error) {
 func (s *Store) SetAppDefaultLocale(ctx context.Context, id, locale string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE apps SET default_locale = ? WHERE id = ?`, locale, id)
 	return wrap(affected(res, err), "set default locale of app %q", id)
+}
+
+// SetAppSMSGuard sets the app's SMS regions and daily budget.
+func (s *Store) SetAppSMSGuard(ctx context.Context, id string, g herald.SMSGuard) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE apps SET sms_allowed_countries = ?, sms_daily_budget = ? WHERE id = ?`,
+		storeutil.JoinCountries(g.AllowedCountries), g.DailyBudget, id)
+	return wrap(affected(res, err), "set sms guard of app %q", id)
+}
+
+// ReserveSMS counts n SMS against the app's budget for the day. The one
+// writer connection and its immediate transactions serialise processes.
+func (s *Store) ReserveSMS(ctx context.Context, appID, day string, n, budget int) (use herald.SMSBudgetUse, err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return use, wrap(err, "reserve sms of app %q", appID)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var used int
+	var warned, exceeded bool
+	err = tx.QueryRowContext(ctx, `SELECT used, warned, exceeded FROM sms_budget_days WHERE app_id = ? AND day = ?`,
+		appID, day).Scan(&used, &warned, &exceeded)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return use, wrap(err, "reserve sms of app %q", appID)
+	}
+	used, warned, exceeded, use = storeutil.SMSBudgetStep(used, warned, exceeded, n, budget)
+	if _, err = tx.ExecContext(ctx, `INSERT INTO sms_budget_days (app_id, day, used, warned, exceeded) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (app_id, day) DO UPDATE SET used = excluded.used, warned = excluded.warned, exceeded = excluded.exceeded`,
+		appID, day, used, warned, exceeded); err != nil {
+		return use, wrap(err, "reserve sms of app %q", appID)
+	}
+	return use, wrap(tx.Commit(), "reserve sms of app %q", appID)
 }
 
 // CreateKey stores a key. CodeConflict when the id or hash exists.

@@ -26,6 +26,8 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		test func(t *testing.T, s herald.Store)
 	}{
 		{"Apps", testApps},
+		{"SMSGuard", testSMSGuard},
+		{"SMSBudgetConcurrent", testSMSBudgetConcurrent},
 		{"Keys", testKeys},
 		{"KeyLifecycle", testKeyLifecycle},
 		{"Users", testUsers},
@@ -139,6 +141,91 @@ func testApps(t *testing.T, s herald.Store) {
 	got, err = s.GetApp(ctx, b.ID)
 	must(t, err)
 	diff(t, "app with a locale", got, b)
+}
+
+func testSMSGuard(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	got, err := s.GetApp(ctx, a.ID)
+	must(t, err)
+	if len(got.SMSAllowedCountries) != 0 || got.SMSDailyBudget != 0 {
+		t.Errorf("a new app's sms guard = %v, %d; want none", got.SMSAllowedCountries, got.SMSDailyBudget)
+	}
+	must(t, s.SetAppSMSGuard(ctx, a.ID, herald.SMSGuard{AllowedCountries: []string{"DE", "US"}, DailyBudget: 10}))
+	got, err = s.GetApp(ctx, a.ID)
+	must(t, err)
+	diff(t, "sms countries", got.SMSAllowedCountries, []string{"DE", "US"})
+	if got.SMSDailyBudget != 10 {
+		t.Errorf("sms budget = %d, want 10", got.SMSDailyBudget)
+	}
+	wantCode(t, s.SetAppSMSGuard(ctx, newID(), herald.SMSGuard{DailyBudget: 1}), herald.CodeNotFound)
+
+	// A budget of 10: 7 fit, the 8th warns, 3 more do not fit and
+	// alert, 2 still fit, and the 11th is refused without a second alert.
+	steps := []struct {
+		n    int
+		want herald.SMSBudgetUse
+	}{
+		{7, herald.SMSBudgetUse{Used: 7, Reserved: true}},
+		{1, herald.SMSBudgetUse{Used: 8, Reserved: true, Warn: true}},
+		{3, herald.SMSBudgetUse{Used: 8, Exceeded: true}},
+		{2, herald.SMSBudgetUse{Used: 10, Reserved: true}},
+		{1, herald.SMSBudgetUse{Used: 10}},
+	}
+	for i, st := range steps {
+		use, err := s.ReserveSMS(ctx, a.ID, "2026-11-28", st.n, 10)
+		must(t, err)
+		if use != st.want {
+			t.Errorf("step %d: reserve %d = %+v, want %+v", i, st.n, use, st.want)
+		}
+	}
+	// Another day and another app count from zero; a refusal as the first
+	// thing of the day alerts once.
+	use, err := s.ReserveSMS(ctx, a.ID, "2026-11-29", 11, 10)
+	must(t, err)
+	if want := (herald.SMSBudgetUse{Used: 0, Exceeded: true}); use != want {
+		t.Errorf("next day, 11 of 10 = %+v, want %+v", use, want)
+	}
+	b := createApp(t, s)
+	use, err = s.ReserveSMS(ctx, b.ID, "2026-11-28", 1, 10)
+	must(t, err)
+	if want := (herald.SMSBudgetUse{Used: 1, Reserved: true}); use != want {
+		t.Errorf("other app = %+v, want %+v", use, want)
+	}
+}
+
+// testSMSBudgetConcurrent reserves from many goroutines at once: exactly
+// the budget is reserved, and each alert fires once.
+func testSMSBudgetConcurrent(t *testing.T, s herald.Store) {
+	a := createApp(t, s)
+	const budget, tries = 25, 40
+	var mu sync.Mutex
+	reserved, warns, exceeded := 0, 0, 0
+	var wg sync.WaitGroup
+	for range tries {
+		wg.Go(func() {
+			use, err := s.ReserveSMS(t.Context(), a.ID, "2026-11-28", 1, budget)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if use.Reserved {
+				reserved++
+			}
+			if use.Warn {
+				warns++
+			}
+			if use.Exceeded {
+				exceeded++
+			}
+		})
+	}
+	wg.Wait()
+	if reserved != budget || warns != 1 || exceeded != 1 {
+		t.Errorf("reserved %d, warnings %d, exceeded alerts %d; want %d, 1, 1", reserved, warns, exceeded, budget)
+	}
 }
 
 func testKeys(t *testing.T, s herald.Store) {
