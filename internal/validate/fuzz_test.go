@@ -14,8 +14,8 @@ import (
 )
 
 // FuzzPhone: a number Phone accepts comes back in E.164 (a plus and at
-// most 15 digits) and is accepted again unchanged; anything without the
-// leading plus is refused.
+// most 15 digits) made of the digits given, and is accepted again
+// unchanged; anything without the leading plus is refused.
 func FuzzPhone(f *testing.F) {
 	for _, s := range []string{"+14155550100", "+1 415 555 0100", "+447911123456", "+4915123456789",
 		"+1 (415) 555-0100", "+44 (0)20 7946 0958", "+8613800138000", "+33612345678", "+12345",
@@ -36,6 +36,20 @@ func FuzzPhone(f *testing.F) {
 		}
 		if len(out) < 2 || len(out) > 16 || out[0] != '+' || strings.Trim(out[1:], "0123456789") != "" {
 			t.Fatalf("Phone(%q) = %q, not E.164", in, out)
+		}
+		// The number sent to is the digits given: none added (letters read
+		// as digits), none dropped (an extension), but for the "(0)" of a
+		// national prefix written in the international form.
+		digits := func(s string) string {
+			return strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return r
+				}
+				return -1
+			}, s)
+		}
+		if digits(in) != out[1:] && digits(strings.Replace(in, "(0)", "", 1)) != out[1:] {
+			t.Fatalf("Phone(%q) = %q: not the digits given", in, out)
 		}
 		again, err := validate.Phone(out)
 		if err != nil || again != out {

@@ -58,6 +58,13 @@ func Phone(s string) (string, error) {
 	if len(s) > 32 {
 		return "", errors.New("is too long for a phone number")
 	}
+	// libphonenumber reads far more than a number: it turns letters into
+	// digits (1-800-FLOWERS), drops an extension (";ext=1", " x12") and
+	// skips a second plus. A number sent to must be the digits given, so
+	// only digits and separators may follow the plus.
+	if strings.Trim(s[1:], "0123456789 -.()") != "" {
+		return "", errors.New("must hold only digits after the +, with spaces, '-', '.' or parentheses as separators")
+	}
 	n, err := phonenumbers.Parse(s, "")
 	if err != nil || !phonenumbers.IsValidNumber(n) {
 		return "", errors.New("is not a valid phone number")
