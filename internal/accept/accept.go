@@ -389,11 +389,28 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 			v.Add("content."+f.name, "at most %d characters", s.limits.MaxBodyChars)
 		}
 	}
+	if len(c.Data) > maxDataKeys {
+		v.Add("content.data", "at most %d keys", maxDataKeys)
+	} else if n := dataSize(c.Data); n > s.limits.MaxBodyChars {
+		v.Add("content.data", "at most %d characters of keys and values together", s.limits.MaxBodyChars)
+	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		v.Add("content.subject", "must be one line")
 	}
 	checkSchedule(&v, req, s.now())
 	return v.Err()
+}
+
+// maxDataKeys bounds a push's data, as a template's push data is bounded:
+// every key goes to the provider, and the log keeps them all.
+const maxDataKeys = 100
+
+func dataSize(data map[string]string) int {
+	n := 0
+	for k, v := range data {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func contentEmpty(c herald.Content) bool {
