@@ -69,7 +69,13 @@ func Phone(s string) (string, error) {
 	if err != nil || !phonenumbers.IsValidNumber(n) {
 		return "", errors.New("is not a valid phone number")
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(n, phonenumbers.E164)
+	// libphonenumber takes some national plans' longest numbers past
+	// E.164's 15 digits, which no SMS provider accepts.
+	if len(e164) > 16 {
+		return "", errors.New("has more than the 15 digits E.164 allows")
+	}
+	return e164, nil
 }
 
 // Timezone accepts an IANA zone name ("Europe/Berlin", "UTC") or the empty
