@@ -75,7 +75,23 @@ func Phone(s string) (string, error) {
 	if len(e164) > 16 {
 		return "", errors.New("has more than the 15 digits E.164 allows")
 	}
+	// It also drops a national trunk prefix written after the country
+	// code ("+49 0201…", "+1 1 201…"). Only the customary "(0)" is taken
+	// as one; otherwise the digits given must be the number, so that what
+	// is stored is what was written.
+	if digits(s) != e164[1:] && digits(strings.Replace(s, "(0)", "", 1)) != e164[1:] {
+		return "", errors.New("must be the number in international form, without a national prefix after the country code")
+	}
 	return e164, nil
+}
+
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 // Timezone accepts an IANA zone name ("Europe/Berlin", "UTC") or the empty
