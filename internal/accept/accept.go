@@ -413,7 +413,9 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	}
 	// Push services take about 4 KiB of payload in all; template data is
 	// read by every render of the request.
-	if raw, _ := json.Marshal(c.Data); len(raw) > MaxPushDataBytes {
+	if len(c.Data) > maxDataKeys {
+		v.Add("content.data", "at most %d keys", maxDataKeys)
+	} else if raw, _ := json.Marshal(c.Data); len(raw) > MaxPushDataBytes {
 		v.Add("content.data", "at most %d bytes of JSON", MaxPushDataBytes)
 	}
 	if raw, _ := json.Marshal(req.Data); len(raw) > MaxTemplateDataBytes {
@@ -425,6 +427,10 @@ func (s *Service) normalize(req *herald.SendRequest) error {
 	checkSchedule(&v, req, s.now())
 	return v.Err()
 }
+
+// maxDataKeys bounds a push's data, as a template's push data is bounded:
+// every key goes to the provider, and the log keeps them all.
+const maxDataKeys = 100
 
 func contentEmpty(c herald.Content) bool {
 	return c.Title == "" && c.Body == "" && c.Subject == "" && c.HTML == "" && c.URL == "" && c.Icon == "" && len(c.Data) == 0

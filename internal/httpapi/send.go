@@ -80,6 +80,18 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 	if err := s.decode(w, r, &body); err != nil {
 		return err
 	}
+	req, err := s.sendRequest(body)
+	if err != nil {
+		return err
+	}
+	return s.send(w, r, caller, req)
+}
+
+// sendRequest checks a decoded POST /v1/notifications body and turns it
+// into the request the Sender takes. Errors are CodeInvalid naming each
+// field; the Sender checks what needs the store (users, templates) and
+// the contacts given directly.
+func (s *server) sendRequest(body sendRequestBody) (herald.SendRequest, error) {
 	var v herald.Validation
 	for _, f := range []struct {
 		name string
@@ -148,9 +160,9 @@ func (s *server) sendNotification(w http.ResponseWriter, r *http.Request, caller
 		}
 	}
 	if err := v.Err(); err != nil {
-		return err
+		return herald.SendRequest{}, err
 	}
-	return s.send(w, r, caller, req)
+	return req, nil
 }
 
 func (s *server) checkRecipientCount(v *herald.Validation, n int) {

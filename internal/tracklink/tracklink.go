@@ -108,7 +108,10 @@ func (l *Links) Parse(kind Kind, token string) (Target, error) {
 	if token == "" || len(token) > MaxTokenLength {
 		return Target{}, ErrBadToken
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: a token has one spelling. The lenient decoder ignores the
+	// unused low bits of the last character, so four spellings of every
+	// token would pass the MAC, and a hit could not be told by its token.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(raw) < 1+macSize {
 		return Target{}, ErrBadToken
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/heraldhq/herald/internal/tracklink"
 )
 
-func newLinks(t *testing.T, key byte) *tracklink.Links {
+func newLinks(t testing.TB, key byte) *tracklink.Links {
 	t.Helper()
 	l, err := tracklink.New("https://herald.example.com/", bytes.Repeat([]byte{key}, 32))
 	if err != nil {

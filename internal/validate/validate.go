@@ -58,11 +58,40 @@ func Phone(s string) (string, error) {
 	if len(s) > 32 {
 		return "", errors.New("is too long for a phone number")
 	}
+	// libphonenumber reads far more than a number: it turns letters into
+	// digits (1-800-FLOWERS), drops an extension (";ext=1", " x12") and
+	// skips a second plus. A number sent to must be the digits given, so
+	// only digits and separators may follow the plus.
+	if strings.Trim(s[1:], "0123456789 -.()") != "" {
+		return "", errors.New("must hold only digits after the +, with spaces, '-', '.' or parentheses as separators")
+	}
 	n, err := phonenumbers.Parse(s, "")
 	if err != nil || !phonenumbers.IsValidNumber(n) {
 		return "", errors.New("is not a valid phone number")
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(n, phonenumbers.E164)
+	// libphonenumber takes some national plans' longest numbers past
+	// E.164's 15 digits, which no SMS provider accepts.
+	if len(e164) > 16 {
+		return "", errors.New("has more than the 15 digits E.164 allows")
+	}
+	// It also drops a national trunk prefix written after the country
+	// code ("+49 0201…", "+1 1 201…"). Only the customary "(0)" is taken
+	// as one; otherwise the digits given must be the number, so that what
+	// is stored is what was written.
+	if digits(s) != e164[1:] && digits(strings.Replace(s, "(0)", "", 1)) != e164[1:] {
+		return "", errors.New("must be the number in international form, without a national prefix after the country code")
+	}
+	return e164, nil
+}
+
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 // PhoneRegion returns the ISO 3166 alpha-2 region of an E.164 number
