@@ -112,18 +112,26 @@ func (s *server) authenticate(r *http.Request) (herald.APIKey, string, error) {
 // hash. Nothing is cached: a revocation or an expiry holds on every
 // process at once.
 func (s *server) lookupKey(ctx context.Context, token string) (herald.APIKey, error) {
-	if s.hasher != nil {
+	keyed := func() (herald.APIKey, error) {
 		sum := s.hasher.Sum(token)
 		key, err := s.store.KeyByHash(ctx, sum)
 		if err == nil && !apikey.Equal(key.Hash, sum) {
 			err = herald.ErrNotFound
 		}
-		if !herald.IsNotFound(err) {
+		return key, err
+	}
+	if s.hasher != nil {
+		if key, err := keyed(); !herald.IsNotFound(err) {
 			return key, err
 		}
 	}
 	legacy := apikey.LegacyHash(token)
 	key, err := s.store.KeyByHash(ctx, legacy)
+	if herald.IsNotFound(err) && s.hasher != nil {
+		// Another request (on any process) may have moved the key to its
+		// keyed hash between the two reads above: look there once more.
+		return keyed()
+	}
 	if err != nil {
 		return herald.APIKey{}, err
 	}
