@@ -302,7 +302,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Webhooks: a.webhooks, Tracking: tracking, PublicURL: a.cfg.PublicURL, Templates: templates,
 		Limiter: a.limiter, KeyLimit: a.cfg.APIKeyLimit(),
 		AuthFailureLimit: a.cfg.AuthFailureLimit(), TrustForwardedFor: a.cfg.TrustForwardedFor, KeyHasher: hasher,
-		Ready: a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
+		AllowPrivateTargets: a.cfg.AllowPrivateTargets,
+		Ready:               a.ready, Registry: a.reg, Now: a.now, MaxBodyBytes: a.cfg.MaxBodyBytes, MaxRecipients: a.cfg.MaxRecipients,
 		Pprof: a.cfg.Pprof, MaxSendsInFlight: sendsInFlight(a.cfg.MaxSendsInFlight), OnSendShed: a.watch.shed,
 		Admit: a.watch.door, Monitor: &monitor{q: a.q, providers: providers, sends: a.cfg.HasRole(RoleWorker), now: time.Now}})
 	if !a.cfg.HasRole(RoleAPI) {

@@ -393,3 +393,34 @@ func manyKeys(n int) obj {
 	}
 	return out
 }
+
+// TestPrivateWebPushEndpointRefusedAtRegistration: without
+// --allow-private-targets, a web push subscription naming a loopback,
+// private or link-local address is refused when the device is registered
+// (422 naming subscription.endpoint), not left to fail at every send.
+func TestPrivateWebPushEndpointRefusedAtRegistration(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AllowPrivateTargets = false
+	a := start(t, cfg)
+	c := newAPI(t, a, newApp(t, a, "shop"))
+	c.must(201, "PUT", "/v1/users/ada", map[string]any{"email": "ada@example.com"})
+	for _, endpoint := range []string{
+		"https://10.0.0.1/push/1",
+		"https://192.168.1.20/push/1",
+		"https://127.0.0.1:8443/push/1",
+		"http://127.0.0.1/push/1",
+		"https://[::1]/push/1",
+		"https://169.254.169.254/latest/meta-data",
+		"https://[fd00::1]/push/1",
+	} {
+		body := json.RawMessage(webDevice(endpoint, goodKey, goodAuth))
+		var p struct {
+			Errors []struct{ Field string }
+		}
+		c.must(422, "POST", "/v1/users/ada/devices", body).decode(t, &p)
+		if len(p.Errors) != 1 || p.Errors[0].Field != "subscription.endpoint" {
+			t.Errorf("%s: errors %+v, want one naming subscription.endpoint", endpoint, p.Errors)
+		}
+	}
+	c.must(201, "POST", "/v1/users/ada/devices", json.RawMessage(webDevice("https://push.example.com/send/1", goodKey, goodAuth)))
+}

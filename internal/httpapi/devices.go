@@ -3,10 +3,12 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/netguard"
 	"github.com/heraldhq/herald/internal/validate"
 )
 
@@ -75,6 +77,15 @@ func (s *server) addDevice(w http.ResponseWriter, r *http.Request, caller herald
 	d, err := deviceFromRequest(req)
 	if err != nil {
 		return err
+	}
+	if d.Subscription != nil && !s.allowPrivate {
+		// The sender refuses such an endpoint too; refusing it here tells
+		// the caller now rather than as a failed delivery later.
+		if u, err := url.Parse(d.Subscription.Endpoint); err == nil {
+			if reason := netguard.HostReason(u.Hostname()); reason != "" {
+				return herald.Invalid("subscription.endpoint", "is "+reason+"; private targets are not allowed")
+			}
+		}
 	}
 	id, err := uuid.NewV7()
 	if err != nil {

@@ -70,6 +70,11 @@ type Deps struct {
 	// X-Forwarded-For entry instead of the TCP peer: only behind a proxy
 	// that sets it.
 	TrustForwardedFor bool
+	// AllowPrivateTargets lets web push subscriptions name loopback,
+	// private and link-local addresses (tests and local development);
+	// otherwise such an endpoint is refused when the device is registered,
+	// not only when a push to it is attempted.
+	AllowPrivateTargets bool
 	// KeyHasher computes the keyed hash keys are stored and looked up by;
 	// nil stores and finds keys by their legacy SHA-256 alone.
 	KeyHasher *apikey.Hasher
@@ -125,6 +130,7 @@ type server struct {
 	keyLimit          herald.Limit
 	authLimit         herald.Limit
 	trustForwardedFor bool
+	allowPrivate      bool
 	hasher            *apikey.Hasher
 	authFailures      *prometheus.CounterVec
 	usage             keyUsage
@@ -160,6 +166,7 @@ func NewServer(d Deps) http.Handler {
 		keyLimit:          d.KeyLimit,
 		authLimit:         d.AuthFailureLimit,
 		trustForwardedFor: d.TrustForwardedFor,
+		allowPrivate:      d.AllowPrivateTargets,
 		hasher:            d.KeyHasher,
 		tracking:          d.Tracking,
 		publicURL:         strings.TrimSuffix(d.PublicURL, "/"),
