@@ -108,11 +108,12 @@ func (l *Links) Parse(kind Kind, token string) (Target, error) {
 	if token == "" || len(token) > MaxTokenLength {
 		return Target{}, ErrBadToken
 	}
-	// Strict: a token has one spelling. The lenient decoder ignores the
-	// unused low bits of the last character, so four spellings of every
-	// token would pass the MAC, and a hit could not be told by its token.
+	// A token has one spelling. The lenient decoder ignores the unused
+	// low bits of the last character, and every decoder skips \r and \n,
+	// so other spellings of a token would pass the MAC and a hit could not
+	// be told by its token: what decodes must encode back to the token.
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(raw) < 1+macSize {
+	if err != nil || len(raw) < 1+macSize || base64.RawURLEncoding.EncodeToString(raw) != token {
 		return Target{}, ErrBadToken
 	}
 	payload, sum := raw[:len(raw)-macSize], raw[len(raw)-macSize:]
