@@ -86,7 +86,7 @@ func (in *injector) middleware(next http.Handler) http.Handler {
 			case <-r.Context().Done():
 			case <-in.done:
 			}
-			return
+			panic(http.ErrAbortHandler) // returning would answer 200
 		case x < plan.HangShare+plan.ErrorShare:
 			in.errors.Add(1)
 			in.answerError(w, []int{http.StatusInternalServerError, http.StatusServiceUnavailable, http.StatusTooManyRequests}[pick])

@@ -232,15 +232,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-		return
+		// Abort rather than return: a handler that returns answers 200.
+		panic(http.ErrAbortHandler)
 	}
 	if latency > 0 {
 		select {
 		case <-time.After(latency):
 		case <-r.Context().Done():
-			return
+			panic(http.ErrAbortHandler)
 		case <-s.done:
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 

@@ -414,7 +414,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	a := s.answerSend(r, project, body, err, &rec)
 	if a.status == 0 {
-		return // hung
+		// Hung or given up: abort, since a handler that returns answers 200.
+		panic(http.ErrAbortHandler)
 	}
 	s.mu.Lock()
 	rec.Status = a.status
@@ -468,7 +469,9 @@ func (s *Server) answerSend(r *http.Request, project string, body []byte, readEr
 		select {
 		case <-time.After(latency):
 		case <-r.Context().Done():
+			return sendAnswer{}
 		case <-s.stop:
+			return sendAnswer{}
 		}
 	}
 

@@ -256,7 +256,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.closing:
 		}
-		return
+		// Abort rather than return: a handler that returns answers 200.
+		panic(http.ErrAbortHandler)
 	}
 	if latency > 0 {
 		timer := time.NewTimer(latency)
@@ -264,9 +265,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-timer.C:
 		case <-r.Context().Done():
-			return
+			panic(http.ErrAbortHandler)
 		case <-s.closing:
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 

@@ -238,7 +238,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
-		return
+		// Abort rather than return: a handler that returns answers 200.
+		panic(http.ErrAbortHandler)
 	}
 	if latency > 0 {
 		t := time.NewTimer(latency)
@@ -246,10 +247,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			return
+			panic(http.ErrAbortHandler)
 		case <-s.done:
 			t.Stop()
-			return
+			panic(http.ErrAbortHandler)
 		}
 	}
 	if fail != nil {
