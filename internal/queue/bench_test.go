@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/heraldtest"
 	"github.com/heraldhq/herald/internal/natsembed"
 	"github.com/heraldhq/herald/internal/queue"
 )
@@ -58,4 +60,30 @@ func BenchmarkPublishDeliveries(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPublishEvents appends events to EVENTS on embedded JetStream,
+// 20 per call as the log writer publishes a group commit's events: the
+// figure is the CPU of the whole process (client and server) per event.
+func BenchmarkPublishEvents(b *testing.B) {
+	ctx := context.Background()
+	q := benchQueue(b)
+	const perCall = 20
+	evs := make([]herald.Event, perCall)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := heraldtest.CPUTime()
+	for i := 0; i < b.N; i += perCall {
+		n := min(perCall, b.N-i)
+		for j := range n {
+			evs[j] = herald.Event{AppID: "app", NotificationID: fmt.Sprintf("0190b7a4-0000-7000-8000-%012d", i+j),
+				DeliveryID: fmt.Sprintf("0190b7a4-0000-8000-8000-%012d", i+j), Channel: herald.ChannelEmail,
+				Status: herald.StatusSent, Attempt: 1, Provider: "smtp", At: time.Now()}
+		}
+		if err := q.PublishEvents(ctx, evs[:n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((heraldtest.CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/event")
 }

@@ -16,14 +16,15 @@ import (
 // through two durable consumers, as the tracker and the webhook matcher
 // do, with handlers that do nothing: the figure is the queue's own cost of
 // handing over and acknowledging an event, per event and per reader. The
-// events are published before the timer starts.
+// events are published before the timer starts, 20 per call as the log
+// writer publishes a group commit's.
 func BenchmarkConsumeEvents(b *testing.B) {
 	ctx := context.Background()
 	q := benchQueue(b)
-	evs := make([]herald.Event, 0, 100)
+	evs := make([]herald.Event, 0, 20)
 	for i := 0; i < b.N; i += len(evs) {
 		evs = evs[:0]
-		for j := range min(100, b.N-i) {
+		for j := range min(20, b.N-i) {
 			evs = append(evs, herald.Event{AppID: "app", NotificationID: fmt.Sprintf("0190b7a4-0000-7000-8000-%012d", i+j),
 				DeliveryID: fmt.Sprintf("0190b7a4-0000-8000-8000-%012d", i+j), Channel: herald.ChannelEmail,
 				Status: herald.StatusSent, Attempt: 1, Provider: "smtp", At: time.Now()})
