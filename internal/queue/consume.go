@@ -184,11 +184,13 @@ func (q *Queue) decodeJob(m jetstream.Msg, ch herald.Channel, p herald.Priority)
 // has its own). handle gets a batch at a time: the events that have
 // arrived since the last call, up to MaxEventBatch, so that under load a
 // reader pays for one pull and one store write per batch instead of per
-// event. The batch's events are acked when handle returns nil, and all of
-// them are redelivered after a growing delay otherwise (a handler must
-// therefore be idempotent); a malformed one is logged and terminated. The
-// slice is reused for the next batch: handle must not keep it. The
-// lifetime rules are those of ConsumeJobs.
+// event. A message's events (up to a commit's, see PublishEvents) always
+// go to the same call, so that a message is acked only when all of its
+// events were handled: when handle returns nil, and all of them are
+// redelivered after a growing delay otherwise (a handler must therefore be
+// idempotent). A malformed message is logged and terminated. The slice is
+// reused for the next batch: handle must not keep it. The lifetime rules
+// are those of ConsumeJobs.
 func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(context.Context, []herald.Event) error) (*Consumer, error) {
 	if durable == "" || handle == nil {
 		return nil, herald.Errorf(herald.CodeInternal, "queue: consume events: needs a durable name and a handler")
@@ -210,50 +212,103 @@ func (q *Queue) ConsumeEvents(ctx context.Context, durable string, handle func(c
 	if err != nil {
 		return nil, translate(fmt.Sprintf("queue: consume events: consumer %q on %q", durable, q.events), err)
 	}
-	log := q.log.With("consumer", durable)
-	evs := make([]herald.Event, 0, MaxEventBatch)
-	good := make([]jetstream.Msg, 0, MaxEventBatch)
-	return q.runBatches(ctx, cons, min(MaxEventBatch, q.o.MaxAckPending), log, func(hctx context.Context, ms []jetstream.Msg) {
-		evs, good = evs[:0], good[:0]
-		for _, m := range ms {
-			w, err := decodeEvent(m.Data())
-			if err != nil {
-				log.Error("terminating malformed event", "subject", m.Subject(), "err", err)
-				if err := m.Term(); err != nil {
-					log.Warn("term of malformed event failed", "err", err)
-				}
-				continue
-			}
-			evs, good = append(evs, w.event()), append(good, m)
-		}
-		if len(evs) == 0 {
-			return
-		}
-		if err := handle(hctx, evs); err != nil {
-			var n uint64 = 1
-			if md, mdErr := good[0].Metadata(); mdErr == nil {
-				n = md.NumDelivered
-			}
-			delay := retryDelay(n)
-			log.Warn("event handler failed; redelivering the batch", "events", len(evs), "first_delivery_id", evs[0].DeliveryID,
-				"attempt", n, "delay", delay, "err", err)
-			for _, m := range good {
-				if err := m.NakWithDelay(delay); err != nil {
-					log.Warn("nak of event failed", "err", err)
-				}
-			}
-			return
-		}
-		for i, m := range good {
-			if err := m.Ack(); err != nil {
-				log.Warn("ack of event failed; it will be redelivered", "delivery_id", evs[i].DeliveryID, "err", err)
-			}
-		}
-	}), nil
+	r := &eventReader{log: q.log.With("consumer", durable), handle: handle, batchSubject: q.prefix + eventBatchSubject,
+		maxFetch: min(MaxEventBatch, q.o.MaxAckPending), perMsg: MaxEventBatch,
+		evs: make([]herald.Event, 0, MaxEventBatch)}
+	return q.runBatches(ctx, cons, r.maxFetch, r.fetchSize, r.log, r.process), nil
 }
 
-// MaxEventBatch is the most events one ConsumeEvents handler call gets.
+// MaxEventBatch is the most events one ConsumeEvents handler call gets, and
+// the most one EVENTS message holds.
 const MaxEventBatch = 256
+
+// eventReader hands the events of pulled EVENTS messages to a handler and
+// answers the messages. It runs on its consumer's pull loop only.
+type eventReader struct {
+	log          *slog.Logger
+	handle       func(context.Context, []herald.Event) error
+	batchSubject string
+	maxFetch     int
+	// perMsg is the most events a message held in the last messages
+	// handed over: the next pull asks for about MaxEventBatch events'
+	// worth of messages, so that what waits in the client behind the
+	// handler is about one handler call's worth, not up to MaxEventBatch
+	// calls' (their ack wait runs meanwhile, and each can hold 256 KiB).
+	// It starts at the most, so that a first pull after a restart with a
+	// backlog takes one message.
+	perMsg int
+
+	evs  []herald.Event
+	msgs []eventMsg
+}
+
+// eventMsg is a pulled message and the range of its events in evs.
+type eventMsg struct {
+	m          jetstream.Msg
+	start, end int
+}
+
+func (r *eventReader) fetchSize() int {
+	return max(1, min(r.maxFetch, MaxEventBatch/r.perMsg))
+}
+
+// process decodes ms, terminating the malformed, and hands their events
+// to the handler in runs of whole messages of at most MaxEventBatch events.
+func (r *eventReader) process(ctx context.Context, ms []jetstream.Msg) {
+	r.evs, r.msgs = r.evs[:0], r.msgs[:0]
+	perMsg := 0
+	for _, m := range ms {
+		start := len(r.evs)
+		var err error
+		r.evs, err = decodeEvents(r.evs, m.Subject() == r.batchSubject, m.Data())
+		if err != nil {
+			r.log.Error("terminating malformed event message", "subject", m.Subject(), "err", err)
+			if err := m.Term(); err != nil {
+				r.log.Warn("term of malformed event message failed", "err", err)
+			}
+			continue
+		}
+		r.msgs = append(r.msgs, eventMsg{m: m, start: start, end: len(r.evs)})
+		perMsg = max(perMsg, len(r.evs)-start)
+	}
+	if perMsg > 0 {
+		r.perMsg = perMsg
+	}
+	for lo := 0; lo < len(r.msgs); {
+		hi := lo + 1
+		for hi < len(r.msgs) && r.msgs[hi].end-r.msgs[lo].start <= MaxEventBatch {
+			hi++
+		}
+		r.run(ctx, r.evs[r.msgs[lo].start:r.msgs[hi-1].end], r.msgs[lo:hi])
+		lo = hi
+	}
+}
+
+// run hands evs, the events of msgs, to the handler, and acks msgs when it
+// succeeds or naks them all with a growing delay when it fails.
+func (r *eventReader) run(ctx context.Context, evs []herald.Event, msgs []eventMsg) {
+	if err := r.handle(ctx, evs); err != nil {
+		var n uint64 = 1
+		if md, mdErr := msgs[0].m.Metadata(); mdErr == nil {
+			n = md.NumDelivered
+		}
+		delay := retryDelay(n)
+		r.log.Warn("event handler failed; redelivering the batch", "events", len(evs), "messages", len(msgs),
+			"first_delivery_id", evs[0].DeliveryID, "attempt", n, "delay", delay, "err", err)
+		for _, m := range msgs {
+			if err := m.m.NakWithDelay(delay); err != nil {
+				r.log.Warn("nak of event message failed", "err", err)
+			}
+		}
+		return
+	}
+	for _, m := range msgs {
+		if err := m.m.Ack(); err != nil {
+			r.log.Warn("ack of event message failed; its events will be redelivered", "events", m.end-m.start,
+				"first_delivery_id", evs[m.start-msgs[0].start].DeliveryID, "err", err)
+		}
+	}
+}
 
 // retryDelay backs off the redelivery of an event whose handler failed:
 // 100ms doubling up to 30s, so a broken dependency is not hammered.
@@ -279,11 +334,12 @@ const (
 	maxPullBackoff = 2 * time.Second
 )
 
-// runBatches pulls from cons up to max messages at a time and hands them
-// to process in batches, one batch at a time on one goroutine: each batch
-// is what has arrived since the previous one, so a busy stream is read in
-// large batches and a quiet one without waiting.
-func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int, log *slog.Logger, process func(context.Context, []jetstream.Msg)) *Consumer {
+// runBatches pulls from cons fetchSize() messages at a time (at most
+// limit) and hands them to process in batches, one batch at a time on one
+// goroutine, the pulls' own: each batch is what has arrived since the
+// previous one, so a busy stream is read in large batches and a quiet one
+// without waiting.
+func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, limit int, fetchSize func() int, log *slog.Logger, process func(context.Context, []jetstream.Msg)) *Consumer {
 	c, hctx, pullCtx := newConsumer(ctx)
 	handle := func(ms []jetstream.Msg) {
 		defer func() {
@@ -300,16 +356,17 @@ func (q *Queue) runBatches(ctx context.Context, cons jetstream.Consumer, max int
 		defer close(c.done)
 		defer c.cancel()
 		backoff := minPullBackoff
-		group := make([]jetstream.Msg, 0, max)
+		group := make([]jetstream.Msg, 0, limit)
 		for {
+			size := min(fetchSize(), limit)
 			fctx, fcancel := context.WithTimeout(pullCtx, fetchWait)
-			batch, err := cons.Fetch(max, jetstream.FetchContext(fctx))
+			batch, err := cons.Fetch(size, jetstream.FetchContext(fctx))
 			if err == nil {
 				msgs := batch.Messages()
 				for m := range msgs {
 					group = append(group[:0], m)
 				more:
-					for len(group) < max {
+					for len(group) < size {
 						select {
 						case m, ok := <-msgs:
 							if !ok {

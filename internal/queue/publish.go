@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,8 +68,8 @@ func (q *Queue) Publish(ctx context.Context, jobs []Job) error {
 		msgs[i] = &nats.Msg{Subject: q.jobSubject(j.Channel, j.Priority), Data: body, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.MsgIDHeader, j.msgID())
 	}
-	errs = append(errs, q.publishAll(ctx, q.notify, msgs, ids)...)
-	return joinFailures("queue: publish jobs", len(jobs), errs)
+	errs = append(errs, q.publishAll(ctx, q.notify, msgs, func(i int) string { return fmt.Sprintf("delivery %q", ids[i]) })...)
+	return joinFailures("queue: publish jobs", len(errs), len(jobs), errs)
 }
 
 // wireEvent is an Event on the EVENTS stream: compact JSON with stable,
@@ -97,38 +99,88 @@ func (w wireEvent) event() herald.Event {
 		Provider: w.Provider, Detail: w.Detail, At: w.At}
 }
 
-// PublishEvents appends events to EVENTS on events.<channel>.<status>
-// (a channel or status that is empty or not a plain token becomes "_"),
-// asynchronously, and waits for every PubAck. Errors as for Publish,
-// naming the failed events' delivery ids.
+// Events travel on EVENTS in batches, so that a commit's events cost the
+// server one message to store and each reader one to pull and ack: a
+// message on events.batch holds up to MaxEventBatch events and at most
+// maxBatchBytes of body (an event larger than that goes alone), each
+// event's JSON (appendEvent) on a line of its own; the JSON has no raw
+// newline, since control characters in strings are escaped. Messages
+// written before batching hold one event's JSON each, on
+// events.<channel>.<status>; ConsumeEvents reads both.
+const (
+	eventBatchSubject = "events.batch"
+	// maxBatchBytes keeps a batch well under NATS's default 1 MiB payload
+	// limit; an event's detail has no cap of its own.
+	maxBatchBytes = 256 << 10
+)
+
+// PublishEvents appends events to EVENTS, in order, packed in as few
+// messages as the batch limits allow, asynchronously, and waits for every
+// PubAck. Errors as for Publish, naming the delivery ids of the events
+// that failed (those of a whole message when its publish failed).
 func (q *Queue) PublishEvents(ctx context.Context, events []herald.Event) error {
-	msgs := make([]*nats.Msg, len(events))
-	ids := make([]string, len(events))
-	var errs []error
+	var (
+		msgs   []*nats.Msg
+		chunks [][2]int // the range of events of each message
+		bad    []bool   // events that could not be encoded; nil when none
+		errs   []error
+		failed int
+		body   []byte
+		lo, n  int // first event and number of events in body
+		line   = make([]byte, 0, 256)
+	)
+	flush := func(hi int) {
+		if n > 0 {
+			msgs = append(msgs, &nats.Msg{Subject: q.prefix + eventBatchSubject, Data: body})
+			chunks = append(chunks, [2]int{lo, hi})
+		}
+		body, lo, n = nil, hi, 0
+	}
 	for i, e := range events {
-		ids[i] = e.DeliveryID
-		body, err := appendEvent(make([]byte, 0, 256), toWire(e))
+		var err error
+		line, err = appendEvent(line[:0], toWire(e))
 		if err != nil {
+			if bad == nil {
+				bad = make([]bool, len(events))
+			}
+			bad[i] = true
 			errs = append(errs, fmt.Errorf("event of delivery %q: encode: %w", e.DeliveryID, err))
+			failed++
 			continue
 		}
-		msgs[i] = &nats.Msg{Subject: q.prefix + "events." + token(string(e.Channel)) + "." + token(string(e.Status)), Data: body}
+		if n == MaxEventBatch || n > 0 && len(body)+1+len(line) > maxBatchBytes {
+			flush(i)
+		}
+		if body == nil {
+			// Room for the rest if they are about this one's size.
+			body = make([]byte, 0, max(len(line), min(maxBatchBytes, min(len(events)-i, MaxEventBatch)*(len(line)+1))))
+		} else {
+			body = append(body, '\n')
+		}
+		body = append(body, line...)
+		n++
 	}
-	errs = append(errs, q.publishAll(ctx, q.events, msgs, ids)...)
-	return joinFailures("queue: publish events", len(events), errs)
-}
-
-// token makes s usable as one subject token.
-func token(s string) string {
-	if s == "" || strings.ContainsAny(s, ".*> \t\r\n") {
-		return "_"
-	}
-	return s
+	flush(len(events))
+	chunkErrs := q.publishAll(ctx, q.events, msgs, func(c int) string {
+		var ids []string
+		for i := chunks[c][0]; i < chunks[c][1]; i++ {
+			if bad != nil && bad[i] {
+				continue
+			}
+			failed++
+			if !slices.Contains(ids, events[i].DeliveryID) {
+				ids = append(ids, events[i].DeliveryID)
+			}
+		}
+		return "events of deliveries " + quoteAll(ids)
+	})
+	errs = append(errs, chunkErrs...)
+	return joinFailures("queue: publish events", failed, len(events), errs)
 }
 
 // publishAll publishes the non-nil msgs asynchronously and waits for their
-// acks, returning one error per failure, named by ids[i].
-func (q *Queue) publishAll(ctx context.Context, stream string, msgs []*nats.Msg, ids []string) []error {
+// acks, returning one error per failed message, named by label(i).
+func (q *Queue) publishAll(ctx context.Context, stream string, msgs []*nats.Msg, label func(i int) string) []error {
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	var errs []error
 	for i, m := range msgs {
@@ -136,12 +188,12 @@ func (q *Queue) publishAll(ctx context.Context, stream string, msgs []*nats.Msg,
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("delivery %q: %w", ids[i], err))
+			errs = append(errs, fmt.Errorf("%s: %w", label(i), err))
 			continue
 		}
 		f, err := q.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream), jetstream.WithStallWait(stallWait))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("delivery %q: %w", ids[i], q.connErr(err)))
+			errs = append(errs, fmt.Errorf("%s: %w", label(i), q.connErr(err)))
 			continue
 		}
 		futures[i] = f
@@ -153,12 +205,24 @@ func (q *Queue) publishAll(ctx context.Context, stream string, msgs []*nats.Msg,
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			errs = append(errs, fmt.Errorf("delivery %q: %w", ids[i], err))
+			errs = append(errs, fmt.Errorf("%s: %w", label(i), err))
 		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("delivery %q: waiting for the ack: %w", ids[i], ctx.Err()))
+			errs = append(errs, fmt.Errorf("%s: waiting for the ack: %w", label(i), ctx.Err()))
 		}
 	}
 	return errs
+}
+
+// quoteAll lists ids quoted, separated by commas.
+func quoteAll(ids []string) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(id))
+	}
+	return b.String()
 }
 
 // connErr marks err as a connection failure when the connection is down:
@@ -173,8 +237,9 @@ func (q *Queue) connErr(err error) error {
 	return err
 }
 
-// joinFailures turns per-message errors into one *herald.Error, or nil.
-func joinFailures(op string, total int, errs []error) error {
+// joinFailures turns per-message errors into one *herald.Error, or nil;
+// failed of total items (jobs or events) were not stored.
+func joinFailures(op string, failed, total int, errs []error) error {
 	if len(errs) == 0 {
 		return nil
 	}
@@ -185,7 +250,7 @@ func joinFailures(op string, total int, errs []error) error {
 			break
 		}
 	}
-	return &herald.Error{Code: code, Message: fmt.Sprintf("%s: %d of %d failed", op, len(errs), total), Err: errors.Join(errs...)}
+	return &herald.Error{Code: code, Message: fmt.Sprintf("%s: %d of %d failed", op, failed, total), Err: errors.Join(errs...)}
 }
 
 // PublishDeliveries queues deliveries for the workers, each under its

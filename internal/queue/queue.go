@@ -3,7 +3,8 @@
 // ids and pull consumers. It takes a *nats.Conn and never knows whether the
 // server behind it is embedded or a cluster.
 //
-// Subjects are notify.<channel>.<priority> and events.<channel>.<status>,
+// Subjects are notify.<channel>.<priority> and events.batch (events in
+// batches; before them, one event a message on events.<channel>.<status>),
 // each prefixed with "<namespace>." when a namespace is set; stream names
 // are then prefixed with "<namespace>_". One durable pull consumer per
 // (channel, priority) reads NOTIFY, so a slow provider never holds up

@@ -63,6 +63,11 @@ func runSuite(t *testing.T, nc *nats.Conn) {
 		{"Events", testEvents},
 		{"EventHandlerErrorRedelivers", testEventHandlerErrorRedelivers},
 		{"EventsInBatches", testEventsInBatches},
+		{"ManyEventsRoundTrip", testManyEventsRoundTrip},
+		{"EventsOfOldFormatRead", testEventsOfOldFormatRead},
+		{"EventMessagesGathered", testEventMessagesGathered},
+		{"MalformedEventMessagesTerminated", testMalformedEventMessagesTerminated},
+		{"PublishEventsNamesFailures", testPublishEventsNamesFailures},
 		{"MalformedMessageTerminated", testMalformedMessageTerminated},
 		{"DepthAndPing", testDepthAndPing},
 		{"FullQueueRefusesNew", testFullQueueRefusesNew},
@@ -512,11 +517,11 @@ func testEvents(t *testing.T, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.GetMsg(t.Context(), 2)
+	m, err := s.GetMsg(t.Context(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := ns + ".events.email.sent"; m.Subject != want {
+	if want := ns + ".events.batch"; m.Subject != want {
 		t.Errorf("event subject = %q, want %q", m.Subject, want)
 	}
 
@@ -543,24 +548,39 @@ func testEvents(t *testing.T, nc *nats.Conn) {
 	}
 	mu.Unlock()
 	waitAckPendingOn(t, nc, stream, "tracker", 0)
-	// Events stay in the stream for other readers.
+	// The events, published together, are one message, which stays in the
+	// stream for other readers.
 	info, err := s.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := info.State.Msgs; n != uint64(len(events)) {
-		t.Errorf("events stream holds %d messages, want %d", n, len(events))
+	if n := info.State.Msgs; n != 1 {
+		t.Errorf("events stream holds %d messages, want 1", n)
 	}
 }
 
+// testEventHandlerErrorRedelivers: when the handler fails, every event of
+// the message comes back, together.
 func testEventHandlerErrorRedelivers(t *testing.T, nc *nats.Conn) {
 	q := openQueue(t, nc, queue.Options{})
-	if err := q.PublishEvents(t.Context(), []herald.Event{{AppID: "a", DeliveryID: "d1", Status: herald.StatusSent}}); err != nil {
+	if err := q.PublishEvents(t.Context(), []herald.Event{
+		{AppID: "a", DeliveryID: "d1", Status: herald.StatusQueued},
+		{AppID: "a", DeliveryID: "d1", Status: herald.StatusSent},
+		{AppID: "a", DeliveryID: "d2", Status: herald.StatusSent},
+	}); err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int32
+	var mu sync.Mutex
+	var calls [][]string
 	c, err := q.ConsumeEvents(t.Context(), "tracker", func(ctx context.Context, evs []herald.Event) error {
-		if calls.Add(1) == 1 {
+		mu.Lock()
+		defer mu.Unlock()
+		var call []string
+		for _, e := range evs {
+			call = append(call, e.DeliveryID+"/"+string(e.Status))
+		}
+		calls = append(calls, call)
+		if len(calls) == 1 {
 			return errors.New("store down")
 		}
 		return nil
@@ -569,9 +589,19 @@ func testEventHandlerErrorRedelivers(t *testing.T, nc *nats.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	waitFor(t, "event redelivered after a handler error", func() bool { return calls.Load() == 2 })
+	waitFor(t, "events redelivered after a handler error", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls) == 2
+	})
 	_, stream := q.StreamNames()
 	waitAckPendingOn(t, nc, stream, "tracker", 0)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"d1/queued", "d1/sent", "d2/sent"}
+	if len(calls) != 2 || !slices.Equal(calls[0], want) || !slices.Equal(calls[1], want) {
+		t.Errorf("handler calls %v, want %v twice", calls, want)
+	}
 }
 
 // testEventsInBatches: events that wait are handed over many at a time,

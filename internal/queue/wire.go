@@ -1,7 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -148,6 +151,36 @@ func decodeEvent(data []byte) (wireEvent, error) {
 	w = wireEvent{}
 	err := json.Unmarshal(data, &w)
 	return w, err
+}
+
+// decodeEvents appends the events of one EVENTS message to dst: the lines
+// of a batch (see eventBatchSubject), or the one event of a message written
+// before batching. On error dst is returned as it was.
+func decodeEvents(dst []herald.Event, batch bool, data []byte) ([]herald.Event, error) {
+	if !batch {
+		w, err := decodeEvent(data)
+		if err != nil {
+			return dst, err
+		}
+		return append(dst, w.event()), nil
+	}
+	if len(data) == 0 {
+		return dst, errors.New("empty batch")
+	}
+	n0 := len(dst)
+	for n := 1; len(data) > 0; n++ {
+		if n > MaxEventBatch {
+			return dst[:n0], fmt.Errorf("batch of more than %d events", MaxEventBatch)
+		}
+		var line []byte
+		line, data, _ = bytes.Cut(data, []byte{'\n'})
+		w, err := decodeEvent(line)
+		if err != nil {
+			return dst[:n0], fmt.Errorf("event %d of the batch: %w", n, err)
+		}
+		dst = append(dst, w.event())
+	}
+	return dst, nil
 }
 
 // decodeFlat reads a JSON object whose members are strings without escapes

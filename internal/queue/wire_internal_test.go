@@ -133,3 +133,45 @@ func BenchmarkEventCodec(b *testing.B) {
 		})
 	}
 }
+
+// Events of any content, written one a line, read back as written: the
+// JSON of an event never holds a raw newline.
+func TestEventBatchLines(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	var want []herald.Event
+	var body []byte
+	for i := range MaxEventBatch {
+		w := wireEvent{AppID: pick(r), NotificationID: pick(r), DeliveryID: pick(r), Channel: herald.Channel(pick(r)),
+			Status: herald.Status(pick(r)), Reason: pick(r), Attempt: r.IntN(3), Provider: pick(r), Detail: pick(r),
+			At: time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).UTC()}
+		if i > 0 {
+			body = append(body, '\n')
+		}
+		var err error
+		if body, err = appendEvent(body, w); err != nil {
+			t.Fatal(err)
+		}
+		// What encoding/json reads back (invalid UTF-8 becomes U+FFFD).
+		var back wireEvent
+		if err := json.Unmarshal(body[bytes.LastIndexByte(body, '\n')+1:], &back); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, back.event())
+	}
+	prefix := []herald.Event{{AppID: "kept"}}
+	got, err := decodeEvents(prefix, true, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got[1:], want) || got[0].AppID != "kept" {
+		t.Errorf("decodeEvents read %d events, not the %d written after the one kept", len(got), len(want))
+	}
+	if _, err := decodeEvents(nil, false, body); err == nil {
+		t.Error("decodeEvents read lines from a message of one event")
+	}
+	for _, bad := range []string{string(body) + "\n" + string(body), strings.Repeat(`{"status":"sent"}`+"\n", 3) + "{"} {
+		if got, err := decodeEvents(prefix, true, []byte(bad)); err == nil || len(got) != 1 {
+			t.Errorf("decodeEvents of %.40q… = %d events, %v; want only the one kept and an error", bad, len(got), err)
+		}
+	}
+}
