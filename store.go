@@ -238,7 +238,7 @@ type NewNotification struct {
 }
 
 // Transition moves one delivery to a new status, if its guard holds, and
-// appends Event to its timeline in the same transaction.
+// appends Event to its timeline in the same transaction, after Steps.
 type Transition struct {
 	AppID      string
 	DeliveryID string
@@ -255,6 +255,13 @@ type Transition struct {
 	// DueAt is when the delivery is next due (a retry's time); now when zero.
 	DueAt time.Time
 	Event Event
+	// Steps are earlier steps of the timeline that the delivery passes
+	// through on its way to To, in order (a worker's claim of a fresh
+	// delivery records queued, dated when the queue took the message,
+	// before sending). They are written before Event when, and only when,
+	// the transition applies; ids and channel they lack are filled in as
+	// Event's are.
+	Steps []Event
 	// Fallback, when set, is the next step of a fallback notification,
 	// written in the same transaction when the transition applies.
 	Fallback *FallbackStep

@@ -322,20 +322,28 @@ func committedEvents(b *herald.Batch) []herald.Event {
 	}
 	for _, t := range b.Transitions {
 		if t.Applied {
-			ev := t.Event
-			if ev.AppID == "" {
-				ev.AppID = t.AppID
+			// In the order the log has them: the steps the delivery passed through, then where it is.
+			for _, ev := range t.Steps {
+				evs = append(evs, transitionEvent(&t, ev))
 			}
-			if ev.DeliveryID == "" {
-				ev.DeliveryID = t.DeliveryID
-			}
-			evs = append(evs, ev)
+			evs = append(evs, transitionEvent(&t, t.Event))
 			if f := t.Fallback; f != nil && f.Added {
 				evs = append(evs, f.Events...)
 			}
 		}
 	}
 	return evs
+}
+
+// transitionEvent is ev, an event of t, with t's app and delivery when it lacks them.
+func transitionEvent(t *herald.Transition, ev herald.Event) herald.Event {
+	if ev.AppID == "" {
+		ev.AppID = t.AppID
+	}
+	if ev.DeliveryID == "" {
+		ev.DeliveryID = t.DeliveryID
+	}
+	return ev
 }
 
 func (w *Writer) publishLoop() {

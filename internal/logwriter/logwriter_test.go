@@ -670,3 +670,86 @@ func TestPublisherGetsFallbackSteps(t *testing.T) {
 		t.Errorf("published events (-want +got):\n%s", diff)
 	}
 }
+
+// sequence is a Publisher sink that keeps the events in the order it was handed them.
+type sequence struct {
+	mu     sync.Mutex
+	events []herald.Event
+}
+
+func (*sequence) PublishDeliveries(context.Context, []herald.Delivery) error { return nil }
+
+func (q *sequence) PublishEvents(_ context.Context, evs []herald.Event) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.events = append(q.events, evs...)
+	return nil
+}
+
+// TestPublisherGetsTransitionSteps: the steps of an applied transition are
+// published before its event, as the log orders them, with the app and
+// delivery the writer fills in; those of a transition that did not apply
+// are not published.
+func TestPublisherGetsTransitionSteps(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	base := notification("base", now(), herald.StatusAccepted, herald.StatusAccepted)
+	if err := s.Apply(t.Context(), batchOf(base)); err != nil {
+		t.Fatalf("store the base notification: %v", err)
+	}
+	queuedAt, sendingAt := now().Add(-time.Second), now()
+	claim := func(id string, ifAttempts int) herald.Transition {
+		return herald.Transition{AppID: appID, DeliveryID: id, From: []herald.Status{herald.StatusAccepted},
+			IfAttempts: &ifAttempts, To: herald.StatusSending, Attempts: ifAttempts + 1,
+			Steps: []herald.Event{{NotificationID: "base", Channel: herald.ChannelEmail, Status: herald.StatusQueued, At: queuedAt}},
+			Event: herald.Event{NotificationID: "base", Channel: herald.ChannelEmail, Status: herald.StatusSending,
+				Attempt: ifAttempts + 1, At: sendingAt}}
+	}
+	batches := []*herald.Batch{
+		{Transitions: []herald.Transition{claim("base-d0", 0)}},
+		{Transitions: []herald.Transition{claim("base-d1", 3)}}, // stale: does not apply
+		batchOf(notification("n1", sendingAt, herald.StatusAccepted)),
+	}
+	seq := &sequence{}
+	var o observer
+	w := startWriter(t, s, logwriter.Options{MaxBatch: len(batches), Linger: time.Minute, Publisher: seq, Observe: o.observe})
+	for i, err := range writeAll(t, w, batches) {
+		if err != nil {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if obs := o.all(); len(obs) == 0 || obs[0].requests != len(batches) {
+		t.Fatalf("commits = %+v, want one round merging all %d requests", obs, len(batches))
+	}
+	if got := []bool{batches[0].Transitions[0].Applied, batches[1].Transitions[0].Applied}; !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("applied = %v, want the fresh claim only", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	var got []herald.Event
+	for _, e := range seq.events {
+		if e.NotificationID == "base" {
+			got = append(got, e)
+		}
+	}
+	step := herald.Event{AppID: appID, NotificationID: "base", DeliveryID: "base-d0", Channel: herald.ChannelEmail}
+	queued, sending := step, step
+	queued.Status, queued.At = herald.StatusQueued, queuedAt
+	sending.Status, sending.Attempt, sending.At = herald.StatusSending, 1, sendingAt
+	if diff := gocmp.Diff([]herald.Event{queued, sending}, got); diff != "" {
+		t.Errorf("published events of the claims (-want +got):\n%s", diff)
+	}
+	stored, err := s.ListEvents(t.Context(), appID, "base")
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	if diff := gocmp.Diff([]herald.Event{base.Events[0], base.Events[1], queued, sending}, stored); diff != "" {
+		t.Errorf("stored timeline (-want +got):\n%s", diff)
+	}
+	if n := len(seq.events); n != 3 {
+		t.Errorf("published %d events, want the claim's two and n1's one", n)
+	}
+}

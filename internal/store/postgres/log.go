@@ -53,7 +53,8 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 					return err
 				}
 				if i >= first {
-					applied[order[i-first]] = tag.RowsAffected() == 1
+					// One row per event: the steps' and the transition's.
+					applied[order[i-first]] = tag.RowsAffected() > 0
 				}
 			}
 			if err := br.Close(); err != nil {
@@ -345,9 +346,10 @@ func (ev *events) add(e herald.Event) {
 }
 
 // queueTransition adds t as one statement whose command tag says whether
-// the guard held: the UPDATE's RETURNING feeds the INSERT of the event, so
-// the event exists exactly when the update happened. The event's missing
-// ids and channel come from the delivery row.
+// the guard held: the UPDATE's RETURNING feeds the INSERT of the event (of
+// the steps and then the event), so the events exist exactly when the
+// update happened. The events' missing ids and channel come from the
+// delivery row.
 func queueTransition(batch *pgx.Batch, t herald.Transition) {
 	due := t.DueAt
 	if due.IsZero() {
@@ -358,26 +360,45 @@ func queueTransition(batch *pgx.Batch, t herald.Transition) {
 		v := int32(*t.IfAttempts)
 		ifAttempts = &v
 	}
+	args := []any{t.AppID, t.DeliveryID, string(t.To), t.Reason, int32(t.Attempts), t.Provider, t.ProviderMessageID,
+		storeutil.Time(due), storeutil.Time(t.Event.At), storeutil.GuardStatuses(t.From), ifAttempts}
+	if len(t.Steps) > 0 {
+		var ev events
+		for _, e := range t.Steps {
+			ev.add(e)
+		}
+		ev.add(t.Event)
+		batch.Queue(updateDelivery+`
+			INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
+			SELECT COALESCE(NULLIF(e.a, ''), u.app_id), COALESCE(NULLIF(e.n, ''), u.notification_id),
+				COALESCE(NULLIF(e.d, ''), u.id), COALESCE(NULLIF(e.c, ''), u.channel), e.s, e.r, e.t, e.p, e.x, e.w
+			FROM u, unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int[],
+				$19::text[], $20::text[], $21::timestamptz[]) WITH ORDINALITY AS e (a, n, d, c, s, r, t, p, x, w, o)
+			ORDER BY e.o`, append(args, ev.args()...)...)
+		return
+	}
 	e := t.Event
-	batch.Queue(`WITH u AS (
-			UPDATE deliveries SET status = $3, reason = $4,
-				attempts = CASE WHEN $5::int = 0 THEN attempts ELSE $5::int END,
-				provider = CASE WHEN $6::text = '' THEN provider ELSE $6::text END,
-				provider_message_id = CASE WHEN $7::text = '' THEN provider_message_id ELSE $7::text END,
-				due_at = $8, updated_at = $9
-			WHERE app_id = $1 AND id = $2 AND status = ANY($10::text[]) AND ($11::int IS NULL OR attempts = $11::int)
-			RETURNING app_id, id, notification_id, channel
-		)
+	batch.Queue(updateDelivery+`
 		INSERT INTO events (app_id, notification_id, delivery_id, channel, status, reason, attempt, provider, detail, at)
 		SELECT COALESCE(NULLIF($12::text, ''), u.app_id), COALESCE(NULLIF($13::text, ''), u.notification_id),
 			COALESCE(NULLIF($14::text, ''), u.id), COALESCE(NULLIF($15::text, ''), u.channel),
 			$16, $17, $18, $19, $20, $21
 		FROM u`,
-		t.AppID, t.DeliveryID, string(t.To), t.Reason, int32(t.Attempts), t.Provider, t.ProviderMessageID,
-		storeutil.Time(due), storeutil.Time(e.At), storeutil.GuardStatuses(t.From), ifAttempts,
-		e.AppID, e.NotificationID, e.DeliveryID, string(e.Channel),
-		string(e.Status), e.Reason, int32(e.Attempt), e.Provider, e.Detail, storeutil.Time(e.At))
+		append(args, e.AppID, e.NotificationID, e.DeliveryID, string(e.Channel),
+			string(e.Status), e.Reason, int32(e.Attempt), e.Provider, e.Detail, storeutil.Time(e.At))...)
 }
+
+// updateDelivery is the guarded UPDATE of a transition, $1 to $11 of
+// queueTransition's statements, as the CTE u that their INSERTs read.
+const updateDelivery = `WITH u AS (
+		UPDATE deliveries SET status = $3, reason = $4,
+			attempts = CASE WHEN $5::int = 0 THEN attempts ELSE $5::int END,
+			provider = CASE WHEN $6::text = '' THEN provider ELSE $6::text END,
+			provider_message_id = CASE WHEN $7::text = '' THEN provider_message_id ELSE $7::text END,
+			due_at = $8, updated_at = $9
+		WHERE app_id = $1 AND id = $2 AND status = ANY($10::text[]) AND ($11::int IS NULL OR attempts = $11::int)
+		RETURNING app_id, id, notification_id, channel
+	)`
 
 const notificationColumns = `app_id, id, category, priority, content, created_at`
 

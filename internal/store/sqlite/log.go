@@ -82,6 +82,9 @@ func (s *Store) Apply(ctx context.Context, b *herald.Batch) error {
 		}
 		for i := range b.Transitions {
 			if applied[i] {
+				for _, e := range b.Transitions[i].Steps {
+					w.event(s.nextSeq(), w.filled(b.Transitions, i, e))
+				}
 				w.event(s.nextSeq(), w.transitionEvent(b.Transitions, i))
 			}
 			if i < len(steps) {
@@ -538,7 +541,13 @@ func (w *writer) returning(ctx context.Context, st *sql.Stmt, args []any, applie
 // transitionEvent is the event of the applied transition ts[i], with its
 // missing ids and channel taken from the delivery.
 func (w *writer) transitionEvent(ts []herald.Transition, i int) herald.Event {
-	t, e := &ts[i], ts[i].Event
+	return w.filled(ts, i, ts[i].Event)
+}
+
+// filled is e, an event of the applied transition ts[i], with its missing
+// ids and channel taken from the delivery.
+func (w *writer) filled(ts []herald.Transition, i int, e herald.Event) herald.Event {
+	t := &ts[i]
 	if e.AppID == "" {
 		e.AppID = t.AppID
 	}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"ApplyConflict", testApplyConflict},
 		{"Transitions", testTransitions},
 		{"TransitionsInBulk", testTransitionsInBulk},
+		{"TransitionSteps", testTransitionSteps},
 		{"DeliveryWork", testDeliveryWork},
 		{"DeliveryByProviderMessage", testDeliveryByProviderMessage},
 		{"LogIsolation", testLogIsolation},
@@ -861,6 +862,73 @@ func testTransitionsInBulk(t *testing.T, s herald.Store) {
 			wantSteps = append(wantSteps, herald.StatusQueued, herald.StatusSending)
 		}
 		diff(t, fmt.Sprintf("timeline %d", i), steps, wantSteps)
+	}
+}
+
+// testTransitionSteps: a transition's steps are written before its event,
+// each with its own time and the ids and channel it lacks filled from the
+// delivery, when the transition applies, and none of them when it does
+// not: a worker's claim of a fresh delivery, queued then sending.
+func testTransitionSteps(t *testing.T, s herald.Store) {
+	ctx := t.Context()
+	a := createApp(t, s)
+	t0 := now()
+	var nns []herald.NewNotification
+	for range 4 {
+		nns = append(nns, notification(a.ID, "user-1", t0, herald.ChannelEmail))
+	}
+	must(t, s.Apply(ctx, &herald.Batch{Notifications: nns}))
+	queuedAt, sendingAt := t0.Add(time.Second), t0.Add(2*time.Second)
+	claim := func(d herald.Delivery, ifAttempts int) herald.Transition {
+		return herald.Transition{AppID: a.ID, DeliveryID: d.ID,
+			From: []herald.Status{herald.StatusAccepted, herald.StatusScheduled}, IfAttempts: intp(ifAttempts),
+			To: herald.StatusSending, Attempts: ifAttempts + 1, DueAt: sendingAt.Add(time.Minute),
+			// The step leaves its notification and channel to the store.
+			Steps: []herald.Event{{Status: herald.StatusQueued, At: queuedAt}},
+			Event: herald.Event{AppID: a.ID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
+				Status: herald.StatusSending, Attempt: ifAttempts + 1, At: sendingAt}}
+	}
+	b := &herald.Batch{Transitions: []herald.Transition{
+		claim(nns[0].Deliveries[0], 0),
+		claim(nns[1].Deliveries[0], 3), // stale: the guard on the attempt count fails
+		claim(nns[2].Deliveries[0], 0),
+		claim(nns[0].Deliveries[0], 0), // a second claim of the same attempt loses
+		// A transition without steps in the same batch is as before.
+		{AppID: a.ID, DeliveryID: nns[3].Deliveries[0].ID, To: herald.StatusCanceled,
+			Event: herald.Event{Status: herald.StatusCanceled, At: sendingAt}},
+	}}
+	must(t, s.Apply(ctx, b))
+	var got []bool
+	for _, tr := range b.Transitions {
+		got = append(got, tr.Applied)
+	}
+	diff(t, "applied flags", got, []bool{true, false, true, false, true})
+
+	for i, nn := range nns {
+		d := nn.Deliveries[0]
+		accepted := herald.Event{AppID: a.ID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
+			Status: herald.StatusAccepted, At: t0}
+		want := []herald.Event{accepted}
+		wantD := wantDelivery(d)
+		switch i {
+		case 0, 2:
+			queued, sending := accepted, accepted
+			queued.Status, queued.At = herald.StatusQueued, queuedAt
+			sending.Status, sending.Attempt, sending.At = herald.StatusSending, 1, sendingAt
+			want = append(want, queued, sending)
+			wantD.Status, wantD.Attempts, wantD.NextAttemptAt, wantD.UpdatedAt = herald.StatusSending, 1, sendingAt.Add(time.Minute), sendingAt
+		case 3:
+			canceled := accepted
+			canceled.Status, canceled.At = herald.StatusCanceled, sendingAt
+			want = append(want, canceled)
+			wantD.Status, wantD.NextAttemptAt, wantD.UpdatedAt = herald.StatusCanceled, sendingAt, sendingAt
+		}
+		evs, err := s.ListEvents(ctx, a.ID, nn.Notification.ID)
+		must(t, err)
+		diff(t, fmt.Sprintf("timeline of delivery %d", i), evs, want)
+		got, err := s.GetDelivery(ctx, a.ID, d.ID)
+		must(t, err)
+		diff(t, fmt.Sprintf("delivery %d", i), got, wantD)
 	}
 }
 
