@@ -257,27 +257,31 @@ func (w *Worker) Handle(ctx context.Context, appID, deliveryID string, queuedAt 
 	case d.Reason == herald.ReasonPossibleDuplicate:
 		detail = PossibleDuplicate + ": the previous attempt timed out and may have reached the provider"
 	}
-	claim := &herald.Batch{}
-	if d.Status == herald.StatusAccepted || d.Status == herald.StatusScheduled {
-		if queuedAt.IsZero() || queuedAt.After(now) || queuedAt.Before(d.NextAttemptAt) {
-			queuedAt = now // a scheduled delivery is queued when its time came, not when it was first published
-		}
-		claim.Transitions = append(claim.Transitions, herald.Transition{AppID: appID, DeliveryID: d.ID,
-			From: []herald.Status{herald.StatusAccepted, herald.StatusScheduled}, IfAttempts: &d.Attempts, To: herald.StatusQueued,
-			Event: w.event(d, herald.StatusQueued, "", 0, "", "", queuedAt.UTC().Truncate(time.Microsecond))})
-	}
-	claim.Transitions = append(claim.Transitions, herald.Transition{
+	claim := herald.Transition{
 		AppID: appID, DeliveryID: d.ID,
 		From:       []herald.Status{herald.StatusAccepted, herald.StatusScheduled, herald.StatusQueued, herald.StatusSending},
 		IfAttempts: &d.Attempts, To: herald.StatusSending, Attempts: attempt,
 		DueAt: now.Add(w.o.SendTimeout + 10*time.Second),
 		Event: w.event(d, herald.StatusSending, "", attempt, "", detail, now),
-	})
-	if err := w.log.Write(ctx, claim); err != nil {
+	}
+	if d.Status == herald.StatusAccepted || d.Status == herald.StatusScheduled {
+		// A fresh delivery passes through queued on its way, so the claim
+		// writes that step too, and only from where the step is true. No
+		// other claim is refused by it: at an unchanged attempt count,
+		// nothing but a claim (which raises the count) takes a delivery on
+		// from accepted or scheduled to queued or sending.
+		claim.From = []herald.Status{herald.StatusAccepted, herald.StatusScheduled}
+		if queuedAt.IsZero() || queuedAt.After(now) || queuedAt.Before(d.NextAttemptAt) {
+			queuedAt = now // a scheduled delivery is queued when its time came, not when it was first published
+		}
+		claim.Steps = []herald.Event{w.event(d, herald.StatusQueued, "", 0, "", "", queuedAt.UTC().Truncate(time.Microsecond))}
+	}
+	b := &herald.Batch{Transitions: []herald.Transition{claim}}
+	if err := w.log.Write(ctx, b); err != nil {
 		w.o.Logger.Error("recording attempt", "delivery", d.ID, "err", err)
 		return storeFailed
 	}
-	if !claim.Transitions[len(claim.Transitions)-1].Applied {
+	if !b.Transitions[0].Applied {
 		// Someone else moved it on; the next look will see what they did.
 		return Verdict{Action: Retry, Delay: 2 * time.Second}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
 	"github.com/heraldhq/herald"
@@ -122,6 +123,43 @@ func TestSentOnceThenAcked(t *testing.T) {
 		if steps[i] != want[i] {
 			t.Fatalf("timeline = %v, want %v", steps, want)
 		}
+	}
+}
+
+// The claim of a fresh delivery records queued, dated when the queue took
+// the message, then sending; the claim of a retry, already queued,
+// records only sending.
+func TestClaimsTimeline(t *testing.T) {
+	f := newFixture(t, deliver.Options{Schedules: emailSchedule(2, time.Millisecond)}, providertest.FailData(451, "try later"))
+	d := f.accepted(t)
+	t0 := f.now
+	f.now = t0.Add(2 * time.Second)
+	f.worker.Handle(context.Background(), f.appID, d.ID, t0.Add(time.Second))
+	f.now = t0.Add(3 * time.Second)
+	f.worker.Handle(context.Background(), f.appID, d.ID, t0.Add(2500*time.Millisecond))
+	evs, err := f.store.ListEvents(context.Background(), f.appID, d.NotificationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type step struct {
+		Status  herald.Status
+		Attempt int
+		At      time.Duration // since accepted
+	}
+	var got []step
+	for _, e := range evs {
+		got = append(got, step{e.Status, e.Attempt, e.At.Sub(t0)})
+	}
+	want := []step{
+		{herald.StatusAccepted, 0, 0},
+		{herald.StatusQueued, 0, time.Second},
+		{herald.StatusSending, 1, 2 * time.Second},
+		{herald.StatusQueued, 1, 2 * time.Second}, // the retry
+		{herald.StatusSending, 2, 3 * time.Second},
+		{herald.StatusDead, 2, 3 * time.Second},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
 	}
 }
 
