@@ -90,6 +90,13 @@ type ContactStore interface {
 	PutUsers(ctx context.Context, users []User) (created int, err error)
 	// GetUser returns the user. CodeNotFound when the app has no such user.
 	GetUser(ctx context.Context, appID, userID string) (User, error)
+	// GetUserContacts returns each of userIDs that is a user of the app
+	// with its preferences and devices, keyed by user id, in a few reads
+	// whatever the count (GetUser, GetPreferences and ListDevices cost one
+	// each per user). Accepting calls it for a request's users and for each
+	// page of a topic fan-out. An id that is not the app's user is absent
+	// from the map, never an error; repeated ids are read once.
+	GetUserContacts(ctx context.Context, appID string, userIDs []string) (map[string]UserContacts, error)
 	// DeleteUser erases the user with its devices and preferences. CodeNotFound when absent.
 	DeleteUser(ctx context.Context, appID, userID string) error
 	// SetContactStatus marks the user's email or SMS contact usable ("") or DeviceInvalid.
@@ -112,6 +119,14 @@ type ContactStore interface {
 	GetPreferences(ctx context.Context, appID, userID string) (Preferences, error)
 	// PutPreferences replaces the user's preferences. CodeNotFound when the user does not exist.
 	PutPreferences(ctx context.Context, appID, userID string, p Preferences) error
+}
+
+// UserContacts is a user with what reaching them takes: their preferences
+// (empty when never set) and their push devices, oldest first.
+type UserContacts struct {
+	User        User
+	Preferences Preferences
+	Devices     []Device
 }
 
 // ProviderConfigStore keeps each app's provider list per channel, sealed

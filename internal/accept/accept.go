@@ -29,8 +29,7 @@ import (
 type Store interface {
 	GetApp(ctx context.Context, id string) (herald.App, error)
 	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
-	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
-	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
+	GetUserContacts(ctx context.Context, appID string, userIDs []string) (map[string]herald.UserContacts, error)
 	GetIdempotency(ctx context.Context, appID, key string) (herald.Idempotency, error)
 	GetNotification(ctx context.Context, appID, id string) (herald.Notification, error)
 	ListDeliveries(ctx context.Context, appID, notificationID string) ([]herald.Delivery, error)
@@ -166,7 +165,11 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
-	deliveries, details, err := s.resolve(ctx, n, req, plan, fanout != nil)
+	users, err := s.requestUsers(ctx, appID, req)
+	if err != nil {
+		return herald.Accepted{}, false, err
+	}
+	deliveries, details, err := s.resolve(ctx, n, req, users, plan, fanout != nil)
 	if err != nil {
 		return herald.Accepted{}, false, err
 	}
@@ -184,7 +187,7 @@ func (s *Service) Send(ctx context.Context, appID string, req herald.SendRequest
 			return herald.Accepted{}, false, err
 		}
 	}
-	if err := s.schedule(ctx, appID, req, now, deliveries); err != nil {
+	if err := s.schedule(ctx, appID, req, now, deliveries, users); err != nil {
 		return herald.Accepted{}, false, err
 	}
 	for i := range deliveries {

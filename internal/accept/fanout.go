@@ -69,14 +69,18 @@ func (s *Service) FanoutPage(ctx context.Context, f herald.Fanout, n herald.Noti
 		}
 		out = append(out, d)
 	}
+	contacts, err := s.userContacts(ctx, n.AppID, users)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fan-out of %q: %w", n.ID, err)
+	}
 	for _, u := range users {
-		if err := s.resolveUser(ctx, n, u, asked, plan, add); err != nil && !herald.IsNotFound(err) {
-			return nil, nil, err
+		if c, ok := contacts[u]; ok {
+			s.resolveUser(ctx, n, c, asked, plan, add)
 		}
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	req := herald.SendRequest{SendAt: f.SendAt, SendAtLocal: f.SendAtLocal}
-	if err := s.schedule(ctx, n.AppID, req, now, out); err != nil {
+	if err := s.schedule(ctx, n.AppID, req, now, out, contacts); err != nil {
 		return nil, nil, err
 	}
 	events := make([]herald.Event, 0, len(out))

@@ -19,10 +19,13 @@ import (
 // channel that can reach them, after suppressed ones for the channels
 // before it that cannot; details holds the timeline notes of those.
 //
+// users holds the request's users with their contacts (requestUsers);
+// a user_id missing from it is refused as no user of the app.
+//
 // A topic recipient is left to the fan-out; with one, the direct
 // recipients may all be unreachable (or absent) without refusing the request.
-func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest, plan *templatePlan, topic bool) (
-	out []herald.Delivery, details map[string]string, err error) {
+func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald.SendRequest,
+	users map[string]herald.UserContacts, plan *templatePlan, topic bool) (out []herald.Delivery, details map[string]string, err error) {
 	asked := map[herald.Channel]bool{}
 	for _, c := range req.Channels {
 		asked[c] = true
@@ -63,25 +66,21 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 				add(herald.Delivery{Channel: herald.ChannelSMS, Address: r.Phone})
 			}
 		case r.UserID != "":
-			resolveOne := s.resolveUser
-			if len(req.Fallback) > 0 {
-				resolveOne = func(ctx context.Context, n herald.Notification, userID string, _ map[herald.Channel]bool,
-					plan *templatePlan, add func(herald.Delivery)) error {
-					return s.resolveFallback(ctx, n, userID, plan, func(d herald.Delivery, detail string) {
-						add(d)
-						if detail != "" {
-							details[deliveryid.New(nid, deliveryid.Key(d))] = detail
-						}
-					})
-				}
+			u, ok := users[r.UserID]
+			if !ok {
+				v.Add(fmt.Sprintf("to[%d].user_id", i), "no user %q in this app: create it with PUT /v1/users/{user_id}", r.UserID)
+				continue
 			}
-			if err := resolveOne(ctx, n, r.UserID, asked, plan, add); err != nil {
-				if herald.IsNotFound(err) {
-					v.Add(fmt.Sprintf("to[%d].user_id", i), "no user %q in this app: create it with PUT /v1/users/{user_id}", r.UserID)
-					continue
-				}
-				return nil, nil, err
+			if len(req.Fallback) == 0 {
+				s.resolveUser(ctx, n, u, asked, plan, add)
+				continue
 			}
+			s.resolveFallback(ctx, n, u, plan, func(d herald.Delivery, detail string) {
+				add(d)
+				if detail != "" {
+					details[deliveryid.New(nid, deliveryid.Key(d))] = detail
+				}
+			})
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -97,32 +96,48 @@ func (s *Service) resolve(ctx context.Context, n herald.Notification, req herald
 	return out, details, nil
 }
 
-func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID string, asked map[herald.Channel]bool,
-	plan *templatePlan, add func(herald.Delivery)) error {
-	u, err := s.store.GetUser(ctx, n.AppID, userID)
-	if err != nil {
-		return fmt.Errorf("accept: resolve user %q: %w", userID, err)
+// requestUsers reads every user the request names by user_id, with their
+// preferences and devices, at once: a few queries, not three per user.
+func (s *Service) requestUsers(ctx context.Context, appID string, req herald.SendRequest) (map[string]herald.UserContacts, error) {
+	var ids []string
+	for _, r := range req.To {
+		if r.Email == "" && r.Phone == "" && r.UserID != "" {
+			ids = append(ids, r.UserID)
+		}
 	}
-	plan.sawUser(u)
-	prefs, err := s.store.GetPreferences(ctx, n.AppID, userID)
-	if err != nil {
-		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
+	return s.userContacts(ctx, appID, ids)
+}
+
+// userContacts reads the users among ids with their preferences and
+// devices; a user absent from the app is absent from the map.
+func (s *Service) userContacts(ctx context.Context, appID string, ids []string) (map[string]herald.UserContacts, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
+	users, err := s.store.GetUserContacts(ctx, appID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("accept: resolve %d users: %w", len(ids), err)
+	}
+	return users, nil
+}
+
+// resolveUser resolves user c on each channel asked for (every channel
+// when none is), as resolve describes.
+func (s *Service) resolveUser(ctx context.Context, n herald.Notification, c herald.UserContacts, asked map[herald.Channel]bool,
+	plan *templatePlan, add func(herald.Delivery)) {
+	plan.sawUser(c.User)
 	explicit := len(asked) > 0
-	for _, c := range herald.AllChannels() {
-		if explicit && !asked[c] || !plan.serves(c) {
+	for _, ch := range herald.AllChannels() {
+		if explicit && !asked[ch] || !plan.serves(ch) {
 			continue
 		}
 		// A contact or device a provider reported invalid stays visible as a
 		// suppressed delivery, so the skip shows in the timeline.
-		allowed := prefs.Allows(c, n.Category) || s.isCritical(ctx, n)
-		targets, err := fallback.Targets(ctx, s.store, u, allowed, c)
-		if err != nil {
-			return fmt.Errorf("accept: %w", err)
-		}
+		allowed := c.Preferences.Allows(ch, n.Category) || s.isCritical(ctx, n)
+		targets := fallback.Targets(c.User, c.Devices, allowed, ch)
 		if len(targets) == 0 {
 			if explicit {
-				add(herald.Delivery{UserID: userID, Channel: c, Status: herald.StatusSuppressed, Reason: herald.ReasonNoAddress})
+				add(herald.Delivery{UserID: c.User.ID, Channel: ch, Status: herald.StatusSuppressed, Reason: herald.ReasonNoAddress})
 			}
 			continue
 		}
@@ -130,33 +145,20 @@ func (s *Service) resolveUser(ctx context.Context, n herald.Notification, userID
 			add(t)
 		}
 	}
-	return nil
 }
 
-// resolveFallback resolves a user of a fallback notification: the plan's
+// resolveFallback resolves user c of a fallback notification: the plan's
 // channels in order up to the first that can reach the user.
-func (s *Service) resolveFallback(ctx context.Context, n herald.Notification, userID string, plan *templatePlan,
-	add func(d herald.Delivery, detail string)) error {
-	u, err := s.store.GetUser(ctx, n.AppID, userID)
-	if err != nil {
-		return fmt.Errorf("accept: resolve user %q: %w", userID, err)
-	}
-	plan.sawUser(u)
-	prefs, err := s.store.GetPreferences(ctx, n.AppID, userID)
-	if err != nil {
-		return fmt.Errorf("accept: preferences of user %q: %w", userID, err)
-	}
+func (s *Service) resolveFallback(ctx context.Context, n herald.Notification, c herald.UserContacts, plan *templatePlan,
+	add func(d herald.Delivery, detail string)) {
+	plan.sawUser(c.User)
 	critical := s.isCritical(ctx, n)
-	allows := func(c herald.Channel) bool { return critical || prefs.Allows(c, n.Category) }
-	planned, err := fallback.Walk(ctx, s.store, u, allows, slices.DeleteFunc(slices.Clone(n.Fallback),
-		func(c herald.Channel) bool { return !plan.serves(c) }), "", "")
-	if err != nil {
-		return fmt.Errorf("accept: %w", err)
-	}
+	allows := func(ch herald.Channel) bool { return critical || c.Preferences.Allows(ch, n.Category) }
+	planned := fallback.Walk(c.User, c.Devices, allows, slices.DeleteFunc(slices.Clone(n.Fallback),
+		func(ch herald.Channel) bool { return !plan.serves(ch) }), "", "")
 	for _, p := range planned {
 		add(p.Delivery, p.Detail)
 	}
-	return nil
 }
 
 // isCritical reports whether the app marks n's category critical, so that

@@ -29,7 +29,9 @@ func checkSchedule(v *herald.Validation, req *herald.SendRequest, now time.Time)
 // schedule holds the deliveries that are to wait for send_at or
 // send_at_local: they are written scheduled, with that due time, and the
 // reconciler queues them when it comes. A time already past sends at once.
-func (s *Service) schedule(ctx context.Context, appID string, req herald.SendRequest, now time.Time, ds []herald.Delivery) error {
+// users are the users resolved for ds, whose timezones need no new read.
+func (s *Service) schedule(ctx context.Context, appID string, req herald.SendRequest, now time.Time, ds []herald.Delivery,
+	users map[string]herald.UserContacts) error {
 	if req.SendAt.IsZero() && req.SendAtLocal == "" {
 		return nil
 	}
@@ -42,7 +44,7 @@ func (s *Service) schedule(ctx context.Context, appID string, req herald.SendReq
 		}
 		at := req.SendAt.UTC()
 		if req.SendAtLocal != "" {
-			loc, err := s.userZone(ctx, appID, d.UserID, zones)
+			loc, err := s.userZone(ctx, appID, d.UserID, users, zones)
 			if err != nil {
 				return err
 			}
@@ -56,8 +58,10 @@ func (s *Service) schedule(ctx context.Context, appID string, req herald.SendReq
 }
 
 // userZone is the user's timezone, UTC for none (a direct address, a user
-// without one, a zone this host does not know); zones caches them.
-func (s *Service) userZone(ctx context.Context, appID, userID string, zones map[string]*time.Location) (*time.Location, error) {
+// without one, a zone this host does not know); the user is read unless
+// in users, and zones caches the result.
+func (s *Service) userZone(ctx context.Context, appID, userID string, users map[string]herald.UserContacts,
+	zones map[string]*time.Location) (*time.Location, error) {
 	if userID == "" {
 		return time.UTC, nil
 	}
@@ -65,9 +69,12 @@ func (s *Service) userZone(ctx context.Context, appID, userID string, zones map[
 		return loc, nil
 	}
 	loc := time.UTC
-	u, err := s.store.GetUser(ctx, appID, userID)
-	if err != nil {
-		return nil, fmt.Errorf("accept: timezone of user %q: %w", userID, err)
+	u := users[userID].User
+	if u.ID == "" {
+		var err error
+		if u, err = s.store.GetUser(ctx, appID, userID); err != nil {
+			return nil, fmt.Errorf("accept: timezone of user %q: %w", userID, err)
+		}
 	}
 	if u.Timezone != "" {
 		if l, err := time.LoadLocation(u.Timezone); err == nil {

@@ -17,25 +17,21 @@ import (
 	"github.com/heraldhq/herald/internal/deliveryid"
 )
 
-// Devices lists a user's push devices.
-type Devices interface {
-	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
-}
-
 // Store is what taking a step reads: the user as it is now.
 type Store interface {
-	Devices
+	ListDevices(ctx context.Context, appID, userID string) ([]herald.Device, error)
 	GetUser(ctx context.Context, appID, userID string) (herald.User, error)
 	GetPreferences(ctx context.Context, appID, userID string) (herald.Preferences, error)
 }
 
 // Targets returns user u's deliveries on channel c, with UserID and
-// Channel set and no ids: one per address, or per device for push. A
-// contact or device a provider reported invalid is suppressed
-// invalid_recipient, and every one is suppressed opted_out unless allowed
-// (the user's preferences accept the channel for the category, or the
-// category is critical). nil when the user has no address or device on c.
-func Targets(ctx context.Context, s Devices, u herald.User, allowed bool, c herald.Channel) ([]herald.Delivery, error) {
+// Channel set and no ids: one per address, or per device (u's devices,
+// which the caller read) for push. A contact or device a provider
+// reported invalid is suppressed invalid_recipient, and every one is
+// suppressed opted_out unless allowed (the user's preferences accept the
+// channel for the category, or the category is critical). nil when the
+// user has no address or device on c.
+func Targets(u herald.User, devices []herald.Device, allowed bool, c herald.Channel) []herald.Delivery {
 	invalid := func(d herald.Delivery) herald.Delivery {
 		d.Status, d.Reason = herald.StatusSuppressed, herald.ReasonInvalidRecipient
 		return d
@@ -55,10 +51,6 @@ func Targets(ctx context.Context, s Devices, u herald.User, allowed bool, c hera
 			out = append(out, invalid(herald.Delivery{Address: u.Phone}))
 		}
 	case herald.ChannelPush:
-		devices, err := s.ListDevices(ctx, u.AppID, u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("fallback: devices of user %q: %w", u.ID, err)
-		}
 		for _, d := range devices {
 			t := herald.Delivery{Address: d.Token, DeviceID: d.ID, Platform: d.Platform}
 			if d.Status == herald.DeviceInvalid {
@@ -73,7 +65,7 @@ func Targets(ctx context.Context, s Devices, u herald.User, allowed bool, c hera
 			out[i].Status, out[i].Reason = herald.StatusSuppressed, herald.ReasonOptedOut
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Planned is a delivery of a fallback plan with the detail of its first
@@ -83,20 +75,17 @@ type Planned struct {
 	Detail   string
 }
 
-// Walk tries channels in order for user u: each channel that cannot reach
-// the user gives its suppressed deliveries (one suppressed no_address
-// when it has no address at all), and the first that can gives its
-// deliveries and ends the walk. allows says whether the user takes the
-// notification on a channel. from and fromReason name the channel that
-// was left before the walk (empty at acceptance), for the details.
-func Walk(ctx context.Context, s Devices, u herald.User, allows func(herald.Channel) bool,
-	channels []herald.Channel, from herald.Channel, fromReason string) ([]Planned, error) {
+// Walk tries channels in order for user u, who has devices: each channel
+// that cannot reach the user gives its suppressed deliveries (one
+// suppressed no_address when it has no address at all), and the first
+// that can gives its deliveries and ends the walk. allows says whether the
+// user takes the notification on a channel. from and fromReason name the
+// channel that was left before the walk (empty at acceptance), for the details.
+func Walk(u herald.User, devices []herald.Device, allows func(herald.Channel) bool,
+	channels []herald.Channel, from herald.Channel, fromReason string) []Planned {
 	var out []Planned
 	for i, c := range channels {
-		ds, err := Targets(ctx, s, u, allows(c), c)
-		if err != nil {
-			return nil, err
-		}
+		ds := Targets(u, devices, allows(c), c)
 		if len(ds) == 0 {
 			ds = []herald.Delivery{{UserID: u.ID, Channel: c, Status: herald.StatusSuppressed, Reason: herald.ReasonNoAddress}}
 		}
@@ -122,7 +111,7 @@ func Walk(ctx context.Context, s Devices, u herald.User, allows func(herald.Chan
 			break
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Detail is the timeline's note of a fallback step: channel from could
@@ -191,11 +180,15 @@ func step(ctx context.Context, s Store, n herald.Notification, d herald.Delivery
 	if err != nil && !herald.IsNotFound(err) {
 		return nil, fmt.Errorf("fallback: preferences of user %q: %w", d.UserID, err)
 	}
-	allows := func(c herald.Channel) bool { return critical || prefs.Allows(c, n.Category) }
-	planned, err := Walk(ctx, s, u, allows, n.Fallback[at+1:], d.Channel, reason)
-	if err != nil {
-		return nil, err
+	rest := n.Fallback[at+1:]
+	var devices []herald.Device
+	if slices.Contains(rest, herald.ChannelPush) {
+		if devices, err = s.ListDevices(ctx, n.AppID, d.UserID); err != nil {
+			return nil, fmt.Errorf("fallback: devices of user %q: %w", d.UserID, err)
+		}
 	}
+	allows := func(c herald.Channel) bool { return critical || prefs.Allows(c, n.Category) }
+	planned := Walk(u, devices, allows, rest, d.Channel, reason)
 	nid, err := uuid.Parse(n.ID)
 	if err != nil {
 		return nil, fmt.Errorf("fallback: notification id %q: %w", n.ID, err)

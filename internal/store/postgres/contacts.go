@@ -98,14 +98,25 @@ func scanDevice(row pgx.Row) (herald.Device, error) {
 	if err := row.Scan(&d.AppID, &d.ID, &d.UserID, &platform, &d.Token, &sub, &d.Status, &d.CreatedAt); err != nil {
 		return herald.Device{}, err
 	}
-	if len(sub) > 0 && string(sub) != "null" {
-		d.Subscription = new(herald.WebPushSubscription)
-		if err := json.Unmarshal(sub, d.Subscription); err != nil {
-			return herald.Device{}, err
-		}
+	var err error
+	if d.Subscription, err = decodeSubscription(sub); err != nil {
+		return herald.Device{}, err
 	}
 	d.Platform, d.CreatedAt = herald.Platform(platform), d.CreatedAt.UTC()
 	return d, nil
+}
+
+// decodeSubscription decodes a web push device's subscription column
+// (NULL for other platforms).
+func decodeSubscription(col []byte) (*herald.WebPushSubscription, error) {
+	if len(col) == 0 || string(col) == "null" {
+		return nil, nil
+	}
+	sub := new(herald.WebPushSubscription)
+	if err := json.Unmarshal(col, sub); err != nil {
+		return nil, err
+	}
+	return sub, nil
 }
 
 // AddDevice registers a device; the same token for the same user again

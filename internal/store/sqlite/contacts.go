@@ -113,14 +113,25 @@ func scanDevice(row interface{ Scan(...any) error }) (herald.Device, error) {
 	if err := row.Scan(&d.AppID, &d.ID, &d.UserID, &platform, &d.Token, &sub, &d.Status, &created); err != nil {
 		return herald.Device{}, err
 	}
-	if sub.Valid && sub.String != "" {
-		d.Subscription = new(herald.WebPushSubscription)
-		if err := json.Unmarshal([]byte(sub.String), d.Subscription); err != nil {
-			return herald.Device{}, err
-		}
+	var err error
+	if d.Subscription, err = decodeSubscription(sub); err != nil {
+		return herald.Device{}, err
 	}
 	d.Platform, d.CreatedAt = herald.Platform(platform), fromUS(created)
 	return d, nil
+}
+
+// decodeSubscription decodes a web push device's subscription column
+// (NULL or empty for other platforms).
+func decodeSubscription(col sql.NullString) (*herald.WebPushSubscription, error) {
+	if !col.Valid || col.String == "" {
+		return nil, nil
+	}
+	sub := new(herald.WebPushSubscription)
+	if err := json.Unmarshal([]byte(col.String), sub); err != nil {
+		return nil, err
+	}
+	return sub, nil
 }
 
 // AddDevice registers a device; the same token for the same user again

@@ -32,6 +32,8 @@ func Run(t *testing.T, open func(t *testing.T) herald.Store) {
 		{"KeyLifecycle", testKeyLifecycle},
 		{"Users", testUsers},
 		{"PutUsers", testPutUsers},
+		{"UserContacts", testUserContacts},
+		{"UserContactsChunked", testUserContactsChunked},
 		{"Devices", testDevices},
 		{"Preferences", testPreferences},
 		{"ProviderConfigs", testProviderConfigs},

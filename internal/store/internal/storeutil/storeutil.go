@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -338,4 +339,23 @@ var FallbackBlockers = []string{
 	string(herald.StatusAccepted), string(herald.StatusScheduled), string(herald.StatusQueued), string(herald.StatusSending),
 	string(herald.StatusSent), string(herald.StatusDelivered), string(herald.StatusOpened), string(herald.StatusClicked),
 	string(herald.StatusCanceled),
+}
+
+// MaxIDsPerRead bounds the ids one query of a bulk read takes, so a large
+// list stays within the drivers' and databases' limits on a statement.
+const MaxIDsPerRead = 500
+
+// IDChunks returns ids without repeats, in chunks of at most MaxIDsPerRead:
+// a bulk read runs its queries once per chunk, and would read an id found
+// in two chunks twice.
+func IDChunks(ids []string) [][]string {
+	seen := make(map[string]bool, len(ids))
+	distinct := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			distinct = append(distinct, id)
+		}
+	}
+	return slices.Collect(slices.Chunk(distinct, MaxIDsPerRead))
 }
