@@ -260,7 +260,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 			Holder:   fmt.Sprintf("%s/%d/%d", host, os.Getpid(), time.Now().UnixNano()),
 			Interval: a.cfg.ReconcileInterval, After: a.cfg.ReconcileAfter, Observe: m.observeReconcile, Now: a.now,
 			IdempotencyRetention: a.cfg.IdempotencyRetention, Swept: sweptCounter(a.reg), Backlog: a.q,
-			Windows: fallback.NewWindows(a.store, a.writer, deliver.NewCaps(a.store, a.limiter).Critical, a.logger)})
+			Windows: fallback.NewWindows(a.store, a.writer, deliver.NewCaps(a.store, a.limiter).Critical, a.logger),
+			Log:     a.writer})
 		if err = a.reconciler.Start(ctx); err != nil {
 			return err
 		}

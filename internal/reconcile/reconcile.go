@@ -83,6 +83,17 @@ type Options struct {
 	// ended without a receipt (fallback.Windows); the lease holder runs it
 	// at every pass.
 	Windows Windows
+	// Log, when set, moves a scheduled delivery whose time came to queued
+	// (with its queued event) before its message goes out; see
+	// queueScheduled. Without it the delivery stays scheduled until a
+	// worker claims it.
+	Log LogWriter
+}
+
+// LogWriter commits transitions to the log and publishes their events
+// (the group-commit writer).
+type LogWriter interface {
+	Write(ctx context.Context, b *herald.Batch) error
 }
 
 // Windows is a pass over fallback windows that ended (fallback.Windows).
@@ -200,6 +211,9 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	republish, waiting := r.split(ctx, now, stale)
+	if republish, err = r.queueScheduled(ctx, now, republish); err != nil {
+		return 0, err
+	}
 	if len(republish) > 0 {
 		round := fmt.Sprintf("r%d", now.UnixMicro())
 		if err := r.pub.RepublishDeliveries(ctx, republish, round); err != nil {
@@ -237,6 +251,57 @@ func (r *Reconciler) Pass(ctx context.Context) (int, error) {
 		r.o.Observe(len(republish))
 	}
 	return len(republish), nil
+}
+
+// queueScheduled moves the scheduled deliveries among ds, whose time has
+// come, to queued, due After from now, and returns ds without those that
+// moved on meanwhile (canceled, claimed). A worker drops a scheduled
+// delivery that is not due yet (a copy still queued when a quiet-hours
+// hold or a cap deferred it), and the postpone after the republish puts
+// the due time After ahead: left scheduled, a copy that a worker read
+// after the postpone was dropped, and the send was put off by After again
+// at every pass that lost that race.
+func (r *Reconciler) queueScheduled(ctx context.Context, now time.Time, ds []herald.Delivery) ([]herald.Delivery, error) {
+	if r.o.Log == nil {
+		return ds, nil
+	}
+	b := &herald.Batch{}
+	var at []int // the index in ds of each transition
+	for i, d := range ds {
+		if d.Status != herald.StatusScheduled {
+			continue
+		}
+		attempts := d.Attempts
+		b.Transitions = append(b.Transitions, herald.Transition{AppID: d.AppID, DeliveryID: d.ID,
+			From: []herald.Status{herald.StatusScheduled}, IfAttempts: &attempts, To: herald.StatusQueued,
+			DueAt: now.Add(r.o.After),
+			Event: herald.Event{AppID: d.AppID, NotificationID: d.NotificationID, DeliveryID: d.ID, Channel: d.Channel,
+				Status: herald.StatusQueued, At: now}})
+		at = append(at, i)
+	}
+	if len(b.Transitions) == 0 {
+		return ds, nil
+	}
+	if err := r.o.Log.Write(ctx, b); err != nil {
+		return nil, fmt.Errorf("reconcile: queue %d scheduled deliveries: %w", len(b.Transitions), err)
+	}
+	moved := make(map[int]bool, len(at))
+	for k, t := range b.Transitions {
+		moved[at[k]] = t.Applied
+	}
+	out := make([]herald.Delivery, 0, len(ds))
+	for i, d := range ds {
+		applied, scheduled := moved[i]
+		if !scheduled {
+			out = append(out, d)
+			continue
+		}
+		if applied {
+			d.Status, d.NextAttemptAt = herald.StatusQueued, now.Add(r.o.After)
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // split returns the stale deliveries to republish and how many were held

@@ -581,3 +581,66 @@ func TestPassUsesTheLastBacklogReadingForAWhile(t *testing.T) {
 		}
 	}
 }
+
+// storeLog commits through the store itself, as the log writer does
+// (without its grouping and publishing); before, when set, is committed
+// first, as if another process had written it in between.
+type storeLog struct {
+	s      *sqlite.Store
+	before *herald.Batch
+}
+
+func (l storeLog) Write(ctx context.Context, b *herald.Batch) error {
+	if l.before != nil {
+		if err := l.s.Apply(ctx, l.before); err != nil {
+			return err
+		}
+	}
+	return l.s.Apply(ctx, b)
+}
+
+// TestScheduledDeliveryIsQueuedBeforeItsCopy: a scheduled delivery whose
+// time came is queued in the log, with its queued event, before its copy
+// goes out. Left scheduled with the due time the pass postpones it to, a
+// worker reading it after the pass would take it for one still held back
+// and drop the copy. One canceled meanwhile is not republished.
+func TestScheduledDeliveryIsQueuedBeforeItsCopy(t *testing.T) {
+	t.Parallel()
+	const after = time.Minute
+	s := openStore(t)
+	seed(t, s, delivery("due", herald.StatusScheduled, t0.Add(-time.Second)))
+	seed(t, s, delivery("later", herald.StatusScheduled, t0.Add(time.Hour)))
+	seed(t, s, delivery("canceled", herald.StatusScheduled, t0.Add(-time.Second)))
+	cancel := &herald.Batch{Transitions: []herald.Transition{{AppID: appID, DeliveryID: "canceled",
+		From: []herald.Status{herald.StatusScheduled}, To: herald.StatusCanceled,
+		Event: herald.Event{AppID: appID, NotificationID: "n-canceled", DeliveryID: "canceled", Status: herald.StatusCanceled, At: t0}}}}
+	pub := &sink{}
+	r := newReconciler(t, s, pub, reconcile.Options{Holder: "a", Now: newClock().Now, Interval: time.Hour, After: after,
+		Log: storeLog{s: s, before: cancel}})
+	if got := pass(t, r); got != 1 {
+		t.Fatalf("the pass republished %d, want 1", got)
+	}
+	if rounds := pub.all(); len(rounds) != 1 || !slices.Equal(rounds[0].deliveries, []string{"due"}) {
+		t.Fatalf("republished %v, want [due]", rounds)
+	}
+	d, err := s.GetDelivery(t.Context(), appID, "due")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != herald.StatusQueued || !d.NextAttemptAt.Equal(t0.Add(after)) {
+		t.Errorf("after the pass: %s due %v, want queued due %v", d.Status, d.NextAttemptAt, t0.Add(after))
+	}
+	evs, err := s.ListEvents(t.Context(), appID, "n-due")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) == 0 || evs[len(evs)-1].Status != herald.StatusQueued || !evs[len(evs)-1].At.Equal(t0) {
+		t.Errorf("timeline %+v, want it to end with queued at %v", evs, t0)
+	}
+	if d, _ := s.GetDelivery(t.Context(), appID, "later"); d.Status != herald.StatusScheduled {
+		t.Errorf("a delivery not yet due is %s, want scheduled", d.Status)
+	}
+	if got := pass(t, r); got != 0 {
+		t.Errorf("a second pass republished %d, want 0 (it is postponed)", got)
+	}
+}

@@ -14,11 +14,15 @@ import (
 // TestWALStaysBounded commits without pause while a reader keeps reading,
 // as under load. A PASSIVE checkpoint alone never restarts the WAL then,
 // and the file grows with every commit; with the restart above the limit,
-// it stops growing once the limit is passed.
+// the writer starts over from the file's beginning, so the file stops
+// growing. The test passes once the file has not grown for a whole second
+// of commits, past the limit; a machine too busy to let the checkpoint
+// loop run shows as a longer wait, not a failure, within the deadline.
 func TestWALStaysBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "herald.db")
 	s := open(t, path)
-	sqlite.SetWALRestartBytes(s, 1<<20)
+	const limit = 1 << 20
+	sqlite.SetWALRestartBytes(s, limit)
 	app := uuid.Must(uuid.NewV7()).String()
 	first := newNotification(app)
 	if err := s.Apply(t.Context(), &herald.Batch{Notifications: []herald.NewNotification{first}}); err != nil {
@@ -40,6 +44,10 @@ func TestWALStaysBounded(t *testing.T) {
 			}
 		}
 	}()
+	defer func() {
+		close(stop)
+		<-readerDone
+	}()
 	walSize := func() int64 {
 		st, err := os.Stat(path + "-wal")
 		if err != nil {
@@ -47,9 +55,11 @@ func TestWALStaysBounded(t *testing.T) {
 		}
 		return st.Size()
 	}
+	const window, deadline = time.Second, 30 * time.Second
 	start := time.Now()
-	var early int64
-	for time.Since(start) < 4500*time.Millisecond {
+	windowStart, windowSize, commits := start, walSize(), 0
+	var sizes []int64
+	for {
 		batch := make([]herald.NewNotification, 64)
 		for i := range batch {
 			batch[i] = newNotification(app)
@@ -57,16 +67,18 @@ func TestWALStaysBounded(t *testing.T) {
 		if err := s.Apply(t.Context(), &herald.Batch{Notifications: batch}); err != nil {
 			t.Fatal(err)
 		}
-		if early == 0 && time.Since(start) > 1500*time.Millisecond {
-			early = walSize()
+		commits++
+		if time.Since(windowStart) < window {
+			continue
 		}
-	}
-	close(stop)
-	<-readerDone
-	// Growing all along, the WAL would be about three times its size at
-	// 1.5 s by 4.5 s; restarted, it is at most the limit plus what a
-	// second of commits writes.
-	if late := walSize(); late >= 2*early {
-		t.Errorf("WAL grew from %d bytes at 1.5s to %d at 4.5s; want it bounded", early, late)
+		size := walSize()
+		sizes = append(sizes, size)
+		if size > limit && size <= windowSize && commits >= 10 {
+			return // a second of commits, and the file did not grow
+		}
+		if time.Since(start) > deadline {
+			t.Fatalf("the WAL grew in every second of commits for %v: sizes %v", deadline, sizes)
+		}
+		windowStart, windowSize, commits = time.Now(), size, 0
 	}
 }
