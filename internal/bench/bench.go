@@ -720,13 +720,34 @@ type httpError struct {
 
 func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
-// must calls do and fails unless the answer is 2xx.
+// must calls do and fails unless the answer is 2xx. A 429 (the key's
+// request limit, met by setting up many users at once) is not an answer
+// to the request: it is made again after the Retry-After, up to
+// setupRetries times.
 func (a *apiClient) must(ctx context.Context, method, path string, body any) error {
-	if _, err := a.do(ctx, method, path, body, nil); err != nil {
-		return fmt.Errorf("bench: %s %s: %w", method, path, err)
+	for try := 0; ; try++ {
+		_, err := a.do(ctx, method, path, body, nil)
+		var he *httpError
+		if err == nil || !errors.As(err, &he) || he.status != http.StatusTooManyRequests || try == setupRetries {
+			if err != nil {
+				return fmt.Errorf("bench: %s %s: %w", method, path, err)
+			}
+			return nil
+		}
+		wait := time.Second
+		if secs, perr := strconv.Atoi(he.retryAfter); perr == nil && secs > 0 {
+			wait = time.Duration(secs) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: %s %s: %w", method, path, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
-	return nil
 }
+
+// setupRetries bounds how often a setup request refused with 429 is made again.
+const setupRetries = 30
 
 // setUp points the app's providers at the sink and creates users with an
 // email address, a phone number and a device (iOS for even users, Android
