@@ -92,7 +92,10 @@ func (m Mix) pick(r *rand.Rand) string {
 // and where its providers send (a bench sink), if the bench is to read
 // arrivals. Process, when set, reads the Herald process's CPU and memory.
 type Target struct {
-	Label  string // names the target in the report; the URL when empty
+	Label string // names the target in the report; the URL when empty
+	// URL is Herald's base URL, or several separated by commas (API
+	// processes of one deployment): requests go to each in turn, setup
+	// to the first.
 	URL    string
 	APIKey string
 	// Sink is the sink the app's providers point at; nil when deliveries
@@ -161,13 +164,21 @@ func Run(ctx context.Context, target Target, opts Options) (*Report, error) {
 	if client == nil {
 		client = NewClient(opts.Concurrency)
 	}
-	api := &apiClient{base: strings.TrimRight(target.URL, "/"), key: target.APIKey, c: client}
+	var apis []*apiClient
+	for u := range strings.SplitSeq(target.URL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			apis = append(apis, &apiClient{base: strings.TrimRight(u, "/"), key: target.APIKey, c: client})
+		}
+	}
+	if len(apis) == 0 {
+		return nil, errors.New("bench: no Herald URL")
+	}
 	if target.Configure {
-		if err := setUp(ctx, api, target.Sink, opts.Users, opts.EmailProvider); err != nil {
+		if err := setUp(ctx, apis[0], target.Sink, opts.Users, opts.EmailProvider); err != nil {
 			return nil, err
 		}
 	}
-	r := newRun(api, target, opts)
+	r := newRun(apis, target, opts)
 	return r.run(ctx)
 }
 
@@ -182,7 +193,7 @@ func NewClient(concurrency int) *http.Client {
 
 // run is one measurement.
 type run struct {
-	api    *apiClient
+	apis   []*apiClient // request seq goes to apis[seq%len(apis)]
 	target Target
 	opts   Options
 
@@ -218,8 +229,8 @@ type second struct {
 	acceptLat, deliverLat           []time.Duration
 }
 
-func newRun(api *apiClient, target Target, opts Options) *run {
-	return &run{api: api, target: target, opts: opts, byChannel: map[string]int{}, errs: map[string]int{},
+func newRun(apis []*apiClient, target Target, opts Options) *run {
+	return &run{apis: apis, target: target, opts: opts, byChannel: map[string]int{}, errs: map[string]int{},
 		byID: map[string]int64{}, byRef: map[string]int64{}, refLeft: map[string]int{}, early: map[string][]sink.Arrival{}}
 }
 
@@ -437,7 +448,8 @@ func (r *run) send(ctx context.Context, rng *rand.Rand, seq int64, due time.Time
 	r.sent++
 	r.mu.Unlock()
 	var res sendResponse
-	status, err := r.api.do(ctx, http.MethodPost, "/v1/notifications", body, &res)
+	api := r.apis[int(seq%int64(len(r.apis)))]
+	status, err := api.do(ctx, http.MethodPost, "/v1/notifications", body, &res)
 	now := time.Now()
 	var he *httpError
 	if err != nil && !errors.As(err, &he) {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func TestMatchAnArrivalBeforeIts202(t *testing.T) {
 		_, _ = io.WriteString(w, `{"id":"n1","status":"accepted","deliveries":[{"id":"d9","channel":"push","status":"accepted"}]}`)
 	}))
 	defer srv.Close()
-	r := newRun(&apiClient{base: srv.URL, c: srv.Client()}, Target{}, Options{Mix: Mix{"push": 1}, Users: 1, Recipients: 1})
+	r := newRun([]*apiClient{{base: srv.URL, c: srv.Client()}}, Target{}, Options{Mix: Mix{"push": 1}, Users: 1, Recipients: 1})
 	r.start = time.Now()
 	r.match([]sink.Arrival{{Kind: "apns", ID: "d9", At: time.Now().UnixNano()}})
 	if r.delivered != 0 || len(r.early) != 1 {
@@ -79,5 +80,34 @@ func TestPercentiles(t *testing.T) {
 	}
 	if percentiles(nil) != nil {
 		t.Error("percentiles of nothing are not nil")
+	}
+}
+
+// TestRunSpreadsOverSeveralURLs: with two API URLs, requests go to each in
+// turn, and both halves are counted in one report.
+func TestRunSpreadsOverSeveralURLs(t *testing.T) {
+	var hits [2]atomic.Int64
+	var srvs [2]*httptest.Server
+	for i := range srvs {
+		srvs[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			hits[i].Add(1)
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = io.WriteString(w, `{"id":"n","status":"accepted","deliveries":[]}`)
+		}))
+		defer srvs[i].Close()
+	}
+	target := Target{URL: srvs[0].URL + "/, " + srvs[1].URL, APIKey: "k"}
+	rep, err := Run(context.Background(), target, Options{Concurrency: 4, Count: 40, Mix: Mix{"push": 1}, Users: 1, Recipients: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := hits[0].Load(), hits[1].Load(); a != 20 || b != 20 {
+		t.Errorf("requests per URL: %d and %d, want 20 each", a, b)
+	}
+	if rep.Requests.Accepted != 40 {
+		t.Errorf("report: %d accepted, want 40", rep.Requests.Accepted)
+	}
+	if _, err := Run(context.Background(), Target{URL: " , ", APIKey: "k"}, Options{Concurrency: 1, Count: 1, Mix: Mix{"push": 1}, Users: 1, Recipients: 1}); err == nil {
+		t.Error("a URL list of nothing was taken")
 	}
 }

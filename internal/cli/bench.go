@@ -21,7 +21,7 @@ import (
 
 const benchUsage = `Usage:
   herald bench --embedded (--concurrency N | --rate N) (--duration D | --count N) [flags]
-  herald bench --url U --api-key K --sink-url https://127.0.0.1:PORT --sink-ca sink-ca.pem [flags]
+  herald bench --url U[,U2…] --api-key K --sink-url https://127.0.0.1:PORT --sink-ca sink-ca.pem [flags]
   herald bench --ceilings [--database-url URL] [--ceilings-duration 5s]
   herald bench sink --addr 127.0.0.1:PORT [--smtp-addr 127.0.0.1:PORT] [--latency 5ms] [--jitter 2ms] [--error-rate 0.01] [--ca-out sink-ca.pem]
 
@@ -64,7 +64,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	)
 	cfg, fs, err := loadConfig("bench", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.Usage = func() { fmt.Fprint(stderr, benchUsage, "\nFlags:\n"); fs.PrintDefaults() }
-		fs.StringVar(&url, "url", getenv("HERALD_URL"), "base URL of a running Herald (env HERALD_URL)")
+		fs.StringVar(&url, "url", getenv("HERALD_URL"), "base URL of a running Herald, or several separated by commas (API processes of one deployment: requests go to each in turn) (env HERALD_URL)")
 		fs.StringVar(&apiKey, "api-key", getenv("HERALD_API_KEY"), "an admin API key of the app to load (env HERALD_API_KEY)")
 		fs.BoolVar(&embedded, "embedded", false, "start Herald in this process, with a sink as every provider")
 		fs.Float64Var(&rate, "rate", 0, "requests per second, open loop")
