@@ -712,13 +712,22 @@ func testDepthAndPing(t *testing.T, nc *nats.Conn) {
 	if err := q.Publish(t.Context(), jobs); err != nil {
 		t.Fatal(err)
 	}
-	depth, err := q.Depth(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A consumer counts a stored message a moment after the PubAck, so
+	// the depth is read until it matches or a deadline passes.
 	want := map[string]uint64{"email.normal": 2, "email.high": 0, "sms.normal": 0, "sms.high": 0, "push.normal": 0, "push.high": 1}
-	if !reflect.DeepEqual(depth, want) {
-		t.Errorf("Depth = %v, want %v", depth, want)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		depth, err := q.Depth(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reflect.DeepEqual(depth, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Depth = %v after 5s, want %v", depth, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
