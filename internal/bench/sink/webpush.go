@@ -1,16 +1,11 @@
 package sink
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhq/herald"
+	"github.com/heraldhq/herald/internal/webpushua"
 )
 
 // KindWebPush is the sink's Web Push service: one subscription, whose
@@ -91,7 +87,7 @@ func (s *Sink) webpush(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("Urgency %q is not very-low, low, normal or high (RFC 8030 §5.3)", u), http.StatusBadRequest)
 		return
 	}
-	if t := r.Header.Get("Topic"); t != "" && !validTopic(t) {
+	if t := r.Header.Get("Topic"); t != "" && !webpushua.ValidTopic(t) {
 		http.Error(w, "Topic must be at most 32 URL-safe base64 characters (RFC 8030 §5.4)", http.StatusBadRequest)
 		return
 	}
@@ -104,7 +100,7 @@ func (s *Sink) webpush(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "payload over 4096 bytes", http.StatusRequestEntityTooLarge)
 		return
 	}
-	plain, err := decryptPush(body, s.push.key, s.push.auth)
+	plain, err := webpushua.Decrypt(body, s.push.key, s.push.auth)
 	if err != nil {
 		http.Error(w, "the body does not decrypt: "+err.Error(), http.StatusBadRequest)
 		return
@@ -166,88 +162,4 @@ func checkVAPID(h, origin string, now time.Time) (int, error) {
 		return http.StatusForbidden, errors.New("sub is required")
 	}
 	return 0, nil
-}
-
-// decryptPush opens an RFC 8291 aes128gcm body as the user agent holding
-// key and auth would. It is written from the RFC, apart from the adapter's
-// encryption, so that a mistake in one is not mirrored in the other.
-func decryptPush(body []byte, key *ecdh.PrivateKey, auth []byte) ([]byte, error) {
-	if len(body) < 21 {
-		return nil, errors.New("body shorter than the aes128gcm header")
-	}
-	salt, rs, idlen := body[:16], binary.BigEndian.Uint32(body[16:20]), int(body[20])
-	if rs < 18 {
-		return nil, fmt.Errorf("record size %d is under 18", rs)
-	}
-	if idlen != 65 || len(body) < 21+idlen {
-		return nil, fmt.Errorf("keyid is %d bytes, want the sender's 65-byte public key", idlen)
-	}
-	senderBytes, record := body[21:21+idlen], body[21+idlen:]
-	if len(record) > int(rs) {
-		return nil, fmt.Errorf("record of %d bytes is over the record size %d: more than one record", len(record), rs)
-	}
-	sender, err := ecdh.P256().NewPublicKey(senderBytes)
-	if err != nil {
-		return nil, fmt.Errorf("keyid: %w", err)
-	}
-	secret, err := key.ECDH(sender)
-	if err != nil {
-		return nil, err
-	}
-	// RFC 8291 §3.4: PRK_key = HMAC(auth, ecdh), IKM = HMAC(PRK_key, key_info || 1).
-	keyInfo := append([]byte("WebPush: info\x00"), key.PublicKey().Bytes()...)
-	keyInfo = append(keyInfo, senderBytes...)
-	prkKey, err := hkdf.Extract(sha256.New, secret, auth)
-	if err != nil {
-		return nil, err
-	}
-	ikm, err := hkdf.Expand(sha256.New, prkKey, string(keyInfo), 32)
-	if err != nil {
-		return nil, err
-	}
-	prk, err := hkdf.Extract(sha256.New, ikm, salt)
-	if err != nil {
-		return nil, err
-	}
-	cek, err := hkdf.Expand(sha256.New, prk, "Content-Encoding: aes128gcm\x00", 16)
-	if err != nil {
-		return nil, err
-	}
-	nonce, err := hkdf.Expand(sha256.New, prk, "Content-Encoding: nonce\x00", 12)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(cek)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	padded, err := gcm.Open(nil, nonce, record, nil)
-	if err != nil {
-		return nil, fmt.Errorf("aes-128-gcm: %w", err)
-	}
-	i := len(padded) - 1
-	for i >= 0 && padded[i] == 0 {
-		i--
-	}
-	if i < 0 || padded[i] != 0x02 {
-		return nil, errors.New("the record does not end with the last-record delimiter 0x02")
-	}
-	return padded[:i], nil
-}
-
-// validTopic is RFC 8030 §5.4: at most 32 characters of URL-safe base64.
-func validTopic(t string) bool {
-	if len(t) > 32 {
-		return false
-	}
-	for _, r := range t {
-		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/webpushua"
 )
 
 func b64(t *testing.T, s string) []byte {
@@ -28,27 +30,29 @@ const (
 	rfcPlain     = "When I grow up, I want to be a watermelon"
 )
 
+// TestDecryptRFC8291Vector checks the decryption the fake (and the bench
+// sink) open pushes with against the RFC's own vector.
 func TestDecryptRFC8291Vector(t *testing.T) {
 	t.Parallel()
 	key, err := ecdh.P256().NewPrivateKey(b64(t, rfcUAPrivate))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Decrypt(b64(t, rfcBody), key, b64(t, rfcAuth))
+	got, err := webpushua.Decrypt(b64(t, rfcBody), key, b64(t, rfcAuth))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(got) != rfcPlain {
-		t.Fatalf("Decrypt = %q, want %q", got, rfcPlain)
+		t.Fatalf("webpushua.Decrypt = %q, want %q", got, rfcPlain)
 	}
 	tampered := b64(t, rfcBody)
 	tampered[len(tampered)-1] ^= 1
-	if _, err := Decrypt(tampered, key, b64(t, rfcAuth)); err == nil {
+	if _, err := webpushua.Decrypt(tampered, key, b64(t, rfcAuth)); err == nil {
 		t.Fatal("a tampered body decrypted")
 	}
 	wrongAuth := b64(t, rfcAuth)
 	wrongAuth[0] ^= 1
-	if _, err := Decrypt(b64(t, rfcBody), key, wrongAuth); err == nil {
+	if _, err := webpushua.Decrypt(b64(t, rfcBody), key, wrongAuth); err == nil {
 		t.Fatal("the body decrypted with the wrong auth secret")
 	}
 }
