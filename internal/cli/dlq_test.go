@@ -2,10 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,29 +18,7 @@ import (
 // environment of the dlq commands, the fake and the dead delivery's id.
 func deadLetterServer(t *testing.T) (map[string]string, *twiliofake.Server, string) {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.DataDir, cfg.HTTPAddr, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
-	cfg.Workers, cfg.SendTimeout, cfg.MaxAttempts, cfg.RetryBackoff = 2, 2*time.Second, 2, 10*time.Millisecond
-	cfg.AllowPrivateTargets = true
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a := app.New(cfg, slog.New(slog.DiscardHandler))
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := a.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	_, key, err := app.CreateApp(t.Context(), a.Store(), "shop", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + a.Addr()
+	base, key := startHerald(t, func(cfg *app.Config) { cfg.MaxAttempts = 2 })
 	call := func(method, path string, body any, want int) []byte {
 		t.Helper()
 		raw, _ := json.Marshal(body)

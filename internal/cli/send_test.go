@@ -17,10 +17,29 @@ import (
 // SMS, and returns the environment of the remote verbs and a client.
 func liveServer(t *testing.T) (map[string]string, *client.Client) {
 	t.Helper()
+	base, key := startHerald(t, func(*app.Config) {})
+	c := client.New(base, key)
+	for _, ch := range []string{"email", "sms"} {
+		if _, err := c.PutProviders(t.Context(), ch, []client.ProviderEntry{{Kind: "log"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.PutUser(t.Context(), "ada", client.PutUserRequest{Email: "ada@example.com", Phone: "+14155550100"}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"HERALD_URL": base, "HERALD_API_KEY": key}, c
+}
+
+// startHerald runs Herald in process on a temporary data dir, with small
+// timeouts and configure's changes, until the test ends, and returns its
+// base URL and an admin key of an app "shop".
+func startHerald(t *testing.T, configure func(*app.Config)) (base, key string) {
+	t.Helper()
 	cfg := app.Defaults()
 	cfg.DataDir, cfg.HTTPAddr, cfg.LogLevel = t.TempDir(), "127.0.0.1:0", "warn"
 	cfg.Workers, cfg.SendTimeout, cfg.RetryBackoff = 2, 2*time.Second, 10*time.Millisecond
 	cfg.AllowPrivateTargets = true
+	configure(&cfg)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -39,17 +58,7 @@ func liveServer(t *testing.T) (map[string]string, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + a.Addr()
-	c := client.New(base, key)
-	for _, ch := range []string{"email", "sms"} {
-		if _, err := c.PutProviders(t.Context(), ch, []client.ProviderEntry{{Kind: "log"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.PutUser(t.Context(), "ada", client.PutUserRequest{Email: "ada@example.com", Phone: "+14155550100"}); err != nil {
-		t.Fatal(err)
-	}
-	return map[string]string{"HERALD_URL": base, "HERALD_API_KEY": key}, c
+	return "http://" + a.Addr(), key
 }
 
 func wantOut(t *testing.T, out string, wants ...string) {
